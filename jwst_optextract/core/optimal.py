@@ -1,0 +1,352 @@
+"""Optimal (Horne 1986) extraction with signal-independent weights.
+
+For every column the flux is the weighted least-squares amplitude of a profile
+``P`` normalised to ``sum(P) = 1`` over the slit,
+
+    f = sum(P D / V) / sum(P**2 / V),        var(f) = 1 / sum(P**2 / V),
+
+with the sums over good pixels only, so a masked pixel changes the noise but
+not the expectation of ``f``.
+
+The weights ``V`` must not depend on the noise of the pixel they weight, or
+faint fluxes come out biased low (a pixel that fluctuates down gets a smaller
+data-derived Poisson variance and so more weight). ``V`` is therefore the read
+noise and flat variance plus a *model* of the Poisson variance: per column,
+the pipeline's ``VAR_POISSON`` is fitted by ``a + b P`` (background floor plus
+a term proportional to the source model), which averages the noise of the
+single pixel away.
+
+Cosmic rays and hot pixels that no DQ flag marks are rejected iteratively:
+the worst pixel of each column is dropped while its residual from the model
+``f P`` exceeds ``reject_sigma`` standard deviations, and only the columns that
+changed are solved again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import median_filter
+
+__all__ = ["OptimalResult", "optimal_extract"]
+
+
+@dataclass
+class OptimalResult:
+    """Optimally extracted spectrum.
+
+    Arrays of per-column quantities have the data's shape without the row axis
+    ``(..., nx)``; ``rejected`` has the data's shape.
+    """
+
+    flux: np.ndarray
+    var_poisson: np.ndarray
+    var_rnoise: np.ndarray
+    var_flat: np.ndarray
+    npixels: np.ndarray
+    """Effective number of pixels, ``sum_good(P) / sum(P**2)`` (jwst's definition)."""
+    coverage: np.ndarray
+    """Fraction of the profile on good pixels."""
+    n_rejected: np.ndarray
+    rejected: np.ndarray
+    """True for pixels rejected as outliers by the extraction itself."""
+    valid: np.ndarray
+    """False for columns that could not be extracted (their flux is NaN)."""
+
+    @property
+    def var_total(self) -> np.ndarray:
+        return self.var_poisson + self.var_rnoise + self.var_flat
+
+
+def optimal_extract(
+    data: np.ndarray,
+    profile: np.ndarray,
+    var_rnoise: np.ndarray,
+    var_poisson: np.ndarray | None = None,
+    var_flat: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    reject_sigma: float | None = 5.0,
+    max_reject_iterations: int = 10,
+    min_coverage: float = 0.3,
+    chunk_pixels: int = 1 << 19,
+) -> OptimalResult:
+    """Extract a spectrum by profile-weighted least squares, column by column.
+
+    Parameters
+    ----------
+    data : ndarray
+        Shape ``(..., ny, nx)``: rows cross-dispersion, dispersion along the
+        last axis, any leading axes (integrations) extracted independently.
+    profile : ndarray
+        Cross-dispersion profile, broadcastable to ``data``; it is normalised
+        here to sum to one over the rows of every column.
+    var_rnoise : ndarray
+        Read-noise variance, broadcastable to ``data``; used in the weights.
+    var_poisson : ndarray, optional
+        The pipeline's (data-derived) Poisson variance. Only its per-column
+        fit ``a + b P`` enters the weights and the reported Poisson variance.
+    var_flat : ndarray, optional
+        Flat-field variance; used in the weights and propagated.
+    mask : ndarray of bool, optional
+        True for good pixels, broadcastable to ``data``. Non-finite data or
+        variances, and pixels with no positive variance, are always bad.
+    reject_sigma : float or None
+        Threshold for rejecting the worst pixel of a column, in standard
+        deviations *above* the model (cosmic rays and hot pixels are
+        positive); None disables outlier rejection.
+    max_reject_iterations : int
+        At most this many pixels are rejected per column.
+    min_coverage : float
+        Columns whose good pixels hold less than this fraction of the profile
+        are not extracted (NaN flux, ``valid`` False).
+    chunk_pixels : int
+        Leading-axis chunks of about this many pixels are solved at a time, to
+        keep the working arrays in cache and the memory bounded.
+
+    Returns
+    -------
+    OptimalResult
+        Float32 input is computed in float32, anything else in float64.
+    """
+    data = np.asarray(data)
+    shape = data.shape
+    if data.ndim < 2:
+        raise ValueError(f"data must have at least 2 dimensions (rows, columns); got shape {shape}")
+    dtype = np.float32 if data.dtype == np.float32 else np.float64
+    P = _normalise(np.asarray(profile, dtype=dtype))
+    lead = shape[:-2]
+    out_shape = lead + shape[-1:]
+    result = OptimalResult(
+        flux=np.empty(out_shape, dtype),
+        var_poisson=np.empty(out_shape, dtype),
+        var_rnoise=np.empty(out_shape, dtype),
+        var_flat=np.empty(out_shape, dtype),
+        npixels=np.empty(out_shape, dtype),
+        coverage=np.empty(out_shape, dtype),
+        n_rejected=np.empty(out_shape, np.int32),
+        rejected=np.zeros(shape, bool),
+        valid=np.empty(out_shape, bool),
+    )
+    frame = shape[-2] * shape[-1]
+    per_chunk = max(1, chunk_pixels // frame)
+    n_lead = int(np.prod(lead)) if lead else 1
+    for start in range(0, n_lead, per_chunk):
+        index = np.unravel_index(np.arange(start, min(start + per_chunk, n_lead)), lead) if lead else ()
+        part = {
+            "data": data[index],
+            "P": _take(P, index, lead, shape),
+            "vr": _take(var_rnoise, index, lead, shape, dtype),
+            "vp": _take(var_poisson, index, lead, shape, dtype),
+            "vf": _take(var_flat, index, lead, shape, dtype),
+            "mask": _take(mask, index, lead, shape, bool),
+        }
+        chunk = _extract_chunk(**part, reject_sigma=reject_sigma,
+                               max_iterations=max_reject_iterations, min_coverage=min_coverage)
+        for name, value in chunk.items():
+            getattr(result, name)[index] = value
+    return result
+
+
+def _take(a, index, lead, shape, dtype=None):
+    """The chunk ``index`` of ``a`` broadcast to ``shape`` (None stays None)."""
+    if a is None:
+        return None
+    a = np.asarray(a) if dtype is None else np.asarray(a, dtype=dtype)
+    if a.ndim <= 2:
+        return np.broadcast_to(a, shape[-2:])
+    return np.broadcast_to(a, shape)[index]
+
+
+def _extract_chunk(data, P, vr, vp, vf, mask, reject_sigma, max_iterations, min_coverage):
+    shape = data.shape
+    good = np.isfinite(data) & np.isfinite(vr) & (vr >= 0) & (P > 0)
+    if vp is not None:
+        good &= np.isfinite(vp)
+    if vf is not None:
+        good &= np.isfinite(vf) & (vf >= 0)
+    if mask is not None:
+        good &= mask
+    good = np.broadcast_to(good, shape).copy()
+    D = np.where(good, data, 0).astype(P.dtype, copy=False)
+    terms = None
+    vpm = None
+    if vp is not None:
+        terms = poisson_terms(D, P, vr, vp, vf, good)
+        vpm = poisson_variance(*terms, P)
+    sol = solve_columns(D, P, vr, vpm, vf, good, axis=-2)
+    rejected = np.zeros(shape, dtype=bool)
+    if reject_sigma is not None and reject_sigma > 0:
+        _reject_outliers(D, P, vr, terms, vf, good, rejected, sol, reject_sigma, max_iterations)
+    coverage = np.einsum("...yx,...yx->...x", good.astype(P.dtype), np.broadcast_to(P, shape))
+    sum_p2 = np.einsum("...yx,...yx->...x", P, P)
+    valid = (coverage >= min_coverage) & (sol["inv_var"] > 0) & np.isfinite(sol["flux"])
+    nan = np.where(valid, 1.0, np.nan).astype(P.dtype)
+    var_rnoise = sol["var_rnoise"]
+    var_flat = sol["var_flat"]
+    return {
+        "flux": sol["flux"] * nan,
+        "var_poisson": np.clip(sol["var_total"] - var_rnoise - var_flat, 0, None) * nan,
+        "var_rnoise": var_rnoise * nan,
+        "var_flat": var_flat * nan,
+        "npixels": coverage / sum_p2,
+        "coverage": coverage,
+        "n_rejected": rejected.sum(axis=-2),
+        "rejected": rejected,
+        "valid": valid,
+    }
+
+
+def _normalise(profile: np.ndarray) -> np.ndarray:
+    profile = np.where(np.isfinite(profile) & (profile > 0), profile, 0)
+    total = profile.sum(axis=-2, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, profile / total, 0).astype(profile.dtype)
+
+
+def _wsum(a, b, axis):
+    """Sum of ``a * b`` along the row axis without a full-size temporary."""
+    if axis == -2:
+        return np.einsum("...yx,...yx->...x", a, b)
+    return np.einsum("...y,...y->...", a, b)
+
+
+def solve_columns(D, P, vr, vpm, vf, good, axis):
+    """Weighted amplitude and propagated variances of every column.
+
+    ``D`` must be zero on bad pixels; ``vpm`` is the *modelled* Poisson
+    variance (see `poisson_variance_model`) or None; ``good`` is updated in
+    place for pixels that turn out to have no positive variance.
+    """
+    g = good.astype(P.dtype)
+    P = np.broadcast_to(P, D.shape)
+    V = np.broadcast_to(vr, D.shape).copy()
+    if vf is not None:
+        V += vf
+    if vpm is not None:
+        V += vpm
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iv = np.where(V > 0, g / V, 0).astype(P.dtype, copy=False)
+    good &= iv > 0
+    pv = P * iv
+    inv_var = _wsum(pv, P, axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var_total = np.where(inv_var > 0, 1 / inv_var, np.nan).astype(P.dtype, copy=False)
+    flux = _wsum(pv, D, axis) * var_total
+    pv2 = pv * pv
+    var_rnoise = _wsum(pv2, np.broadcast_to(vr, D.shape), axis) * var_total**2
+    var_flat = (_wsum(pv2, np.broadcast_to(vf, D.shape), axis) * var_total**2
+                if vf is not None else np.zeros_like(flux))
+    return {
+        "flux": flux,
+        "inv_var": inv_var,
+        "var_total": var_total,
+        "var_rnoise": var_rnoise,
+        "var_flat": var_flat,
+        "iv": iv,
+    }
+
+
+def poisson_terms(D, P, vr, vp, vf, good, window: int = 31):
+    """Smooth model of the Poisson variance: background term ``a`` and ``q`` per column.
+
+    The pipeline's ``VAR_POISSON`` is ``q S + a`` for a source signal ``S``,
+    with ``q`` (variance per unit signal: gain, flat, photometric conversion)
+    and the background term ``a`` smooth along the dispersion. Per column,
+    ``vp ~ a + b P`` is fitted by least squares; ``q = b / f`` (with ``f`` a
+    first flux estimate) and ``a`` are then running medians over ``window``
+    columns, robust to cosmic rays. The Poisson variance of a pixel is modelled
+    as ``a + q max(f, 0) P`` (`poisson_variance`), so that its weight depends on
+    its own noise only through averages over hundreds of pixels. Data-derived
+    variances instead bias faint fluxes low (tens of percent when photon
+    limited); a per-column fit alone still leaves several tenths of a percent.
+
+    Arrays are ``(..., ny, nx)``; ``D`` and ``vp`` must be finite where ``good``.
+
+    Returns
+    -------
+    a, q, flux : ndarray
+        Per-column arrays ``(..., nx)``; ``flux`` is the first flux estimate.
+    """
+    g = good.astype(P.dtype)
+    P = np.broadcast_to(P, D.shape)
+    vp = np.where(good, vp, 0)
+    n = g.sum(axis=-2)
+    gp = g * P
+    sp = gp.sum(axis=-2)
+    spp = _wsum(gp, P, -2)
+    sv = vp.sum(axis=-2)
+    spv = _wsum(vp, P, -2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        det = n * spp - sp * sp
+        b = np.clip(np.where(det > 0, (n * spv - sp * sv) / det, 0), 0, None)
+        a = np.clip(np.where(n > 0, (sv - b * sp) / n, 0), 0, None)
+    first = solve_columns(D, P, vr, a[..., None, :] + b[..., None, :] * P, vf, good.copy(), axis=-2)
+    flux = np.clip(np.nan_to_num(first["flux"]), 0, None)
+    size = (1,) * (b.ndim - 1) + (window,)
+    median_b = median_filter(b, size=size, mode="nearest")
+    median_f = median_filter(flux, size=size, mode="nearest")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        q = np.where(median_f > 0, median_b / median_f, 0)
+    a = median_filter(a, size=size, mode="nearest")
+    return a, q, first["flux"]
+
+
+def poisson_variance(a, q, flux, P, axis=-2):
+    """Modelled Poisson variance ``a + q max(f, 0) P`` of every pixel (rows on ``axis``)."""
+    source = np.clip(np.nan_to_num(q * flux), 0, None)
+    return (np.expand_dims(a, axis) + np.expand_dims(source, axis) * P).astype(P.dtype, copy=False)
+
+
+def _reject_outliers(D, P, vr, terms, vf, good, rejected, sol, reject_sigma, max_iterations):
+    """Drop the worst pixel per column while it is an outlier; update ``sol`` in place.
+
+    After the full first pass only the columns with an outlier are gathered, as
+    ``(n_columns, ny)`` arrays, and solved again; each iteration keeps only the
+    columns that still have one. The modelled Poisson variance of a column
+    follows its flux as outliers leave it.
+    """
+    threshold = reject_sigma
+    # Signed: only pixels above the model are outliers. Cosmic rays and hot
+    # pixels are positive, and a column inflated by one pulls its model above
+    # the good pixels, which must not be rejected in its place.
+    chi2 = (D - sol["flux"][..., None, :] * P) * np.sqrt(sol.pop("iv"))
+    outlier = chi2.max(axis=-2) > threshold
+    if not outlier.any():
+        return
+    sel = np.nonzero(outlier)
+
+    def gather(a):
+        # rows last, so that indexing by column gives (n_columns, ny)
+        return None if a is None else np.moveaxis(np.broadcast_to(a, D.shape), -2, -1)[sel]
+
+    d, p, r, f, g = (gather(a) for a in (D, P, vr, vf, good))
+    a_col, q_col = (None, None) if terms is None else (terms[0][sel], terms[1][sel])
+    rej = np.zeros_like(g)
+    out = {k: sol[k][sel] for k in _RESULT_KEYS}
+    todo = np.arange(g.shape[0])
+    row = np.argmax(np.moveaxis(chi2, -2, -1)[sel], axis=-1)
+    for _ in range(max_iterations):
+        g[todo, row] = False
+        rej[todo, row] = True
+        d[todo, row] = 0
+        p_t = p[todo]
+        vpm = None if terms is None else poisson_variance(a_col[todo], q_col[todo], out["flux"][todo], p_t, axis=-1)
+        gt = g[todo]
+        s = solve_columns(d[todo], p_t, r[todo], vpm, None if f is None else f[todo], gt, axis=-1)
+        g[todo] = gt
+        for k in _RESULT_KEYS:
+            out[k][todo] = s[k]
+        chi2 = (d[todo] - s["flux"][:, None] * p_t) * np.sqrt(s["iv"])
+        row = np.argmax(chi2, axis=-1)
+        still = chi2[np.arange(todo.size), row] > threshold
+        todo, row = todo[still], row[still]
+        if todo.size == 0:
+            break
+    for k in _RESULT_KEYS:
+        sol[k][sel] = out[k]
+    np.moveaxis(good, -2, -1)[sel] = g
+    np.moveaxis(rejected, -2, -1)[sel] = rej
+
+
+_RESULT_KEYS = ("flux", "inv_var", "var_total", "var_rnoise", "var_flat")

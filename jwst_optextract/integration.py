@@ -1,0 +1,15 @@
+"""Entry point that registers the package's steps with stpipe (``stpipe.steps`` group)."""
+
+from __future__ import annotations
+
+__all__ = ["get_steps"]
+
+
+def get_steps() -> list[tuple[str, str, bool]]:
+    """Steps and pipelines of this package as ``(class path, alias, is_pipeline)``.
+
+    Kept free of imports so that ``strun`` resolves aliases quickly.
+    """
+    return [
+        ("jwst_optextract.steps.OptimalExtractStep", "optx_extract", False),
+    ]

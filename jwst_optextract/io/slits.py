@@ -1,0 +1,272 @@
+"""JWST datamodels to canonical slit arrays.
+
+This module and `jwst_optextract.io.spectra` are the only places that know
+about datamodels. A `SlitData` holds one slit in the layout of
+`jwst_optextract.core`: ``(..., ny, nx)`` with the dispersion along the last
+axis (MIRI LRS data, dispersed along y, are transposed here) and a good-pixel
+mask.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+from stdatamodels.jwst import datamodels
+from stdatamodels.jwst.datamodels import dqflags
+
+from ..exceptions import InputError, SlitError
+
+__all__ = ["SlitData", "iter_slits", "read_slit"]
+
+log = logging.getLogger(__name__)
+
+DO_NOT_USE = dqflags.pixel["DO_NOT_USE"]
+HORIZONTAL, VERTICAL = 1, 2
+SUPPORTED = (
+    datamodels.MultiSlitModel,
+    datamodels.SlitModel,
+    datamodels.ImageModel,
+    datamodels.CubeModel,
+)
+
+
+@dataclass
+class SlitData:
+    """One slit's arrays in canonical layout, and what is needed to describe them.
+
+    Attributes
+    ----------
+    name : str
+        Slit name, used in messages and in the output spectrum.
+    model : DataModel
+        The slit (or whole) model the arrays came from; metadata source.
+    data, var_poisson, var_rnoise, var_flat : ndarray
+        Shape ``(..., ny, nx)``, float32 or float64; missing variances are None.
+    dq : ndarray
+        DQ flags, same shape as ``data``.
+    good : ndarray of bool
+        Finite data and DQ without DO_NOT_USE.
+    wavelength : ndarray
+        ``(ny, nx)`` wavelengths in microns (NaN where undefined).
+    dispaxis : int
+        Dispersion direction of the *input* (1 along x, 2 along y).
+    origin : tuple of int
+        ``(row, column)`` offset of the canonical arrays in the input arrays
+        (non-zero when a full-frame image is cut down to the WCS bounding box).
+    source_row : float or None
+        Expected row of the source from the WCS, if the WCS says.
+    """
+
+    name: str
+    model: datamodels.JwstDataModel
+    data: np.ndarray
+    dq: np.ndarray
+    good: np.ndarray
+    wavelength: np.ndarray
+    var_poisson: np.ndarray | None
+    var_rnoise: np.ndarray | None
+    var_flat: np.ndarray | None
+    dispaxis: int = HORIZONTAL
+    origin: tuple[int, int] = (0, 0)
+    source_row: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ny(self) -> int:
+        return self.data.shape[-2]
+
+    @property
+    def nx(self) -> int:
+        return self.data.shape[-1]
+
+    @property
+    def n_integrations(self) -> int | None:
+        """Number of integrations, or None for a single frame."""
+        return self.data.shape[0] if self.data.ndim == 3 else None
+
+
+def iter_slits(model: datamodels.JwstDataModel) -> Iterator[tuple[str, datamodels.JwstDataModel]]:
+    """Yield ``(name, slit_model)`` for every slit in an input model.
+
+    Raises
+    ------
+    InputError
+        For an unsupported model type or a MultiSlitModel without slits.
+    """
+    if not isinstance(model, SUPPORTED):
+        raise InputError(
+            f"{_describe(model)} is not a supported input; give a SlitModel, MultiSlitModel, "
+            "ImageModel or CubeModel (a calwebb_spec2 _cal, _calints or _s2d product)"
+        )
+    if isinstance(model, datamodels.MultiSlitModel):
+        if len(model.slits) == 0:
+            raise InputError(f"{_describe(model)} has no slits: nothing to extract")
+        for index, slit in enumerate(model.slits):
+            yield slit_name(slit, index), slit
+    else:
+        yield slit_name(model, 0), model
+
+
+def slit_name(slit: datamodels.JwstDataModel, index: int) -> str:
+    """A name for messages and output: the slit name, else its position."""
+    name = getattr(slit, "name", None)
+    return str(name) if name else f"#{index}"
+
+
+def read_slit(
+    slit: datamodels.JwstDataModel, parent: datamodels.JwstDataModel, name: str
+) -> SlitData:
+    """Read one slit into canonical arrays.
+
+    Parameters
+    ----------
+    slit : DataModel
+        A SlitModel (possibly one slit of a MultiSlitModel), ImageModel or
+        CubeModel.
+    parent : DataModel
+        The model that holds the exposure-level metadata (the slit itself, or
+        the MultiSlitModel it belongs to).
+    name : str
+        Slit name used in messages.
+
+    Raises
+    ------
+    SlitError
+        When the slit cannot be extracted: no data, no dispersion direction,
+        no wavelengths, shape mismatches, or no usable pixel.
+    """
+    data = _array(slit, "data")
+    if data is None or data.size == 0 or data.ndim not in (2, 3):
+        shape = None if data is None else data.shape
+        raise SlitError(name, f"has no 2D or 3D data array (shape {shape})")
+    dispaxis = _dispersion_axis(slit, parent, name)
+    frame = data.shape[-2:]
+    dq = _array(slit, "dq")
+    if dq is None or dq.size == 0:
+        dq = np.zeros(data.shape, dtype=np.uint32)
+    variances = {key: _array(slit, key) for key in ("var_poisson", "var_rnoise", "var_flat")}
+    for key, value in [("dq", dq), *variances.items()]:
+        if value is not None and value.size and value.shape != data.shape:
+            if value.shape == frame and key != "dq":
+                continue
+            raise SlitError(
+                name, f"{key.upper()} has shape {value.shape} but SCI has shape {data.shape}"
+            )
+    variances = {k: (None if v is None or v.size == 0 or not np.any(v) else v) for k, v in variances.items()}
+    if variances["var_rnoise"] is None and variances["var_poisson"] is None:
+        err = _array(slit, "err")
+        if err is None or err.size == 0 or not np.any(np.isfinite(err) & (err > 0)):
+            raise SlitError(
+                name, "has no variance arrays (VAR_RNOISE, VAR_POISSON) and no ERR; "
+                "optimal extraction needs the pixel variances",
+            )
+        log.warning("Slit %s: no VAR_* arrays; using ERR**2 as the read-noise variance", name)
+        variances["var_rnoise"] = err.astype(np.float64) ** 2
+    wavelength = _wavelength(slit, parent, name, frame)
+    bbox = _bounding_box(slit, frame) if isinstance(slit, (datamodels.ImageModel, datamodels.CubeModel)) else None
+
+    def canonical(a):
+        if a is None:
+            return None
+        if bbox is not None:
+            a = a[..., bbox[0], bbox[1]]
+        return np.swapaxes(a, -1, -2) if dispaxis == VERTICAL else a
+
+    data = canonical(data)
+    dq = canonical(dq)
+    wavelength = canonical(wavelength)
+    good = np.isfinite(data) & ((dq & DO_NOT_USE) == 0)
+    if not good.any():
+        raise SlitError(name, "has no usable pixel (all NaN or flagged DO_NOT_USE)")
+    origin = (0, 0) if bbox is None else (bbox[0].start, bbox[1].start)
+    if dispaxis == VERTICAL:
+        origin = origin[::-1]
+    return SlitData(
+        name=name,
+        model=slit,
+        data=data,
+        dq=dq,
+        good=good,
+        wavelength=wavelength,
+        dispaxis=dispaxis,
+        origin=origin,
+        source_row=_source_row(slit, parent, dispaxis, origin),
+        **{k: canonical(v) for k, v in variances.items()},
+    )
+
+
+def _describe(model) -> str:
+    name = getattr(getattr(model, "meta", None), "filename", None)
+    kind = type(model).__name__
+    return f"{kind} {name!r}" if name else kind
+
+
+def _array(model, key: str) -> np.ndarray | None:
+    value = getattr(model, key, None)
+    return None if value is None else np.asarray(value)
+
+
+def _dispersion_axis(slit, parent, name: str) -> int:
+    for source in (slit, parent):
+        value = getattr(getattr(source.meta, "wcsinfo", None), "dispersion_direction", None)
+        if value in (HORIZONTAL, VERTICAL):
+            return int(value)
+    raise SlitError(
+        name, "meta.wcsinfo.dispersion_direction is not set (1 = along x, 2 = along y); "
+        "set it, as assign_wcs does",
+    )
+
+
+def _wavelength(slit, parent, name: str, frame: tuple[int, int]) -> np.ndarray:
+    from jwst.lib.wcs_utils import get_wavelengths
+
+    exp_type = parent.meta.exposure.type or ""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            wavelength = get_wavelengths(slit, exp_type)
+    except Exception as exc:  # the WCS can fail in many ways; say which slit
+        raise SlitError(name, f"its WCS could not give wavelengths ({exc})") from exc
+    if wavelength is None:
+        raise SlitError(name, "has neither a WAVELENGTH array nor a WCS (meta.wcs); run assign_wcs first")
+    wavelength = np.asarray(wavelength, dtype=np.float64)
+    if wavelength.shape != frame:
+        raise SlitError(name, f"WAVELENGTH has shape {wavelength.shape} but a frame of SCI is {frame}")
+    if not np.isfinite(wavelength).any():
+        raise SlitError(name, "has no finite wavelength anywhere")
+    return wavelength
+
+
+def _bounding_box(model, frame) -> tuple[slice, slice] | None:
+    """Pixel slices of the WCS bounding box of a full-frame image, if it has one."""
+    wcs = getattr(model.meta, "wcs", None)
+    bbox = getattr(wcs, "bounding_box", None) if wcs is not None else None
+    if bbox is None:
+        return None
+    (x0, x1), (y0, y1) = (tuple(b) for b in bbox.bounding_box(order="F"))
+    ys = slice(max(int(np.ceil(y0)), 0), min(int(np.floor(y1)) + 1, frame[0]))
+    xs = slice(max(int(np.ceil(x0)), 0), min(int(np.floor(x1)) + 1, frame[1]))
+    return (ys, xs) if ys.stop > ys.start and xs.stop > xs.start else None
+
+
+def _source_row(slit, parent, dispaxis: int, origin: tuple[int, int]) -> float | None:
+    """Cross-dispersion position of the source predicted by the WCS, if it can be."""
+    from jwst.extract_1d.source_location import location_from_wcs
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            logging.disable(logging.INFO)
+            try:
+                _, _, location, _ = location_from_wcs(parent, None if slit is parent else slit, make_trace=False)
+            finally:
+                logging.disable(logging.NOTSET)
+    except Exception:  # a synthetic or partial WCS: no prediction
+        return None
+    if location is None or not np.isfinite(location):
+        return None
+    return float(location) - origin[0]

@@ -1,0 +1,101 @@
+"""OptimalExtractStep: optimal (Horne 1986) or box extraction to an x1d product."""
+
+from __future__ import annotations
+
+import logging
+
+from stdatamodels.jwst import datamodels
+
+from ..extraction import ExtractionParameters, extract_model
+from .base import OptxStep, load_reference, open_model
+
+__all__ = ["OptimalExtractStep"]
+
+log = logging.getLogger(__name__)
+
+# Parameters that default to the packaged (or overridden) optxextract reference.
+_FROM_REFERENCE = ("extract_width", "psf_sigma", "trace_degree", "width_degree", "reject_sigma", "min_coverage")
+
+
+class OptimalExtractStep(OptxStep):
+    """Extract 1D spectra from 2D/3D JWST spectroscopic products.
+
+    Input: a ``SlitModel`` (2D, or 3D for integrations), ``MultiSlitModel``,
+    ``ImageModel`` or ``CubeModel`` from calwebb_spec2 (``_cal``, ``_calints``
+    or ``_s2d``). Output: a ``MultiSpecModel`` (suffix ``x1d``) with one
+    spectrum per slit, or a ``TSOMultiSpecModel`` (``x1dints``) for
+    integrations, with the columns and units of jwst ``extract_1d``.
+    """
+
+    class_alias = "optx_extract"
+
+    spec = """
+    extraction_type = option("optimal", "box", default="optimal")  # optimal (Horne 1986) or box (sum over an aperture, as jwst extract_1d)
+    extract_width = float(default=None)  # box: full width in pixels of an aperture centred on the fitted trace (default from the optxextract reference)
+    ystart = float(default=None)  # box: inclusive lower cross-dispersion limit (0-based) as in a jwst EXTRACT1D reference, for dispersion along x; lower dispersion limit for dispersion along y
+    ystop = float(default=None)  # box: inclusive upper limit, same meaning as ystart
+    xstart = float(default=None)  # inclusive lower dispersion limit (0-based) for dispersion along x; lower cross-dispersion limit for dispersion along y
+    xstop = float(default=None)  # inclusive upper limit, same meaning as xstart
+    fill_flagged = boolean(default=False)  # box: replace flagged pixels in the aperture by the profile model instead of dropping them
+    reject_sigma = float(default=None)  # optimal: reject the worst pixel of a column while it is further than this many sigma from the model; 0 disables (default from reference)
+    max_reject_iterations = integer(default=10, min=0)  # optimal: at most this many rejected pixels per column
+    min_coverage = float(default=None)  # optimal: columns whose good pixels hold less than this fraction of the profile get NaN and DO_NOT_USE (default from reference)
+    psf_sigma = float(default=None)  # starting Gaussian sigma of the profile in pixels (default from reference)
+    trace_degree = integer(default=None)  # Legendre degree of the trace centre along the dispersion (default from reference)
+    width_degree = integer(default=None)  # Legendre degree of the profile width along the dispersion (default from reference)
+    chunk_pixels = integer(default=524288, min=1)  # integrations are extracted in chunks of about this many pixels
+    """  # noqa: E501
+
+    reference_file_types = ["optxextract"]
+
+    def default_suffix(self):
+        return "x1d"
+
+    def process(self, input_data):
+        """Extract every slit of the input.
+
+        Parameters
+        ----------
+        input_data : str or DataModel
+            File name or model of a supported type.
+
+        Returns
+        -------
+        MultiSpecModel or TSOMultiSpecModel
+        """
+        model = open_model(input_data)
+        try:
+            params = self._parameters(model)
+            output, summary = extract_model(model, params)
+        finally:
+            if model is not input_data:
+                model.close()
+        if isinstance(output, datamodels.TSOMultiSpecModel) and self.suffix is None:
+            self.suffix = "x1dints"
+        output.meta.cal_step.optx_extract = "COMPLETE"
+        output.meta.cal_step.extract_1d = "COMPLETE"
+        if summary.skipped:
+            log.warning("%d slit(s) skipped: %s", len(summary.skipped), "; ".join(
+                f"{name}: {why}" for name, why in summary.skipped.items()))
+        return output
+
+    def _parameters(self, model) -> ExtractionParameters:
+        reference = load_reference(self.get_reference_file(model, "optxextract"))
+        exp_type = model.meta.exposure.type
+        defaults = {**reference.get("default", {}), **reference.get("exp_type", {}).get(exp_type, {})}
+        values = {}
+        for name in _FROM_REFERENCE:
+            given = getattr(self, name)
+            values[name] = defaults.get(name) if given is None else given
+        if values["reject_sigma"] == 0:
+            values["reject_sigma"] = None
+        params = ExtractionParameters(
+            extraction_type=self.extraction_type,
+            ystart=self.ystart, ystop=self.ystop, xstart=self.xstart, xstop=self.xstop,
+            fill_flagged=self.fill_flagged,
+            max_reject_iterations=self.max_reject_iterations,
+            chunk_pixels=self.chunk_pixels,
+            **{k: v for k, v in values.items() if v is not None},
+        )
+        log.info("Extraction parameters for %s: %s", exp_type, params)
+        return params
