@@ -604,59 +604,75 @@ def _simulate(cfg: SceneConfig, white: np.ndarray | None = None) -> _Realisation
     rate = np.empty(shape3)
     np.multiply(np.expand_dims(flux, -2), profile, out=rate)
     rate += background
-    pos_rate = np.maximum(rate, 0.0)
+    true_var = np.maximum(rate, 0.0)  # max(R, 0); becomes the true variance below
 
-    # --- noise (all in place: the arrays can be large) ------------------------
+    # --- noise (buffers are reused: the arrays can be large) ------------------
     if cfg.noise:
-        data = rng.poisson(pos_rate * tg).astype(float)
+        data = np.multiply(true_var, tg)  # expected electrons
+        counts = rng.poisson(data)
+        np.divide(counts, tg, out=data)
+        gauss = counts.view(np.float64)  # recycle the int64 buffer
+        del counts
         if cfg.read_noise > 0:
-            data += rng.normal(0.0, cfg.read_noise, shape3)
-        data /= tg
+            rng.standard_normal(out=gauss)
+            gauss *= cfg.read_noise / tg
+            data += gauss
         if cfg.flat_error > 0:
-            flat = rng.standard_normal(shape3)
-            flat *= cfg.flat_error
-            flat += 1.0
-            data *= flat
-            del flat
+            rng.standard_normal(out=gauss)
+            gauss *= cfg.flat_error
+            gauss += 1.0
+            data *= gauss
+        del gauss
     else:
         data = rate.copy()
     rn_var = cfg.read_noise**2 / tg**2
     f2 = cfg.flat_error**2
-    true_var = pos_rate
     true_var /= tg
     true_var += rn_var
     if f2 > 0:
         true_var *= 1.0 + f2
-        true_var += f2 * rate**2
-    del rate, pos_rate
+        rate *= rate
+        rate *= f2
+        true_var += rate
+    del rate
 
-    # --- pipeline-like, data-derived variances ------------------------------
-    var_poisson = np.maximum(data, 0.0)
-    var_poisson /= tg
-    var_flat = (cfg.flat_error * data) ** 2
+    # --- pipeline-like, data-derived variances (float32) ----------------------
+    var_poisson = np.empty(shape3, dtype=np.float32)
+    np.maximum(data, 0.0, out=var_poisson, casting="same_kind")
+    var_poisson /= np.float32(tg)
+    if cfg.flat_error > 0:
+        var_flat = np.empty(shape3, dtype=np.float32)
+        np.multiply(data, cfg.flat_error, out=var_flat, casting="same_kind")
+        var_flat *= var_flat
+    else:
+        var_flat = np.zeros(shape3, dtype=np.float32)
 
     # --- defects ---------------------------------------------------------------
     total = data.size
+    n_nan = int(round(cfg.nan_fraction * total))
+    n_cr = int(round(cfg.cosmic_ray_fraction * total))
     flagged = np.zeros(shape3, dtype=bool)
     if cfg.nan_columns:
         cols = rng.choice(nx, size=cfg.nan_columns, replace=False)
         flagged[..., cols] = True
     hot2d = _choose(rng, ~flagged[0], cfg.hot_pixels)
     hot = np.broadcast_to(hot2d, shape3)
-    flagged |= _choose(rng, ~(flagged | hot), int(round(cfg.nan_fraction * total)))
-    crs = _choose(rng, ~(flagged | hot), int(round(cfg.cosmic_ray_fraction * total)))
+    if n_nan:
+        flagged |= _choose(rng, ~(flagged | hot), n_nan)
+    crs = _choose(rng, ~(flagged | hot), n_cr) if n_cr else np.zeros(shape3, dtype=bool)
     if crs.any():
         data[crs] += rng.uniform(20.0, 200.0, int(crs.sum())) * np.sqrt(true_var[crs])
     if hot2d.any():
         sigma_hot = np.sqrt(true_var.mean(axis=0)[hot2d])
         data[:, hot2d] += rng.uniform(20.0, 200.0, int(hot2d.sum())) * sigma_hot
     spiked = crs | hot
-    var_poisson[spiked] = np.maximum(data[spiked], 0.0) / tg
-    var_flat[spiked] = (cfg.flat_error * data[spiked]) ** 2
+    if n_cr or cfg.hot_pixels:
+        var_poisson[spiked] = np.maximum(data[spiked], 0.0) / tg
+        var_flat[spiked] = (cfg.flat_error * data[spiked]) ** 2
     err = var_poisson + var_flat
-    err += rn_var
+    err += np.float32(rn_var)
     np.sqrt(err, out=err)
-    var_rnoise = np.full(shape3, rn_var)
+    var_rnoise = np.full(shape3, rn_var, dtype=np.float32)
     data[flagged] = np.nan
     err[flagged] = np.nan
     for var in (var_poisson, var_rnoise, var_flat):

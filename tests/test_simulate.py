@@ -22,7 +22,7 @@ from jwst_optextract.simulate import (
 DO_NOT_USE = 1
 
 
-def _numeric_profile(func, centre: np.ndarray, ny: int, nsub: int = 4001) -> np.ndarray:
+def _numeric_profile(func, centre: np.ndarray, ny: int, nsub: int = 1001) -> np.ndarray:
     """Brute-force pixel integration of ``func(dy)`` with ``nsub`` sub-samples per pixel."""
     sub = (np.arange(nsub) + 0.5) / nsub - 0.5  # sub-pixel offsets
     rows = np.arange(ny)[:, None, None] + sub[None, :, None]  # (ny, nsub, 1)
@@ -386,7 +386,7 @@ def test_roundtrip_save(tmp_path):
 
 
 def test_make_multislit():
-    model, truths = make_multislit(3, nx=96, seed=4)
+    model, truths = make_multislit(3, nx=64, seed=4)
     assert isinstance(model, datamodels.MultiSlitModel) and len(model.slits) == 3 == len(truths)
     names = [s.name for s in model.slits]
     assert names[0] == "S200A1" and len(set(names)) == 3
@@ -396,7 +396,7 @@ def test_make_multislit():
     assert not np.array_equal(model.slits[0].data, model.slits[1].data)
     assert model.meta.exposure.type == "NRS_FIXEDSLIT"
     for slit, truth in zip(model.slits, truths):
-        assert slit.data.shape == (32, 96) and slit.meta.wcsinfo.dispersion_direction == 1
+        assert slit.data.shape == (32, 64) and slit.meta.wcsinfo.dispersion_direction == 1
         assert slit.meta.wcs(5, 10)[2] == pytest.approx(slit.wavelength[10, 5], rel=1e-6)
         np.testing.assert_allclose(truth.profile.sum(axis=0), 1.0)
     mos, _ = make_multislit(2, nx=64, exp_type="NRS_MSASPEC")

@@ -53,6 +53,8 @@ class OptimalResult:
     """True for pixels rejected as outliers by the extraction itself."""
     valid: np.ndarray
     """False for columns that could not be extracted (their flux is NaN)."""
+    inverse_variance: np.ndarray | None = None
+    """Final weights ``1/V`` of every pixel (0 where not used), if asked for."""
 
     @property
     def var_total(self) -> np.ndarray:
@@ -70,6 +72,7 @@ def optimal_extract(
     max_reject_iterations: int = 10,
     min_coverage: float = 0.3,
     chunk_pixels: int = 1 << 19,
+    return_inverse_variance: bool = False,
 ) -> OptimalResult:
     """Extract a spectrum by profile-weighted least squares, column by column.
 
@@ -103,6 +106,8 @@ def optimal_extract(
     chunk_pixels : int
         Leading-axis chunks of about this many pixels are solved at a time, to
         keep the working arrays in cache and the memory bounded.
+    return_inverse_variance : bool
+        Also return the final pixel weights ``1/V`` (a data-sized array).
 
     Returns
     -------
@@ -127,6 +132,7 @@ def optimal_extract(
         n_rejected=np.empty(out_shape, np.int32),
         rejected=np.zeros(shape, bool),
         valid=np.empty(out_shape, bool),
+        inverse_variance=np.zeros(shape, dtype) if return_inverse_variance else None,
     )
     frame = shape[-2] * shape[-1]
     per_chunk = max(1, chunk_pixels // frame)
@@ -141,8 +147,8 @@ def optimal_extract(
             "vf": _take(var_flat, index, lead, shape, dtype),
             "mask": _take(mask, index, lead, shape, bool),
         }
-        chunk = _extract_chunk(**part, reject_sigma=reject_sigma,
-                               max_iterations=max_reject_iterations, min_coverage=min_coverage)
+        chunk = _extract_chunk(**part, reject_sigma=reject_sigma, max_iterations=max_reject_iterations,
+                               min_coverage=min_coverage, weights=return_inverse_variance)
         for name, value in chunk.items():
             getattr(result, name)[index] = value
     return result
@@ -158,7 +164,7 @@ def _take(a, index, lead, shape, dtype=None):
     return np.broadcast_to(a, shape)[index]
 
 
-def _extract_chunk(data, P, vr, vp, vf, mask, reject_sigma, max_iterations, min_coverage):
+def _extract_chunk(data, P, vr, vp, vf, mask, reject_sigma, max_iterations, min_coverage, weights):
     shape = data.shape
     good = np.isfinite(data) & np.isfinite(vr) & (vr >= 0) & (P > 0)
     if vp is not None:
@@ -184,7 +190,14 @@ def _extract_chunk(data, P, vr, vp, vf, mask, reject_sigma, max_iterations, min_
     nan = np.where(valid, 1.0, np.nan).astype(P.dtype)
     var_rnoise = sol["var_rnoise"]
     var_flat = sol["var_flat"]
-    return {
+    extra = {}
+    if weights:
+        V = np.broadcast_to(vr, shape) + (0 if vf is None else vf)
+        if terms is not None:
+            V = V + poisson_variance(terms[0], terms[1], sol["flux"], P)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            extra["inverse_variance"] = np.where(good & (V > 0), 1 / V, 0)
+    return extra | {
         "flux": sol["flux"] * nan,
         "var_poisson": np.clip(sol["var_total"] - var_rnoise - var_flat, 0, None) * nan,
         "var_rnoise": var_rnoise * nan,

@@ -18,7 +18,7 @@ import numpy as np
 from numpy.polynomial import legendre
 from scipy.special import erf
 
-from .optimal import poisson_terms, poisson_variance, solve_columns
+from .optimal import optimal_extract
 from .trace import _scaled, collapse_integrations
 
 __all__ = ["GaussianProfile", "fit_gaussian_profile", "gaussian_profile"]
@@ -158,19 +158,16 @@ def fit_gaussian_profile(
         center = legendre.legval(t, c_coef)
         sigma = np.clip(legendre.legval(t, s_coef), *sigma_limits)
         g, dg_c, dg_s = _gaussian_derivatives(ny, center, sigma)
-        masked = np.where(mask, image, 0.0)
-        vpm = None if vp is None else poisson_variance(*poisson_terms(masked, g, vr, vp, None, mask), g)
-        sol = solve_columns(masked, g, vr, vpm, None, mask.copy(), axis=-2)
-        flux = np.nan_to_num(sol["flux"])
-        iv = sol["iv"]
-        resid = np.where(mask, image - flux * g, 0.0)
-        if iteration >= _FIRST_REJECTION:
-            # Decided afresh each time, so pixels rejected against a poor early
-            # model come back; never from the first iterations, whose model
-            # can be far off at high signal to noise.
-            outliers = resid**2 * iv > reject_sigma**2
-            resid[outliers] = 0.0
-            iv = np.where(outliers, 0.0, iv)
+        # Amplitudes, outliers and weights from the extraction itself; outliers
+        # are decided afresh each time, and not in the first iterations, whose
+        # model can be far off at high signal to noise.
+        result = optimal_extract(
+            image, g, vr, vp, mask=mask, min_coverage=0.0, return_inverse_variance=True,
+            reject_sigma=reject_sigma if iteration >= _FIRST_REJECTION else None,
+        )
+        flux = np.nan_to_num(result.flux) / g.sum(axis=0)
+        iv = result.inverse_variance
+        resid = np.where(iv > 0, image - flux * g, 0.0)
         jac_c = flux * dg_c
         jac_s = flux * dg_s
         # Normal equations, summed over rows first and then over columns.
