@@ -669,15 +669,9 @@ def _simulate(cfg: SceneConfig, white: np.ndarray | None = None) -> _Realisation
     if n_cr or cfg.hot_pixels:
         var_poisson[spiked] = np.maximum(data[spiked], 0.0) / tg
         var_flat[spiked] = (cfg.flat_error * data[spiked]) ** 2
-    err = var_poisson + var_flat
-    err += np.float32(rn_var)
-    np.sqrt(err, out=err)
-    var_rnoise = np.full(shape3, rn_var, dtype=np.float32)
     data[flagged] = np.nan
-    err[flagged] = np.nan
-    for var in (var_poisson, var_rnoise, var_flat):
-        var[flagged] = 0.0
-    dq = np.where(flagged, np.uint32(DO_NOT_USE), np.uint32(0)).astype(np.uint32)
+    var_poisson[flagged] = 0.0
+    var_flat[flagged] = 0.0
     log.debug(
         "Simulated %s: %d flagged, %d cosmic-ray and %d hot pixels",
         shape3, int(flagged.sum()), int(crs.sum()), int(hot2d.sum()),
@@ -686,9 +680,9 @@ def _simulate(cfg: SceneConfig, white: np.ndarray | None = None) -> _Realisation
     # --- units ---------------------------------------------------------------
     k = cfg.unit_factor
     if k != 1.0:
-        for arr in (data, err, flux, background):
+        for arr in (data, flux, background):
             arr *= k
-        for var in (true_var, var_poisson, var_rnoise, var_flat):
+        for var in (true_var, var_poisson, var_flat):
             var *= k * k
 
     # --- output layout -------------------------------------------------------
@@ -698,6 +692,20 @@ def _simulate(cfg: SceneConfig, white: np.ndarray | None = None) -> _Realisation
         if cfg.dispersion_axis == 2:
             arr = np.swapaxes(arr, -1, -2)
         return np.ascontiguousarray(arr, dtype=dtype)
+
+    # Transpose (if needed) only what cannot be rebuilt in the output layout.
+    flagged = out(flagged, bool)
+    var_poisson = out(var_poisson, np.float32)
+    var_flat = out(var_flat, np.float32) if cfg.flat_error > 0 else np.zeros(flagged.shape, np.float32)
+    rn_var_out = np.float32(rn_var * k * k)
+    var_rnoise = np.full(flagged.shape, rn_var_out, dtype=np.float32)
+    var_rnoise[flagged] = 0.0
+    err = var_poisson + var_flat
+    err += rn_var_out
+    np.sqrt(err, out=err)
+    err[flagged] = np.nan
+    dq = flagged.astype(np.uint32)
+    dq *= np.uint32(DO_NOT_USE)
 
     wavelength = _wavelength_canonical(cfg)
     truth = SceneTruth(
@@ -709,17 +717,17 @@ def _simulate(cfg: SceneConfig, white: np.ndarray | None = None) -> _Realisation
         variance=out(true_var, float),
         wavelength=out(wavelength, float),
         cosmic_rays=out(spiked, bool),
-        flagged=out(flagged, bool),
+        flagged=flagged,
         dispersion_axis=cfg.dispersion_axis,
     )
     return _Realisation(
         cfg=cfg,
         data=out(data, np.float32),
-        dq=out(dq, np.uint32),
-        err=out(err, np.float32),
-        var_poisson=out(var_poisson, np.float32),
-        var_rnoise=out(var_rnoise, np.float32),
-        var_flat=out(var_flat, np.float32),
+        dq=dq,
+        err=err,
+        var_poisson=var_poisson,
+        var_rnoise=var_rnoise,
+        var_flat=var_flat,
         wavelength=out(wavelength, np.float32),
         truth=truth,
     )

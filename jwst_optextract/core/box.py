@@ -68,8 +68,8 @@ def aperture_weights(ny: int, lower: np.ndarray, upper: np.ndarray) -> np.ndarra
         Weights in [0, 1], shape ``(..., ny, nx)``.
     """
     rows = np.arange(ny, dtype=float)[:, None]
-    lower = np.asarray(lower, dtype=float)[..., None, :]
-    upper = np.asarray(upper, dtype=float)[..., None, :]
+    lower = np.atleast_1d(np.asarray(lower, dtype=float))[..., None, :]
+    upper = np.atleast_1d(np.asarray(upper, dtype=float))[..., None, :]
     overlap = np.minimum(rows - lower + 1.0, upper - rows + 1.0)
     return np.clip(overlap, 0.0, 1.0)
 

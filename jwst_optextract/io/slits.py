@@ -179,7 +179,11 @@ def read_slit(
     data = canonical(data)
     dq = canonical(dq)
     wavelength = canonical(wavelength)
+    # As jwst's match_nans_and_flags: a pixel bad in any array is bad.
     good = np.isfinite(data) & ((dq & DO_NOT_USE) == 0)
+    for value in variances.values():
+        if value is not None:
+            good &= np.isfinite(canonical(value))
     if not good.any():
         raise SlitError(name, "has no usable pixel (all NaN or flagged DO_NOT_USE)")
     origin = (0, 0) if bbox is None else (bbox[0].start, bbox[1].start)
