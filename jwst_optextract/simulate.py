@@ -57,8 +57,19 @@ spikes of 20-200 sigma that are *not* flagged in DQ (their ``var_poisson``,
 pipeline would); flagged pixels and whole flagged columns are set to NaN in
 ``data`` and ``err``, 0 in the variance arrays and get ``DO_NOT_USE`` in DQ.
 For calibrated units (``"MJy/sr"``, ``"MJy"``) data are multiplied by a
-constant conversion factor ``k`` and variances by ``k**2``; all truth
-quantities are reported in the final data units.
+constant conversion factor ``k`` (:data:`MJYSR_PER_DNS`, :data:`MJY_PER_DNS`)
+and variances by ``k**2``; all truth quantities are reported in the final
+data units.  The simulation and the truth are float64; the model arrays are
+float32 like pipeline products.  With ``noise=False`` the data equal the
+expected rate while ``SceneTruth.variance`` still describes the noise model.
+
+Examples
+--------
+>>> from jwst_optextract.simulate import make_slit, cramer_rao_variance
+>>> model, truth = make_slit(nx=512, background=5.0, cosmic_ray_fraction=1e-3, seed=1)
+>>> model.data.shape, truth.flux.shape
+((32, 512), (512,))
+>>> bound = cramer_rao_variance(truth)  # best achievable variance per column
 
 WCS
 ---
@@ -363,7 +374,9 @@ def _as_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def _resolve_config(config: SceneConfig | None, overrides: dict[str, Any], **defaults: Any) -> SceneConfig:
+def _resolve_config(
+    config: SceneConfig | None, overrides: dict[str, Any], **defaults: Any
+) -> SceneConfig:
     """Merge ``defaults`` (only when ``config`` is None) and ``overrides``."""
     cfg = SceneConfig(**defaults) if config is None else config
     if overrides:
@@ -674,7 +687,10 @@ def _simulate(cfg: SceneConfig, white: np.ndarray | None = None) -> _Realisation
     var_flat[flagged] = 0.0
     log.debug(
         "Simulated %s: %d flagged, %d cosmic-ray and %d hot pixels",
-        shape3, int(flagged.sum()), int(crs.sum()), int(hot2d.sum()),
+        shape3,
+        int(flagged.sum()),
+        int(crs.sum()),
+        int(hot2d.sum()),
     )
 
     # --- units ---------------------------------------------------------------
@@ -696,7 +712,9 @@ def _simulate(cfg: SceneConfig, white: np.ndarray | None = None) -> _Realisation
     # Transpose (if needed) only what cannot be rebuilt in the output layout.
     flagged = out(flagged, bool)
     var_poisson = out(var_poisson, np.float32)
-    var_flat = out(var_flat, np.float32) if cfg.flat_error > 0 else np.zeros(flagged.shape, np.float32)
+    var_flat = (
+        out(var_flat, np.float32) if cfg.flat_error > 0 else np.zeros(flagged.shape, np.float32)
+    )
     rn_var_out = np.float32(rn_var * k * k)
     var_rnoise = np.full(flagged.shape, rn_var_out, dtype=np.float32)
     var_rnoise[flagged] = 0.0
@@ -790,14 +808,26 @@ def _build_wcs(cfg: SceneConfig, ra: float = _RA0, dec: float = _DEC0) -> gwcs_w
     slit2world = sky & am.Identity(1)
 
     detector = cf.Frame2D(name="detector", axes_order=(0, 1), unit=(u.pix, u.pix))
-    spectral = cf.SpectralFrame(name="spectral", axes_order=(2,), unit=(u.micron,), axes_names=("wavelength",))
+    spectral = cf.SpectralFrame(
+        name="spectral", axes_order=(2,), unit=(u.micron,), axes_names=("wavelength",)
+    )
     slit_frame = cf.CompositeFrame(
-        [cf.Frame2D(name="slit_spatial", axes_order=(0, 1), unit=("", ""), axes_names=("x_slit", "y_slit")), spectral],
+        [
+            cf.Frame2D(
+                name="slit_spatial",
+                axes_order=(0, 1),
+                unit=("", ""),
+                axes_names=("x_slit", "y_slit"),
+            ),
+            spectral,
+        ],
         name="slit_frame",
     )
     world = cf.CompositeFrame(
         [
-            cf.CelestialFrame(reference_frame=coord.ICRS(), name="sky", axes_order=(0, 1), unit=(u.deg, u.deg)),
+            cf.CelestialFrame(
+                reference_frame=coord.ICRS(), name="sky", axes_order=(0, 1), unit=(u.deg, u.deg)
+            ),
             spectral,
         ],
         name="world",
@@ -865,7 +895,10 @@ def _fill_exposure_meta(model: datamodels.JwstDataModel, cfg: SceneConfig) -> No
     meta.instrument.filter = filt
     if cfg.instrument == "NIRSPEC":
         meta.instrument.grating = grating
-        if cfg.exp_type in ("NRS_FIXEDSLIT", "NRS_BRIGHTOBJ") and cfg.slit_name in _NIRSPEC_FS_SLITS:
+        if (
+            cfg.exp_type in ("NRS_FIXEDSLIT", "NRS_BRIGHTOBJ")
+            and cfg.slit_name in _NIRSPEC_FS_SLITS
+        ):
             meta.instrument.fixed_slit = cfg.slit_name
         if cfg.exp_type == "NRS_MSASPEC":
             meta.instrument.msa_metadata_file = "jw01234001001_01_msa.fits"
@@ -891,7 +924,9 @@ def _fill_exposure_meta(model: datamodels.JwstDataModel, cfg: SceneConfig) -> No
     meta.dither.dithered_ra = _RA0
     meta.dither.dithered_dec = _DEC0
     meta.subarray.name = {
-        "NRS_FIXEDSLIT": f"SUBS{cfg.slit_name[1:]}" if cfg.slit_name in _NIRSPEC_FS_SLITS else "FULL",
+        "NRS_FIXEDSLIT": f"SUBS{cfg.slit_name[1:]}"
+        if cfg.slit_name in _NIRSPEC_FS_SLITS
+        else "FULL",
         "NRS_BRIGHTOBJ": "SUB2048",
         "MIR_LRS-SLITLESS": "SLITLESSPRISM",
     }.get(cfg.exp_type, "FULL")
@@ -902,7 +937,9 @@ def _fill_exposure_meta(model: datamodels.JwstDataModel, cfg: SceneConfig) -> No
     meta.cal_step.photom = "SKIPPED" if cfg.units == "DN/s" else "COMPLETE"
 
 
-def _fill_slit(model: datamodels.JwstDataModel, real: _Realisation, slit_attrs: bool = True) -> None:
+def _fill_slit(
+    model: datamodels.JwstDataModel, real: _Realisation, slit_attrs: bool = True
+) -> None:
     """Arrays, units, photometry and WCS of one slit (or image/cube)."""
     cfg = real.cfg
     model.data = real.data
@@ -959,7 +996,9 @@ def _new_model(cls: type, real: _Realisation, slit_attrs: bool = True) -> datamo
 # --------------------------------------------------------------------------- #
 # Public builders
 # --------------------------------------------------------------------------- #
-def make_slit(config: SceneConfig | None = None, **overrides: Any) -> tuple[datamodels.SlitModel, SceneTruth]:
+def make_slit(
+    config: SceneConfig | None = None, **overrides: Any
+) -> tuple[datamodels.SlitModel, SceneTruth]:
     """Simulate a single-slit exposure.
 
     Parameters
@@ -1102,22 +1141,63 @@ def make_tso(
 
 _EXAMPLES: dict[str, dict[str, Any]] = {
     "nirspec_fs": dict(
-        exp_type="NRS_FIXEDSLIT", slit_name="S200A1", units="MJy", nx=1024, ny=32, lines=6,
-        cosmic_ray_fraction=3e-4, hot_pixels=3, nan_fraction=2e-3, nan_columns=1,
+        exp_type="NRS_FIXEDSLIT",
+        slit_name="S200A1",
+        units="MJy",
+        nx=1024,
+        ny=32,
+        lines=6,
+        cosmic_ray_fraction=3e-4,
+        hot_pixels=3,
+        nan_fraction=2e-3,
+        nan_columns=1,
     ),
     "nirspec_mos": dict(
-        exp_type="NRS_MSASPEC", units="MJy", nx=1024, ny=24, width=(0.8, 1.4), background=2.0,
-        trace_curvature=1.0, cosmic_ray_fraction=3e-4, hot_pixels=2, nan_fraction=2e-3,
+        exp_type="NRS_MSASPEC",
+        units="MJy",
+        nx=1024,
+        ny=24,
+        width=(0.8, 1.4),
+        background=2.0,
+        trace_curvature=1.0,
+        cosmic_ray_fraction=3e-4,
+        hot_pixels=2,
+        nan_fraction=2e-3,
     ),
     "miri_lrs": dict(
-        exp_type="MIR_LRS-FIXEDSLIT", slit_name="LRS", units="MJy/sr", dispersion_axis=2, nx=388, ny=44,
-        wavelength_range=(5.0, 12.0), width=(0.9, 2.2), profile="moffat", trace_center=22.3,
-        trace_curvature=0.5, trace_tilt=0.3, background=50.0, background_gradient=(0.1, 0.5),
-        read_noise=30.0, flux=3000.0, lines=3, cosmic_ray_fraction=3e-4, hot_pixels=2, nan_fraction=1e-3,
+        exp_type="MIR_LRS-FIXEDSLIT",
+        slit_name="LRS",
+        units="MJy/sr",
+        dispersion_axis=2,
+        nx=388,
+        ny=44,
+        wavelength_range=(5.0, 12.0),
+        width=(0.9, 2.2),
+        profile="moffat",
+        trace_center=22.3,
+        trace_curvature=0.5,
+        trace_tilt=0.3,
+        background=50.0,
+        background_gradient=(0.1, 0.5),
+        read_noise=30.0,
+        flux=3000.0,
+        lines=3,
+        cosmic_ray_fraction=3e-4,
+        hot_pixels=2,
+        nan_fraction=1e-3,
     ),
     "nirspec_bots": dict(
-        exp_type="NRS_BRIGHTOBJ", slit_name="S1600A1", units="MJy", nx=512, ny=32, nints=20,
-        flux=20000.0, exptime=60.0, jitter_rms=0.02, lines=0, cosmic_ray_fraction=1e-4,
+        exp_type="NRS_BRIGHTOBJ",
+        slit_name="S1600A1",
+        units="MJy",
+        nx=512,
+        ny=32,
+        nints=20,
+        flux=20000.0,
+        exptime=60.0,
+        jitter_rms=0.02,
+        lines=0,
+        cosmic_ray_fraction=1e-4,
     ),
 }
 

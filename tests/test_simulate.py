@@ -43,7 +43,9 @@ def test_profile_normalised_and_positive(profile):
 
 
 def test_trace_shape():
-    cfg = SceneConfig(nx=201, ny=40, trace_center=18.2, trace_curvature=1.5, trace_tilt=0.8, width=1.0)
+    cfg = SceneConfig(
+        nx=201, ny=40, trace_center=18.2, trace_curvature=1.5, trace_tilt=0.8, width=1.0
+    )
     _, truth = make_slit(cfg)
     mid = truth.trace[100]
     assert mid == pytest.approx(18.2)
@@ -71,7 +73,9 @@ def test_gaussian_profile_is_pixel_integrated():
 
 def test_moffat_profile_shape():
     alpha, beta = 6.0, 2.5
-    _, truth = make_slit(nx=21, ny=64, profile="moffat", width=alpha, moffat_beta=beta, trace_center=31.6)
+    _, truth = make_slit(
+        nx=21, ny=64, profile="moffat", width=alpha, moffat_beta=beta, trace_center=31.6
+    )
 
     def moffat(dy):
         return (1 + (dy / alpha) ** 2) ** -beta
@@ -93,8 +97,15 @@ def test_moffat_profile_shape():
 def test_double_profile_has_two_peaks():
     sep, ratio = 6.0, 0.5
     _, truth = make_slit(
-        nx=51, ny=40, profile="double", width=1.0, double_separation=sep, double_ratio=ratio,
-        trace_center=19.5, trace_curvature=0.0, trace_tilt=0.0,
+        nx=51,
+        ny=40,
+        profile="double",
+        width=1.0,
+        double_separation=sep,
+        double_ratio=ratio,
+        trace_center=19.5,
+        trace_curvature=0.0,
+        trace_tilt=0.0,
     )
     col = truth.profile[:, 25]
     peaks = np.flatnonzero((col[1:-1] > col[:-2]) & (col[1:-1] > col[2:])) + 1
@@ -106,7 +117,9 @@ def test_double_profile_has_two_peaks():
 
 
 def test_wavelength_and_spectrum():
-    model, truth = make_slit(nx=512, wavelength_range=(1.0, 2.0), lines=3, continuum_slope=0.3, seed=4)
+    model, truth = make_slit(
+        nx=512, wavelength_range=(1.0, 2.0), lines=3, continuum_slope=0.3, seed=4
+    )
     wl_trace = truth.wavelength[np.round(truth.trace).astype(int), np.arange(512)]
     np.testing.assert_allclose(wl_trace[[0, -1]], [1.0, 2.0], atol=0.01)
     assert np.all(np.diff(truth.wavelength, axis=1) > 0)
@@ -142,8 +155,19 @@ def test_huge_exposure_time_converges_to_expected():
 def noisy_cube():
     """Many integrations of a static scene, with background and flat noise."""
     cfg = SceneConfig(
-        nx=128, ny=16, nints=300, width=1.2, flux=300.0, background=3.0, exptime=100.0,
-        gain=1.5, read_noise=12.0, flat_error=0.02, trace_center=7.6, trace_curvature=0.5, seed=11,
+        nx=128,
+        ny=16,
+        nints=300,
+        width=1.2,
+        flux=300.0,
+        background=3.0,
+        exptime=100.0,
+        gain=1.5,
+        read_noise=12.0,
+        flat_error=0.02,
+        trace_center=7.6,
+        trace_curvature=0.5,
+        seed=11,
     )
     return make_slit(cfg)
 
@@ -187,8 +211,18 @@ def test_optimal_weighting_reaches_cramer_rao():
     """Optimal extraction with the TRUE profile and variance attains the CR bound."""
     # pure (white) Gaussian read noise: Poisson variance <0.1% of the total
     model, truth = make_slit(
-        nx=256, ny=16, nints=400, exptime=1.0, gain=1.0, read_noise=1000.0, flux=2000.0,
-        width=(0.8, 2.0), trace_center=7.3, trace_curvature=1.0, background=0.0, seed=5,
+        nx=256,
+        ny=16,
+        nints=400,
+        exptime=1.0,
+        gain=1.0,
+        read_noise=1000.0,
+        flux=2000.0,
+        width=(0.8, 2.0),
+        trace_center=7.3,
+        trace_curvature=1.0,
+        background=0.0,
+        seed=5,
     )
     p, v = truth.profile, truth.variance
     info = (p**2 / v).sum(axis=-2)
@@ -200,7 +234,9 @@ def test_optimal_weighting_reaches_cramer_rao():
     bias = (est - truth.flux).mean(axis=0) / np.sqrt(cr.mean(axis=0) / 400)
     assert abs(bias.mean()) < 0.3 and bias.std() == pytest.approx(1.0, abs=0.2)
     # and in the Poisson-dominated regime, too
-    model, truth = make_slit(nx=256, ny=16, nints=300, read_noise=1.0, flux=500.0, exptime=10.0, seed=6)
+    model, truth = make_slit(
+        nx=256, ny=16, nints=300, read_noise=1.0, flux=500.0, exptime=10.0, seed=6
+    )
     p, v = truth.profile, truth.variance
     est = (p * model.data / v).sum(axis=-2) / (p**2 / v).sum(axis=-2)
     ratio = est.var(axis=0, ddof=1) / cramer_rao_variance(truth).mean(axis=0)
@@ -211,12 +247,16 @@ def test_cramer_rao_by_hand():
     model, truth = make_slit(nx=50, ny=12, trace_center=5.5, nan_fraction=0.05, seed=3)
     good = ~truth.flagged
     expected = 1.0 / np.array(
-        [np.sum(truth.profile[good[:, i], i] ** 2 / truth.variance[good[:, i], i]) for i in range(50)]
+        [
+            np.sum(truth.profile[good[:, i], i] ** 2 / truth.variance[good[:, i], i])
+            for i in range(50)
+        ]
     )
     np.testing.assert_allclose(cramer_rao_variance(truth), expected, rtol=1e-12)
     all_good = np.ones_like(good)
     np.testing.assert_allclose(
-        cramer_rao_variance(truth, mask=all_good), 1 / (truth.profile**2 / truth.variance).sum(axis=0)
+        cramer_rao_variance(truth, mask=all_good),
+        1 / (truth.profile**2 / truth.variance).sum(axis=0),
     )
     # a fully masked column has infinite variance
     mask = all_good.copy()
@@ -253,10 +293,20 @@ def test_dispersion_axis_2_is_a_transpose():
     np.testing.assert_allclose(t3.profile.sum(axis=-1), 1.0)
 
 
-@pytest.mark.parametrize(("units", "factor", "srctype"), [("MJy/sr", sim.MJYSR_PER_DNS, "EXTENDED"),
-                                                          ("MJy", sim.MJY_PER_DNS, "POINT")])
+@pytest.mark.parametrize(
+    ("units", "factor", "srctype"),
+    [("MJy/sr", sim.MJYSR_PER_DNS, "EXTENDED"), ("MJy", sim.MJY_PER_DNS, "POINT")],
+)
 def test_units(units, factor, srctype):
-    kw = dict(nx=64, ny=16, trace_center=7.5, background=2.0, flat_error=0.01, cosmic_ray_fraction=0.01, seed=2)
+    kw = dict(
+        nx=64,
+        ny=16,
+        trace_center=7.5,
+        background=2.0,
+        flat_error=0.01,
+        cosmic_ray_fraction=0.01,
+        seed=2,
+    )
     m0, t0 = make_slit(**kw)
     m1, t1 = make_slit(units=units, **kw)
     np.testing.assert_allclose(m1.data, m0.data * factor, rtol=1e-6)
@@ -266,7 +316,9 @@ def test_units(units, factor, srctype):
     np.testing.assert_allclose(t1.flux, t0.flux * factor, rtol=1e-12)
     np.testing.assert_allclose(t1.background, t0.background * factor, rtol=1e-12)
     np.testing.assert_allclose(t1.variance, t0.variance * factor**2, rtol=1e-12)
-    np.testing.assert_allclose(cramer_rao_variance(t1), cramer_rao_variance(t0) * factor**2, rtol=1e-12)
+    np.testing.assert_allclose(
+        cramer_rao_variance(t1), cramer_rao_variance(t0) * factor**2, rtol=1e-12
+    )
     assert m1.meta.bunit_data == m1.meta.bunit_err == units
     assert m1.meta.target.source_type == m1.source_type == srctype
     assert m1.meta.cal_step.photom == "COMPLETE" and m0.meta.cal_step.photom == "SKIPPED"
@@ -277,8 +329,16 @@ def test_units(units, factor, srctype):
 
 def test_defect_injection():
     cfg = SceneConfig(
-        nx=200, ny=20, nints=3, trace_center=9.8, cosmic_ray_fraction=0.01, hot_pixels=5,
-        nan_fraction=0.02, nan_columns=2, flat_error=0.01, seed=21,
+        nx=200,
+        ny=20,
+        nints=3,
+        trace_center=9.8,
+        cosmic_ray_fraction=0.01,
+        hot_pixels=5,
+        nan_fraction=0.02,
+        nan_columns=2,
+        flat_error=0.01,
+        seed=21,
     )
     model, truth = make_slit(cfg)
     size = 3 * 20 * 200
@@ -302,7 +362,9 @@ def test_defect_injection():
     assert np.all(model.dq[cr] == 0)
     tg = cfg.exptime * cfg.gain
     np.testing.assert_allclose(model.var_poisson[cr], np.maximum(model.data[cr], 0) / tg, rtol=1e-5)
-    np.testing.assert_allclose(model.var_flat[cr], (0.01 * model.data[cr].astype(float)) ** 2, rtol=1e-5)
+    np.testing.assert_allclose(
+        model.var_flat[cr], (0.01 * model.data[cr].astype(float)) ** 2, rtol=1e-5
+    )
     # hot pixels are at the same place in every integration
     hot = cr.all(axis=0)
     assert hot.sum() == 5
@@ -395,7 +457,7 @@ def test_make_multislit():
     assert fluxes[0] > fluxes[1] > fluxes[2]
     assert not np.array_equal(model.slits[0].data, model.slits[1].data)
     assert model.meta.exposure.type == "NRS_FIXEDSLIT"
-    for slit, truth in zip(model.slits, truths):
+    for slit, truth in zip(model.slits, truths, strict=True):
         assert slit.data.shape == (32, 64) and slit.meta.wcsinfo.dispersion_direction == 1
         assert slit.meta.wcs(5, 10)[2] == pytest.approx(slit.wavelength[10, 5], rel=1e-6)
         np.testing.assert_allclose(truth.profile.sum(axis=0), 1.0)
@@ -414,7 +476,11 @@ def test_make_tso():
     exp = model.meta.exposure
     assert (exp.nints, exp.integration_start, exp.integration_end) == (40, 1, 40)
     it = model.int_times
-    assert len(it) == 40 and "int_start_MJD_UTC" in it.dtype.names and "int_mid_BJD_TDB" in it.dtype.names
+    assert (
+        len(it) == 40
+        and "int_start_MJD_UTC" in it.dtype.names
+        and "int_mid_BJD_TDB" in it.dtype.names
+    )
     np.testing.assert_array_equal(it["integration_number"], np.arange(1, 41))
     assert np.all(np.diff(it["int_mid_MJD_UTC"]) > 0)
     assert truth.flux.shape == truth.trace.shape == (40, 128)
@@ -425,17 +491,29 @@ def test_make_tso():
     shifts = truth.trace[:, 0] - truth.trace[:, 0].mean()
     assert 0.02 < shifts.std() < 0.1
     shape_only = truth.trace - truth.trace[:, :1]  # jitter is a pure shift of the whole trace
-    np.testing.assert_allclose(shape_only, np.broadcast_to(shape_only[0], shape_only.shape), atol=1e-12)
-    cube, ctruth = make_tso(5, nx=64, exp_type="MIR_LRS-SLITLESS", dispersion_axis=2,
-                            wavelength_range=(5.0, 12.0), slit_name="LRS")
+    np.testing.assert_allclose(
+        shape_only, np.broadcast_to(shape_only[0], shape_only.shape), atol=1e-12
+    )
+    cube, ctruth = make_tso(
+        5,
+        nx=64,
+        exp_type="MIR_LRS-SLITLESS",
+        dispersion_axis=2,
+        wavelength_range=(5.0, 12.0),
+        slit_name="LRS",
+    )
     assert isinstance(cube, datamodels.CubeModel) and cube.data.shape == (5, 64, 32)
     assert cube.meta.instrument.name == "MIRI" and len(cube.int_times) == 5
 
 
 @pytest.mark.parametrize(
     ("kind", "cls", "ndim"),
-    [("nirspec_fs", datamodels.MultiSlitModel, 2), ("nirspec_mos", datamodels.MultiSlitModel, 2),
-     ("miri_lrs", datamodels.ImageModel, 2), ("nirspec_bots", datamodels.SlitModel, 3)],
+    [
+        ("nirspec_fs", datamodels.MultiSlitModel, 2),
+        ("nirspec_mos", datamodels.MultiSlitModel, 2),
+        ("miri_lrs", datamodels.ImageModel, 2),
+        ("nirspec_bots", datamodels.SlitModel, 3),
+    ],
 )
 def test_write_example(tmp_path, kind, cls, ndim):
     path = write_example(tmp_path / f"{kind}_cal.fits", kind=kind, seed=1)
@@ -451,7 +529,9 @@ def test_write_example(tmp_path, kind, cls, ndim):
 
 def test_write_example_in_directory(tmp_path):
     path = write_example(tmp_path, kind="miri_lrs")
-    assert path.parent == tmp_path and path.name.startswith("jw") and path.name.endswith("_cal.fits")
+    assert (
+        path.parent == tmp_path and path.name.startswith("jw") and path.name.endswith("_cal.fits")
+    )
     with datamodels.open(path) as model:
         assert model.meta.exposure.type == "MIR_LRS-FIXEDSLIT"
         assert model.meta.wcsinfo.dispersion_direction == 2

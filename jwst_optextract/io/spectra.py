@@ -133,10 +133,13 @@ def _columns(spectrum: Spectrum, units: FluxUnits, keep: np.ndarray) -> dict[str
     npix_safe = np.where(npix > 0, npix, 1.0)
     f, f2 = units.flux_factor, units.flux_factor**2
     var = {k: getattr(spectrum, f"var_{k}") for k in ("poisson", "rnoise", "flat")}
-    if units.surface_brightness and spectrum.extraction_type == "box":
+    if units.surface_brightness:
+        # For an optimal extraction (where jwst writes zeros) this is the mean
+        # surface brightness over the effective number of pixels, so that
+        # readers that pick SURF_BRIGHT for extended sources see the spectrum.
         sb = spectrum.flux / npix_safe
         sb_var = {k: v / npix_safe**2 for k, v in var.items()}
-    else:  # jwst: surface brightness means nothing for an optimal extraction
+    else:  # NIRSpec point sources, calibrated in MJy: as jwst, no surface brightness
         sb = np.zeros_like(spectrum.flux)
         sb_var = {k: np.zeros_like(v) for k, v in var.items()}
     zeros = np.zeros_like(spectrum.flux)

@@ -70,8 +70,8 @@ class OptimalExtractStep(OptxStep):
         finally:
             if model is not input_data:
                 model.close()
-        if isinstance(output, datamodels.TSOMultiSpecModel) and self.suffix is None:
-            self.suffix = "x1dints"
+        if self.suffix in ("x1d", "x1dints"):  # the defaults, not a user's choice
+            self.suffix = "x1dints" if isinstance(output, datamodels.TSOMultiSpecModel) else "x1d"
         output.meta.cal_step.optx_extract = "COMPLETE"
         output.meta.cal_step.extract_1d = "COMPLETE"
         if summary.skipped:
