@@ -96,24 +96,25 @@ def extract_model(model, params: ExtractionParameters):
 def fit_trace_profile(slit: SlitData, params: ExtractionParameters) -> core.GaussianProfile:
     """Trace and Gaussian profile of a slit, fitted to its data.
 
-    Falls back to a constant trace at the WCS position (or the slit's
-    brightest row) and the prior width when the data do not constrain a fit.
+    Faint or short spectra may not constrain a width that varies along the
+    dispersion: the fit is then repeated with a constant width, and with a
+    straight trace, before it falls back to the trace estimate (from the WCS
+    position or the slit's brightest row) and the prior width.
     """
     image, good = core.trace.collapse_integrations(slit.data, slit.good)
     guess = slit.source_row if slit.source_row is not None and 0 <= slit.source_row < slit.ny else None
     trace = core.find_trace(image, good, guess=guess, degree=params.trace_degree)
-    profile = core.fit_gaussian_profile(
-        slit.data, slit.good, _variance(slit), slit.var_poisson, trace,
-        sigma_guess=params.psf_sigma, center_degree=params.trace_degree,
-        sigma_degree=params.width_degree,
-    )
-    center, sigma = profile.center, profile.sigma
-    plausible = (
-        np.all(np.isfinite(center)) and np.all(np.isfinite(sigma))
-        and np.all((center > -0.5) & (center < slit.ny - 0.5))
-        and np.all((sigma > 0.3) & (sigma < slit.ny / 2))
-    )
-    if not plausible:
+    ladder = [(params.trace_degree, params.width_degree), (params.trace_degree, 0), (min(params.trace_degree, 1), 0)]
+    for trace_degree, width_degree in dict.fromkeys(ladder):
+        profile = core.fit_gaussian_profile(
+            slit.data, slit.good, _variance(slit), slit.var_poisson, trace,
+            sigma_guess=params.psf_sigma, center_degree=trace_degree, sigma_degree=width_degree,
+        )
+        if _plausible(profile, params.psf_sigma):
+            break
+        log.info("Slit %s: profile fit with trace degree %d and width degree %d is implausible",
+                 slit.name, trace_degree, width_degree)
+    else:
         log.warning(
             "Slit %s: the Gaussian profile fit failed (no clear source?); using the trace "
             "estimate and the prior width %.2f px", slit.name, params.psf_sigma,
@@ -126,6 +127,19 @@ def fit_trace_profile(slit: SlitData, params: ExtractionParameters) -> core.Gaus
         profile.sigma.min(), profile.sigma.max(),
     )
     return profile
+
+
+def _plausible(profile: core.GaussianProfile, prior_sigma: float) -> bool:
+    """Centre inside the slit, width positive, not far from the prior and not wildly varying."""
+    center, sigma = profile.center, profile.sigma
+    if not (np.all(np.isfinite(center)) and np.all(np.isfinite(sigma))):
+        return False
+    return bool(
+        np.all((center > -0.5) & (center < profile.ny - 0.5))
+        and sigma.min() > 0.3
+        and sigma.max() < min(profile.ny / 4, 5 * prior_sigma)
+        and sigma.max() < 3 * sigma.min()
+    )
 
 
 def extract_slit(slit: SlitData, params: ExtractionParameters) -> tuple[Spectrum, int]:

@@ -174,7 +174,11 @@ def _extract_chunk(data, P, vr, vp, vf, mask, reject_sigma, max_iterations, min_
     if mask is not None:
         good &= mask
     good = np.broadcast_to(good, shape).copy()
+    # Zero on bad pixels, so that no NaN or inf reaches a sum (0 * inf is NaN).
     D = np.where(good, data, 0).astype(P.dtype, copy=False)
+    vr = np.where(good, vr, 0).astype(P.dtype, copy=False)
+    if vf is not None:
+        vf = np.where(good, vf, 0).astype(P.dtype, copy=False)
     terms = None
     vpm = None
     if vp is not None:
@@ -245,11 +249,12 @@ def solve_columns(D, P, vr, vpm, vf, good, axis):
     inv_var = _wsum(pv, P, axis)
     with np.errstate(invalid="ignore", divide="ignore"):
         var_total = np.where(inv_var > 0, 1 / inv_var, np.nan).astype(P.dtype, copy=False)
-    flux = _wsum(pv, D, axis) * var_total
-    pv2 = pv * pv
-    var_rnoise = _wsum(pv2, np.broadcast_to(vr, D.shape), axis) * var_total**2
-    var_flat = (_wsum(pv2, np.broadcast_to(vf, D.shape), axis) * var_total**2
-                if vf is not None else np.zeros_like(flux))
+    # Normalised weights: free of the scale of V, so no overflow or underflow.
+    w = pv * np.expand_dims(np.nan_to_num(var_total), axis)
+    flux = _wsum(w, D, axis)
+    w2 = w * w
+    var_rnoise = _wsum(w2, np.broadcast_to(vr, D.shape), axis)
+    var_flat = _wsum(w2, np.broadcast_to(vf, D.shape), axis) if vf is not None else np.zeros_like(flux)
     return {
         "flux": flux,
         "inv_var": inv_var,

@@ -78,7 +78,11 @@ class FluxUnits:
 
 def flux_units(model: datamodels.JwstDataModel, slit=None) -> FluxUnits:
     """The jwst ``extract_1d`` unit convention for an input model and slit."""
-    photom = (model.meta.cal_step.photom or "").upper() == "COMPLETE"
+    # jwst decides by the photom step alone; data calibrated elsewhere (e.g.
+    # msaexp products) say so only in BUNIT, and must not be labelled DN/s.
+    photom = (model.meta.cal_step.photom or "").upper() == "COMPLETE" or (
+        (model.meta.bunit_data or "").replace(" ", "") in ("MJy/sr", "MJy")
+    )
     if not photom:
         return FluxUnits(1.0, "DN/s", "DN/s", True)
     source_type = getattr(slit, "source_type", None) if slit is not None else None

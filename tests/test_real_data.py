@@ -1,0 +1,51 @@
+"""Real JWST data: the CEERS NIRSpec PRISM MOS nods in ../shared/data."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from stdatamodels.jwst import datamodels
+
+from jwst_optextract import OptimalExtractStep
+
+CEERS = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "nirspec_mos_ceers_prism"
+NODS = sorted(CEERS.glob("jw01345062001_03101_0000?_nrs2_phot.138.1345_933.fits"))
+
+pytestmark = pytest.mark.skipif(len(NODS) != 3, reason=f"the CEERS nods are not in {CEERS}")
+
+
+def nod_difference(index: int) -> datamodels.SlitModel:
+    """One nod minus the mean of the other two, with the variances propagated."""
+    nods = [datamodels.open(path) for path in NODS]
+    this = nods[index]
+    others = [nod for i, nod in enumerate(nods) if i != index]
+    diff = this.copy()
+    with np.errstate(over="ignore", invalid="ignore"):
+        diff.data = this.data - 0.5 * (others[0].data + others[1].data)
+        for key in ("var_poisson", "var_rnoise", "var_flat"):
+            setattr(diff, key, getattr(this, key) + 0.25 * (getattr(others[0], key) + getattr(others[1], key)))
+    diff.dq = this.dq | others[0].dq | others[1].dq
+    return diff
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_optimal_beats_box_on_the_ceers_nods(index):
+    diff = nod_difference(index)
+    optimal = OptimalExtractStep.call(diff).spec[0].spec_table
+    box = OptimalExtractStep.call(diff, extraction_type="box", extract_width=5).spec[0].spec_table
+    assert optimal.columns["FLUX"].unit == "Jy"  # MJy/sr data (calibrated by msaexp, BUNIT says so)
+    ok = np.isfinite(optimal["FLUX"]) & np.isfinite(box["FLUX"]) & (box["FLUX_ERROR"] > 0)
+    assert ok.mean() > 0.9
+    error_ratio = np.median(optimal["FLUX_ERROR"][ok] / box["FLUX_ERROR"][ok])
+    assert error_ratio < 0.95, error_ratio
+    snr_opt = np.median(optimal["FLUX"][ok] / optimal["FLUX_ERROR"][ok])
+    snr_box = np.median(box["FLUX"][ok] / box["FLUX_ERROR"][ok])
+    print(f"nod {index}: error ratio {error_ratio:.3f}, median S/N optimal {snr_opt:.3f} box {snr_box:.3f}")
+    assert snr_opt > snr_box, (snr_opt, snr_box)
+    # The two emission lines have the same flux in both extractions, within the errors.
+    for line in (2.61, 3.44):
+        near = ok & (np.abs(optimal["WAVELENGTH"] - line) < 0.04)
+        f_opt, f_box = optimal["FLUX"][near].sum(), box["FLUX"][near].sum()
+        sigma = np.sqrt((optimal["FLUX_ERROR"][near] ** 2).sum() + (box["FLUX_ERROR"][near] ** 2).sum())
+        assert f_opt > 10 * np.sqrt((optimal["FLUX_ERROR"][near] ** 2).sum())  # a clear detection
+        assert abs(f_opt - f_box) < 4 * sigma + 0.1 * f_box, (line, f_opt, f_box, sigma)
