@@ -80,9 +80,8 @@ def flux_units(model: datamodels.JwstDataModel, slit=None) -> FluxUnits:
     """The jwst ``extract_1d`` unit convention for an input model and slit."""
     # jwst decides by the photom step alone; data calibrated elsewhere (e.g.
     # msaexp products) say so only in BUNIT, and must not be labelled DN/s.
-    photom = (model.meta.cal_step.photom or "").upper() == "COMPLETE" or (
-        (model.meta.bunit_data or "").replace(" ", "") in ("MJy/sr", "MJy")
-    )
+    bunit = _meta_value(slit, "bunit_data") or _meta_value(model, "bunit_data") or ""
+    photom = (model.meta.cal_step.photom or "").upper() == "COMPLETE" or bunit.replace(" ", "") in ("MJy/sr", "MJy")
     if not photom:
         return FluxUnits(1.0, "DN/s", "DN/s", True)
     source_type = getattr(slit, "source_type", None) if slit is not None else None
@@ -97,6 +96,11 @@ def flux_units(model: datamodels.JwstDataModel, slit=None) -> FluxUnits:
         log.warning("Pixel area (solid angle) is not populated; the flux will not be correct.")
         area = 1.0
     return FluxUnits(area * 1.0e6, "Jy", "MJy/sr", True)
+
+
+def _meta_value(model, key):
+    """``model.meta.<key>``, or None where the model (or a slit node) does not have it."""
+    return getattr(getattr(model, "meta", None), key, None)
 
 
 def make_output_model(input_model: datamodels.JwstDataModel, integrations: bool):
