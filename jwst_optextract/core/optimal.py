@@ -27,7 +27,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import median_filter
 
 __all__ = ["OptimalResult", "optimal_extract"]
 
@@ -242,8 +241,7 @@ def solve_columns(D, P, vr, vpm, vf, good, axis):
         V += vf
     if vpm is not None:
         V += vpm
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iv = np.where(V > 0, g / V, 0).astype(P.dtype, copy=False)
+    iv = np.divide(g, V, out=np.zeros_like(V), where=V > 0)
     good &= iv > 0
     pv = P * iv
     inv_var = _wsum(pv, P, axis)
@@ -265,14 +263,14 @@ def solve_columns(D, P, vr, vpm, vf, good, axis):
     }
 
 
-def poisson_terms(D, P, vr, vp, vf, good, window: int = 31):
+def poisson_terms(D, P, vr, vp, vf, good, window: int = 31):  # window odd
     """Smooth model of the Poisson variance: background term ``a`` and ``q`` per column.
 
     The pipeline's ``VAR_POISSON`` is ``q S + a`` for a source signal ``S``,
     with ``q`` (variance per unit signal: gain, flat, photometric conversion)
     and the background term ``a`` smooth along the dispersion. Per column,
     ``vp ~ a + b P`` is fitted by least squares; ``q = b / f`` (with ``f`` a
-    first flux estimate) and ``a`` are then running medians over ``window``
+    first flux estimate) and ``a`` are then medians over blocks of ``window``
     columns, robust to cosmic rays. The Poisson variance of a pixel is modelled
     as ``a + q max(f, 0) P`` (`poisson_variance`), so that its weight depends on
     its own noise only through averages over hundreds of pixels. Data-derived
@@ -299,15 +297,39 @@ def poisson_terms(D, P, vr, vp, vf, good, window: int = 31):
         det = n * spp - sp * sp
         b = np.clip(np.where(det > 0, (n * spv - sp * sv) / det, 0), 0, None)
         a = np.clip(np.where(n > 0, (sv - b * sp) / n, 0), 0, None)
-    first = solve_columns(D, P, vr, a[..., None, :] + b[..., None, :] * P, vf, good.copy(), axis=-2)
-    flux = np.clip(np.nan_to_num(first["flux"]), 0, None)
-    size = (1,) * (b.ndim - 1) + (window,)
-    median_b = median_filter(b, size=size, mode="nearest")
-    median_f = median_filter(flux, size=size, mode="nearest")
+    # First flux estimate, weighted as the final one will be (an unweighted sum
+    # would let each pixel's noise into its own weight and bias faint fluxes high).
+    V = vr + a[..., None, :] + b[..., None, :] * P
+    if vf is not None:
+        V += vf
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pv = np.where(V > 0, g * P / V, 0)
+        flux = np.nan_to_num(_wsum(pv, D, -2) / _wsum(pv, P, -2))
+    median_b, median_f, a = (_block_median(v, window) for v in (b, np.clip(flux, 0, None), a))
     with np.errstate(invalid="ignore", divide="ignore"):
         q = np.where(median_f > 0, median_b / median_f, 0)
-    a = median_filter(a, size=size, mode="nearest")
-    return a, q, first["flux"]
+    return a, q, flux
+
+
+def _block_median(values: np.ndarray, window: int) -> np.ndarray:
+    """Median over consecutive blocks of ``window`` columns, repeated back to every column.
+
+    A piecewise-constant smoother, robust to single outlying columns and much
+    faster than a running median; the weights need not be smooth, only free
+    of each pixel's own noise.
+    """
+    nx = values.shape[-1]
+    nblocks = -(-nx // window)
+    padded = np.full(values.shape[:-1] + (nblocks * window,), np.nan, dtype=values.dtype)
+    padded[..., :nx] = values
+    blocks = padded.reshape(values.shape[:-1] + (nblocks, window))
+    # the last block may be short: fill it with its own median instead of NaN
+    if nblocks * window > nx:
+        tail = blocks[..., -1, :]
+        tail[..., nx - (nblocks - 1) * window:] = np.median(values[..., (nblocks - 1) * window:], axis=-1, keepdims=True)
+    middle = window // 2  # an odd window has one middle element: partition is enough
+    medians = np.partition(blocks, middle, axis=-1)[..., middle]
+    return np.repeat(medians, window, axis=-1)[..., :nx]
 
 
 def poisson_variance(a, q, flux, P, axis=-2):
