@@ -11,15 +11,13 @@ not the expectation of ``f``.
 The weights ``V`` must not depend on the noise of the pixel they weight, or
 faint fluxes come out biased low (a pixel that fluctuates down gets a smaller
 data-derived Poisson variance and so more weight). ``V`` is therefore the read
-noise and flat variance plus a *model* of the Poisson variance: per column,
-the pipeline's ``VAR_POISSON`` is fitted by ``a + b P`` (background floor plus
-a term proportional to the source model), which averages the noise of the
-single pixel away.
+noise and flat variance plus a smooth *model* of the Poisson variance (see
+`poisson_terms`).
 
 Cosmic rays and hot pixels that no DQ flag marks are rejected iteratively:
-the worst pixel of each column is dropped while its residual from the model
-``f P`` exceeds ``reject_sigma`` standard deviations, and only the columns that
-changed are solved again.
+the pixel furthest above the model ``f P`` in each column is dropped while it
+is more than ``reject_sigma`` standard deviations above it, and only the
+columns that changed are solved again.
 """
 
 from __future__ import annotations
