@@ -20,7 +20,7 @@ from stdatamodels.jwst.datamodels import dqflags
 
 from ..exceptions import InputError, SlitError
 
-__all__ = ["SlitData", "iter_slits", "read_slit"]
+__all__ = ["SlitData", "iter_slits", "read_slit", "write_slit"]
 
 log = logging.getLogger(__name__)
 
@@ -274,3 +274,25 @@ def _source_row(slit, parent, dispaxis: int, origin: tuple[int, int]) -> float |
     if location is None or not np.isfinite(location):
         return None
     return float(location) - origin[0]
+
+
+def write_slit(slit: SlitData, target, **arrays: np.ndarray) -> None:
+    """Write canonical arrays back into ``target`` in the input's layout.
+
+    ``target`` is the slit (or model) the arrays belong in, typically a copy of
+    ``slit.model``; each keyword names a model array (``data``, ``dq``,
+    ``var_rnoise``, ...) and gives its canonical ``(..., ny, nx)`` value, which
+    is transposed back for dispersion along y and placed at ``slit.origin``
+    (inside the WCS bounding box of a full-frame image).
+    """
+    for key, value in arrays.items():
+        value = np.swapaxes(value, -1, -2) if slit.dispaxis == VERTICAL else value
+        current = getattr(target, key, None)
+        full_shape = slit.model.data.shape
+        if current is None or np.shape(current) != full_shape:
+            current = np.zeros(full_shape, dtype=value.dtype)
+        else:
+            current = np.array(current, copy=True)
+        row0, col0 = slit.origin if slit.dispaxis != VERTICAL else slit.origin[::-1]
+        current[..., row0:row0 + value.shape[-2], col0:col0 + value.shape[-1]] = value
+        setattr(target, key, current.astype(current.dtype, copy=False))
