@@ -80,7 +80,9 @@ def optimal_extract(
         last axis, any leading axes (integrations) extracted independently.
     profile : ndarray
         Cross-dispersion profile, broadcastable to ``data``; it is normalised
-        here to sum to one over the rows of every column.
+        here to sum to one over the rows of every column. It may be negative
+        where a fitted profile's wings scatter about zero; pixels where it is
+        exactly zero are not used.
     var_rnoise : ndarray
         Read-noise variance, broadcastable to ``data``; used in the weights.
     var_poisson : ndarray, optional
@@ -163,7 +165,7 @@ def _take(a, index, lead, shape, dtype=None):
 
 def _extract_chunk(data, P, vr, vp, vf, mask, reject_sigma, max_iterations, min_coverage, weights):
     shape = data.shape
-    good = np.isfinite(data) & np.isfinite(vr) & (vr >= 0) & (P > 0)
+    good = np.isfinite(data) & np.isfinite(vr) & (vr >= 0) & (P != 0)
     if vp is not None:
         good &= np.isfinite(vp)
     if vf is not None:
@@ -212,7 +214,10 @@ def _extract_chunk(data, P, vr, vp, vf, mask, reject_sigma, max_iterations, min_
 
 
 def _normalise(profile: np.ndarray) -> np.ndarray:
-    profile = np.where(np.isfinite(profile) & (profile > 0), profile, 0)
+    # Signed: a fitted profile's wings scatter about zero where the data are
+    # noise; clipping them at zero would rectify that noise into a positive
+    # floor and bias the flux.
+    profile = np.where(np.isfinite(profile), profile, 0)
     total = profile.sum(axis=-2, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, profile / total, 0).astype(profile.dtype)
@@ -297,7 +302,7 @@ def poisson_terms(D, P, vr, vp, vf, good, window: int = 31):  # window odd
         a = np.clip(np.where(n > 0, (sv - b * sp) / n, 0), 0, None)
     # First flux estimate, weighted as the final one will be (an unweighted sum
     # would let each pixel's noise into its own weight and bias faint fluxes high).
-    V = vr + a[..., None, :] + b[..., None, :] * P
+    V = vr + a[..., None, :] + np.maximum(b[..., None, :] * P, 0)
     if vf is not None:
         V += vf
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -333,7 +338,7 @@ def _block_median(values: np.ndarray, window: int) -> np.ndarray:
 def poisson_variance(a, q, flux, P, axis=-2):
     """Modelled Poisson variance ``a + q max(f, 0) P`` of every pixel (rows on ``axis``)."""
     source = np.clip(np.nan_to_num(q * flux), 0, None)
-    return (np.expand_dims(a, axis) + np.expand_dims(source, axis) * P).astype(P.dtype, copy=False)
+    return (np.expand_dims(a, axis) + np.maximum(np.expand_dims(source, axis) * P, 0)).astype(P.dtype, copy=False)
 
 
 def _reject_outliers(D, P, vr, terms, vf, good, rejected, sol, reject_sigma, max_iterations):
@@ -349,16 +354,18 @@ def _reject_outliers(D, P, vr, terms, vf, good, rejected, sol, reject_sigma, max
     # pixels are positive, and a column inflated by one pulls its model above
     # the good pixels, which must not be rejected in its place.
     chi2 = (D - sol["flux"][..., None, :] * P) * np.sqrt(sol.pop("iv"))
-    outlier = chi2.max(axis=-2) > threshold
+    candidate = (chi2 > threshold) & _sharp_along_dispersion(chi2, sol["flux"], threshold)
+    outlier = candidate.any(axis=-2)
     if not outlier.any():
         return
+    chi2 = np.where(candidate, chi2, -np.inf)
     sel = np.nonzero(outlier)
 
     def gather(a):
         # rows last, so that indexing by column gives (n_columns, ny)
         return None if a is None else np.moveaxis(np.broadcast_to(a, D.shape), -2, -1)[sel]
 
-    d, p, r, f, g = (gather(a) for a in (D, P, vr, vf, good))
+    d, p, r, f, g, c = (gather(a) for a in (D, P, vr, vf, good, candidate))
     a_col, q_col = (None, None) if terms is None else (terms[0][sel], terms[1][sel])
     rej = np.zeros_like(g)
     out = {k: sol[k][sel] for k in _RESULT_KEYS}
@@ -375,7 +382,7 @@ def _reject_outliers(D, P, vr, terms, vf, good, rejected, sol, reject_sigma, max
         g[todo] = gt
         for k in _RESULT_KEYS:
             out[k][todo] = s[k]
-        chi2 = (d[todo] - s["flux"][:, None] * p_t) * np.sqrt(s["iv"])
+        chi2 = np.where(c[todo], (d[todo] - s["flux"][:, None] * p_t) * np.sqrt(s["iv"]), -np.inf)
         row = np.argmax(chi2, axis=-1)
         still = chi2[np.arange(todo.size), row] > threshold
         todo, row = todo[still], row[still]
@@ -385,6 +392,28 @@ def _reject_outliers(D, P, vr, terms, vf, good, rejected, sol, reject_sigma, max
         sol[k][sel] = out[k]
     np.moveaxis(good, -2, -1)[sel] = g
     np.moveaxis(rejected, -2, -1)[sel] = rej
+
+
+def _sharp_along_dispersion(z: np.ndarray, flux: np.ndarray, threshold: float) -> np.ndarray:
+    """True where a residual ``z`` (rows on axis -2) stands out from a neighbouring column.
+
+    Cosmic rays and hot pixels are sharp along the dispersion; a profile that
+    does not match the data leaves residuals that vary smoothly from column to
+    column, and those pixels must not be rejected (at high signal to noise they
+    can be hundreds of sigma). A pixel is an outlier candidate only if its
+    residual exceeds that of the same row in at least one neighbouring column,
+    scaled by the ratio of the two columns' fluxes, by ``threshold``.
+    """
+    nx = z.shape[-1]
+    best = np.full(z.shape, np.inf, dtype=z.dtype)
+    for step in (-1, 1):
+        here = slice(max(0, -step), nx - max(0, step))
+        there = slice(max(0, step), nx - max(0, -step))
+        f_here, f_there = flux[..., here], flux[..., there]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where((f_here > 0) & (f_there > 0), np.clip(f_here / f_there, 0.5, 2.0), 1.0)
+        best[..., here] = np.minimum(best[..., here], z[..., there] * ratio[..., None, :])
+    return z - best > threshold
 
 
 _RESULT_KEYS = ("flux", "inv_var", "var_total", "var_rnoise", "var_flat")
