@@ -15,10 +15,11 @@ from stdatamodels.jwst import datamodels
 
 from . import core
 from .exceptions import SlitError
+from .fitting import FitParameters, ProfileFit, TraceFit, fit_profile, fit_trace, profile_from_entry, trace_from_entry
 from .io import SlitData, Spectrum, flux_units, iter_slits, make_output_model, read_slit, to_specmodel
 from .io.spectra import OUTLIER
 
-__all__ = ["ExtractionParameters", "ExtractionSummary", "extract_model", "extract_slit", "fit_trace_profile"]
+__all__ = ["ExtractionParameters", "ExtractionSummary", "extract_model", "extract_slit"]
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,14 @@ class ExtractionParameters:
     trace_degree: int = 3
     width_degree: int = 2
     psf_sigma: float = 1.0
+    profile_kind: str = "gaussian"
     chunk_pixels: int = 1 << 19
+
+    def fit_parameters(self) -> FitParameters:
+        """The trace and profile fit settings these imply."""
+        return FitParameters(trace_degree=self.trace_degree, width_degree=self.width_degree,
+                             psf_sigma=self.psf_sigma, kind=self.profile_kind,
+                             reject_sigma=self.reject_sigma or 5.0)
 
 
 @dataclass
@@ -52,11 +60,13 @@ class ExtractionSummary:
     rejected_pixels: int = 0
 
 
-def extract_model(model, params: ExtractionParameters):
+def extract_model(model, params: ExtractionParameters, traces=None, profiles=None):
     """Extract every slit of ``model`` into a MultiSpecModel or TSOMultiSpecModel.
 
-    A slit that cannot be extracted is skipped with a warning naming it and the
-    reason; if no slit can be extracted, the error of the last one is raised.
+    ``traces`` and ``profiles`` (a TraceModel and a ProfileModel) are used for
+    the slits they describe; whatever is not given is fitted. A slit that cannot
+    be extracted is skipped with a warning naming it and the reason; if no slit
+    can be extracted, the error of the last one is raised.
 
     Returns
     -------
@@ -70,7 +80,9 @@ def extract_model(model, params: ExtractionParameters):
     for name, slit_model in slits:
         try:
             slit = read_slit(slit_model, model, name)
-            spectrum, rejected = extract_slit(slit, params)
+            trace = _given(traces, "trace_for", trace_from_entry, slit)
+            profile = _given(profiles, "profile_for", profile_from_entry, slit)
+            spectrum, rejected = extract_slit(slit, params, trace, profile)
             if output is None:
                 output = make_output_model(model, integrations=slit.n_integrations is not None)
             output.spec.append(to_specmodel(slit, model, spectrum, flux_units(model, slit_model)))
@@ -93,82 +105,38 @@ def extract_model(model, params: ExtractionParameters):
     return output, summary
 
 
-def fit_trace_profile(slit: SlitData, params: ExtractionParameters) -> core.GaussianProfile:
-    """Trace and Gaussian profile of a slit, fitted to its data.
+def extract_slit(slit: SlitData, params: ExtractionParameters, trace: TraceFit | None = None,
+                 profile: ProfileFit | None = None) -> tuple[Spectrum, int]:
+    """Extract one slit; returns the spectrum and the number of pixels rejected.
 
-    Faint or short spectra may not constrain a width that varies along the
-    dispersion: the fit is then repeated with a constant width, and with a
-    straight trace, before it falls back to the trace estimate (from the WCS
-    position or the slit's brightest row) and the prior width.
+    The trace and profile are fitted when not given (box extraction with fixed
+    limits needs neither).
     """
-    image, good = core.trace.collapse_integrations(slit.data, slit.good)
-    guess = slit.source_row if slit.source_row is not None and 0 <= slit.source_row < slit.ny else None
-    trace = core.find_trace(image, good, guess=guess, degree=params.trace_degree)
-    ladder = [(params.trace_degree, params.width_degree), (params.trace_degree, 0), (min(params.trace_degree, 1), 0)]
-    for trace_degree, width_degree in dict.fromkeys(ladder):
-        profile = core.fit_gaussian_profile(
-            slit.data, slit.good, _variance(slit), slit.var_poisson, trace,
-            sigma_guess=params.psf_sigma, center_degree=trace_degree, sigma_degree=width_degree,
-        )
-        if _plausible(profile, params.psf_sigma):
-            break
-        log.info("Slit %s: profile fit with trace degree %d and width degree %d is implausible",
-                 slit.name, trace_degree, width_degree)
-    else:
-        log.warning(
-            "Slit %s: the Gaussian profile fit failed (no clear source?); using the trace "
-            "estimate and the prior width %.2f px", slit.name, params.psf_sigma,
-        )
-        coeffs = np.polynomial.legendre.legfit(np.linspace(-1, 1, slit.nx), trace, params.trace_degree)
-        profile = core.GaussianProfile(coeffs, np.array([params.psf_sigma]), slit.nx, slit.ny)
-    log.info(
-        "Slit %s: trace at row %.2f (%.2f to %.2f), Gaussian sigma %.2f to %.2f px",
-        slit.name, np.mean(profile.center), profile.center.min(), profile.center.max(),
-        profile.sigma.min(), profile.sigma.max(),
-    )
-    return profile
-
-
-def _plausible(profile: core.GaussianProfile, prior_sigma: float) -> bool:
-    """Centre inside the slit, width positive, not far from the prior and not wildly varying."""
-    center, sigma = profile.center, profile.sigma
-    if not (np.all(np.isfinite(center)) and np.all(np.isfinite(sigma))):
-        return False
-    return bool(
-        np.all((center > -0.5) & (center < profile.ny - 0.5))
-        and sigma.min() > 0.3
-        and sigma.max() < min(profile.ny / 4, 5 * prior_sigma)
-        and sigma.max() < 3 * sigma.min()
-    )
-
-
-def extract_slit(slit: SlitData, params: ExtractionParameters) -> tuple[Spectrum, int]:
-    """Extract one slit; returns the spectrum and the number of pixels rejected."""
     column_mask = _column_mask(slit, params)
     wl_ok = np.isfinite(slit.wavelength)
-    if params.extraction_type == "box" and _fixed_aperture(slit, params) is not None:
-        lower, upper = _fixed_aperture(slit, params)
-        profile_model = None
-    else:
-        profile_model = fit_trace_profile(slit, params)
-        lower, upper = core.trace_aperture(profile_model.center, params.extract_width)
+    fixed = _fixed_aperture(slit, params) if params.extraction_type == "box" else None
+    needs_profile = params.extraction_type == "optimal" or params.fill_flagged
+    if fixed is None or needs_profile:
+        fit = params.fit_parameters()
+        trace = trace or fit_trace(slit, fit)
+        profile = profile or (fit_profile(slit, trace, fit) if needs_profile else None)
+    lower, upper = fixed if fixed is not None else core.trace_aperture(trace.centers(), params.extract_width)
+    P = None if profile is None else np.where(wl_ok & column_mask, profile.for_trace(slit.ny, trace), 0.0)
 
     if params.extraction_type == "optimal":
-        P = np.where(wl_ok & column_mask, profile_model.evaluate(), 0.0)
         result = core.optimal_extract(
             slit.data, P, _variance(slit), slit.var_poisson, slit.var_flat, mask=slit.good,
             reject_sigma=params.reject_sigma, max_reject_iterations=params.max_reject_iterations,
             min_coverage=params.min_coverage, chunk_pixels=params.chunk_pixels,
         )
-        valid_columns = column_mask.any(axis=0)
-        flux = np.where(valid_columns, result.flux, np.nan)
+        flux = np.where(column_mask[0], result.flux, np.nan)
         dq = np.where(result.n_rejected > 0, OUTLIER, 0).astype(np.uint32)
-        wavelength = _weighted_wavelength(slit.wavelength, P)
         n_rejected = int(result.n_rejected.sum())
         if n_rejected:
             log.info("Slit %s: %d outlier pixels rejected", slit.name, n_rejected)
         spectrum = Spectrum(
-            wavelength=wavelength, flux=flux, var_poisson=result.var_poisson,
+            wavelength=_weighted_wavelength(slit.wavelength, P if P.ndim == 2 else P.mean(axis=0)),
+            flux=flux, var_poisson=result.var_poisson,
             var_rnoise=result.var_rnoise, var_flat=result.var_flat, npixels=result.npixels,
             dq=dq, extraction_type="optimal",
             aperture=(float(np.mean(lower)), float(np.mean(upper))),
@@ -178,8 +146,6 @@ def extract_slit(slit: SlitData, params: ExtractionParameters) -> tuple[Spectrum
     weights = core.aperture_weights(slit.ny, lower, upper) * (wl_ok & column_mask)
     fill = {}
     if params.fill_flagged:
-        model = profile_model or fit_trace_profile(slit, params)
-        P = model.evaluate()
         first = core.optimal_extract(slit.data, P, _variance(slit), slit.var_poisson, slit.var_flat,
                                      mask=slit.good, reject_sigma=None, chunk_pixels=params.chunk_pixels)
         fill = {"fill_profile": P, "fill_flux": np.nan_to_num(first.flux)}
@@ -189,14 +155,25 @@ def extract_slit(slit: SlitData, params: ExtractionParameters) -> tuple[Spectrum
     if fill and result.filled.any():
         log.info("Slit %s: %d flagged pixels in the box filled from the profile", slit.name, result.filled.sum())
     flux = np.where(result.npixels > 0, result.flux, np.nan)
+    mean_weights = weights if weights.ndim == 2 else weights.mean(axis=0)
     spectrum = Spectrum(
-        wavelength=_weighted_wavelength(slit.wavelength, weights),
+        wavelength=_weighted_wavelength(slit.wavelength, mean_weights),
         flux=flux, var_poisson=result.var_poisson, var_rnoise=result.var_rnoise,
         var_flat=result.var_flat, npixels=result.npixels,
         dq=np.zeros(flux.shape, np.uint32), extraction_type="box",
         aperture=(float(np.mean(lower)), float(np.mean(upper))),
     )
     return spectrum, 0
+
+
+def _given(product, lookup: str, convert, slit: SlitData):
+    """The product's entry for this slit, converted; None without a product."""
+    if product is None:
+        return None
+    entry = getattr(product, lookup)(slit.name)
+    if entry is None:
+        raise SlitError(slit.name, f"the given {type(product).__name__} has no entry for this slit")
+    return convert(entry, slit)
 
 
 def _variance(slit: SlitData) -> np.ndarray:

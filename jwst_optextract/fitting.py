@@ -1,0 +1,291 @@
+"""Trace and profile fitting of whole slits: the glue between `io`, `core` and the products.
+
+One implementation serves TraceStep, PsfFitStep and OptimalExtractStep (which
+fits what it is not given).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import core
+from .core.spline_profile import SplineProfile, fit_spline_profile
+from .core.trace import collapse_integrations, negative_traces, shifted_profiles, trace_shifts
+from .exceptions import SlitError
+from .io import SlitData
+from .products import ProfileModel, TraceModel
+
+__all__ = [
+    "FitParameters", "ProfileFit", "TraceFit", "fit_profile", "fit_trace",
+    "profile_entry", "profile_from_entry", "trace_entry", "trace_from_entry",
+]
+
+log = logging.getLogger(__name__)
+
+PROFILE_KINDS = ("auto", "spline", "spline2d", "gaussian")
+
+
+@dataclass
+class FitParameters:
+    """What controls the trace and profile fits (see TraceStep and PsfFitStep)."""
+
+    trace_degree: int = 3
+    width_degree: int = 2
+    psf_sigma: float = 1.0
+    fit_jitter: bool = True
+    kind: str = "auto"
+    window: float = 128.0
+    oversample: float = 4.0
+    smoothing: float = 30.0
+    reject_sigma: float = 5.0
+
+
+@dataclass
+class TraceFit:
+    """The trace of one slit, in its canonical (dispersion along x) pixels."""
+
+    name: str
+    center: np.ndarray
+    shifts: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    negative_offsets: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    detected: bool = True
+    method: str = "gaussian"
+    gaussian: core.GaussianProfile | None = None
+
+    def centers(self) -> np.ndarray:
+        """``(nx,)``, or ``(nints, nx)`` with the per-integration shifts."""
+        if self.shifts.size:
+            return self.center[None, :] + self.shifts[:, None]
+        return self.center
+
+
+@dataclass
+class ProfileFit:
+    """The cross-dispersion profile of one slit."""
+
+    name: str
+    kind: str
+    center: np.ndarray
+    model: core.GaussianProfile | SplineProfile
+    chi2_per_pixel: float = np.nan
+
+    def evaluate(self, ny: int, center: np.ndarray | None = None) -> np.ndarray:
+        """The normalised profile ``(ny, nx)`` about ``center`` (default: the fitted trace)."""
+        center = self.center if center is None else center
+        if isinstance(self.model, SplineProfile):
+            return self.model.evaluate(ny, center)
+        return core.gaussian_profile(ny, center, self.model.sigma)
+
+    def for_trace(self, ny: int, trace: TraceFit) -> np.ndarray:
+        """``(ny, nx)``, or ``(nints, ny, nx)`` following the trace's per-integration shifts."""
+        P0 = self.evaluate(ny, trace.center)
+        if not trace.shifts.size:
+            return P0
+        return shifted_profiles(P0, *self._derivatives(ny, trace.center), trace.shifts).astype(np.float32)
+
+    def _derivatives(self, ny: int, center: np.ndarray, step: float = 0.1):
+        up, down, mid = (self.evaluate(ny, center + s) for s in (step, -step, 0.0))
+        return (up - down) / (2 * step), (up - 2 * mid + down) / step**2
+
+
+def fit_trace(slit: SlitData, params: FitParameters) -> TraceFit:
+    """Trace of a slit: a joint Gaussian fit of centre and width, per-integration shifts, negative traces."""
+    gaussian, detected = _fit_gaussian(slit, params)
+    trace = TraceFit(slit.name, gaussian.center, detected=detected, gaussian=gaussian)
+    image, good = collapse_integrations(slit.data, slit.good)
+    trace.negative_offsets = negative_traces(image, good, trace.center)
+    if trace.negative_offsets.size:
+        log.info("Slit %s: negative traces at %s pixels from the trace", slit.name,
+                 ", ".join(f"{o:+.0f}" for o in trace.negative_offsets))
+    if slit.n_integrations and slit.n_integrations > 1 and params.fit_jitter and detected:
+        profile = ProfileFit(slit.name, "gaussian", trace.center, gaussian)
+        P0 = profile.evaluate(slit.ny)
+        dP, d2P = profile._derivatives(slit.ny, trace.center)
+        trace.shifts = trace_shifts(slit.data, slit.good, _read_noise(slit), slit.var_poisson, P0, dP, d2P)
+        log.info("Slit %s: per-integration trace shifts, rms %.4f px, range %.4f to %.4f",
+                 slit.name, trace.shifts.std(), trace.shifts.min(), trace.shifts.max())
+    return trace
+
+
+def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> ProfileFit:
+    """Profile of a slit about its trace, of the kind asked for (``auto`` chooses by AIC)."""
+    if params.kind not in PROFILE_KINDS:
+        raise SlitError(slit.name, f"unknown profile kind {params.kind!r}; use one of {PROFILE_KINDS}")
+    gaussian = trace.gaussian
+    if gaussian is None:
+        gaussian, _ = _fit_gaussian(slit, params, start=trace.center)
+    gauss_fit = ProfileFit(slit.name, "gaussian", trace.center, gaussian)
+    if params.kind == "gaussian" or not trace.detected:
+        gauss_fit.chi2_per_pixel = _chi2(slit, gauss_fit, trace)[0]
+        return gauss_fit
+    image, good = collapse_integrations(slit.data, slit.good)
+    n = max(1, slit.n_integrations or 1)
+    var_rnoise = _mean_frame(_read_noise(slit)) / n
+    var_poisson = None if slit.var_poisson is None else _mean_frame(slit.var_poisson) / n
+    good = good & ~_negative_trace_mask(slit.ny, trace, gaussian)
+    spline = fit_spline_profile(
+        image, good, var_rnoise, var_poisson, trace.center, gauss_fit.evaluate(slit.ny),
+        core_half_width=max(3.0 * float(gaussian.sigma.max()), 2.0),
+        window=params.window, column_degree=3 if params.kind == "spline2d" else 1,
+        oversample=params.oversample, smoothing=params.smoothing, reject_sigma=params.reject_sigma,
+    )
+    spline_fit = ProfileFit(slit.name, "spline2d" if params.kind == "spline2d" else "spline", trace.center, spline)
+    chi2_s, n_pix = _chi2(slit, spline_fit, trace)
+    chi2_g, _ = _chi2(slit, gauss_fit, trace)
+    spline_fit.chi2_per_pixel, gauss_fit.chi2_per_pixel = chi2_s, chi2_g
+    if params.kind != "auto":
+        return spline_fit
+    # Akaike: the spline must buy its extra parameters with chi-square.
+    k_spline = spline.coefficients.size
+    k_gauss = gaussian.center_coeffs.size + gaussian.sigma_coeffs.size
+    gain = (chi2_g - chi2_s) * n_pix
+    chosen = spline_fit if gain > 2 * (k_spline - k_gauss) else gauss_fit
+    log.info("Slit %s: profile chi2/pixel Gaussian %.3f, spline %.3f (%d pixels): %s chosen",
+             slit.name, chi2_g, chi2_s, n_pix, chosen.kind)
+    return chosen
+
+
+def _fit_gaussian(slit: SlitData, params: FitParameters, start: np.ndarray | None = None):
+    """Joint Gaussian fit, relaxed step by step when the data do not constrain it."""
+    image, good = collapse_integrations(slit.data, slit.good)
+    if start is None:
+        guess = slit.source_row if slit.source_row is not None and 0 <= slit.source_row < slit.ny else None
+        start = core.find_trace(image, good, guess=guess, degree=params.trace_degree)
+    ladder = [(params.trace_degree, params.width_degree), (params.trace_degree, 0),
+              (min(params.trace_degree, 1), 0)]
+    for trace_degree, width_degree in dict.fromkeys(ladder):
+        gaussian = core.fit_gaussian_profile(
+            slit.data, slit.good, _read_noise(slit), slit.var_poisson, start,
+            sigma_guess=params.psf_sigma, center_degree=trace_degree, sigma_degree=width_degree,
+            reject_sigma=params.reject_sigma,
+        )
+        if _plausible(gaussian, params.psf_sigma):
+            log.info("Slit %s: trace at row %.2f (%.2f to %.2f), Gaussian sigma %.2f to %.2f px",
+                     slit.name, gaussian.center.mean(), gaussian.center.min(), gaussian.center.max(),
+                     gaussian.sigma.min(), gaussian.sigma.max())
+            return gaussian, True
+        log.info("Slit %s: Gaussian fit with trace degree %d and width degree %d is implausible",
+                 slit.name, trace_degree, width_degree)
+    log.warning("Slit %s: no source detected; using the trace estimate at row %.2f and the prior "
+                "width %.2f px (flagged as not detected in the trace product)",
+                slit.name, float(np.mean(start)), params.psf_sigma)
+    coeffs = np.polynomial.legendre.legfit(np.linspace(-1, 1, slit.nx), start, params.trace_degree)
+    return core.GaussianProfile(coeffs, np.array([params.psf_sigma]), slit.nx, slit.ny), False
+
+
+def _plausible(profile: core.GaussianProfile, prior_sigma: float) -> bool:
+    """Centre inside the slit, width positive, not far from the prior and not wildly varying."""
+    center, sigma = profile.center, profile.sigma
+    if not (np.all(np.isfinite(center)) and np.all(np.isfinite(sigma))):
+        return False
+    return bool(
+        np.all((center > -0.5) & (center < profile.ny - 0.5))
+        and sigma.min() > 0.3
+        and sigma.max() < min(profile.ny / 4, 5 * prior_sigma)
+        and sigma.max() < 3 * sigma.min()
+    )
+
+
+def _chi2(slit: SlitData, profile: ProfileFit, trace: TraceFit) -> tuple[float, int]:
+    """Weighted chi-square per pixel of the data about ``f P``, over the pixels used."""
+    P = profile.for_trace(slit.ny, trace)
+    result = core.optimal_extract(slit.data, P, _read_noise(slit), slit.var_poisson, mask=slit.good,
+                                  min_coverage=0.0, return_inverse_variance=True)
+    iv = result.inverse_variance
+    model = np.nan_to_num(result.flux)[..., None, :] * np.broadcast_to(P, slit.data.shape)
+    resid2 = np.where(iv > 0, (np.nan_to_num(slit.data) - model) ** 2 * iv, 0.0)
+    n = int((iv > 0).sum())
+    return float(resid2.sum() / max(n, 1)), n
+
+
+def _negative_trace_mask(ny: int, trace: TraceFit, gaussian: core.GaussianProfile) -> np.ndarray:
+    rows = np.arange(ny)[:, None]
+    mask = np.zeros((ny, trace.center.size), bool)
+    half = 2.5 * float(np.max(gaussian.sigma))
+    for offset in trace.negative_offsets:
+        mask |= np.abs(rows - (trace.center + offset)) <= half
+    return mask
+
+
+def _read_noise(slit: SlitData) -> np.ndarray:
+    if slit.var_rnoise is not None:
+        return slit.var_rnoise
+    return np.zeros(slit.data.shape[-2:], dtype=slit.data.dtype)
+
+
+def _mean_frame(var: np.ndarray) -> np.ndarray:
+    var = np.asarray(var, dtype=float)
+    return var if var.ndim == 2 else np.nanmean(var, axis=tuple(range(var.ndim - 2)))
+
+
+# Products ------------------------------------------------------------------
+
+
+def trace_entry(slit: SlitData, trace: TraceFit) -> dict:
+    """The TraceModel entry of one slit."""
+    return {
+        "name": slit.name, "source_id": getattr(slit.model, "source_id", None),
+        "dispersion_axis": int(slit.dispaxis), "origin": [int(o) for o in slit.origin],
+        "center": np.asarray(trace.center, float), "shifts": np.asarray(trace.shifts, float),
+        "negative_offsets": np.asarray(trace.negative_offsets, float),
+        "detected": bool(trace.detected), "method": trace.method,
+    }
+
+
+def trace_from_entry(entry, slit: SlitData) -> TraceFit:
+    """A TraceFit from a TraceModel entry, checked against the slit it is used for."""
+    center = np.asarray(entry.center, float)
+    if center.shape != (slit.nx,):
+        raise SlitError(slit.name, f"the given trace has {center.size} columns but the slit has {slit.nx}")
+    shifts = np.asarray(getattr(entry, "shifts", None) if getattr(entry, "shifts", None) is not None else [], float)
+    if shifts.size and shifts.size != (slit.n_integrations or 0):
+        raise SlitError(slit.name, f"the given trace has {shifts.size} shifts for {slit.n_integrations} integrations")
+    negatives = getattr(entry, "negative_offsets", None)
+    return TraceFit(slit.name, center, shifts, np.asarray(negatives if negatives is not None else [], float),
+                    detected=bool(getattr(entry, "detected", True)), method=str(getattr(entry, "method", "given")))
+
+
+def profile_entry(slit: SlitData, profile: ProfileFit) -> dict:
+    """The ProfileModel entry of one slit."""
+    entry = {
+        "name": slit.name, "kind": profile.kind, "center": np.asarray(profile.center, float),
+        "values": profile.evaluate(slit.ny).astype(float), "chi2_per_pixel": float(profile.chi2_per_pixel),
+    }
+    model = profile.model
+    if isinstance(model, SplineProfile):
+        entry.update(offset_knots=model.offset_knots, column_knots=model.column_knots,
+                     column_degree=int(model.column_degree), coefficients=model.coefficients)
+    else:
+        entry.update(sigma=model.sigma, coefficients=np.asarray(model.sigma_coeffs, float))
+    return entry
+
+
+def profile_from_entry(entry, slit: SlitData) -> ProfileFit:
+    """A ProfileFit from a ProfileModel entry, checked against the slit it is used for."""
+    center = np.asarray(entry.center, float)
+    if center.shape != (slit.nx,):
+        raise SlitError(slit.name, f"the given profile has {center.size} columns but the slit has {slit.nx}")
+    if getattr(entry, "offset_knots", None) is not None:
+        model = SplineProfile(np.asarray(entry.offset_knots), np.asarray(entry.column_knots),
+                              int(entry.column_degree), np.asarray(entry.coefficients))
+    else:
+        sigma = np.asarray(entry.sigma, float)
+        coeffs = np.polynomial.legendre.legfit(np.linspace(-1, 1, slit.nx), sigma, min(5, slit.nx - 1))
+        center_coeffs = np.polynomial.legendre.legfit(np.linspace(-1, 1, slit.nx), center, min(5, slit.nx - 1))
+        model = core.GaussianProfile(center_coeffs, coeffs, slit.nx, slit.ny)
+    return ProfileFit(slit.name, str(entry.kind), center, model, float(getattr(entry, "chi2_per_pixel", np.nan)))
+
+
+def new_trace_model(source) -> TraceModel:
+    product = TraceModel()
+    product.update(source, only="PRIMARY")
+    return product
+
+
+def new_profile_model(source) -> ProfileModel:
+    product = ProfileModel()
+    product.update(source, only="PRIMARY")
+    return product
