@@ -3,11 +3,15 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from .exceptions import InputError, OptExtractError, SlitError
-from .steps import OptimalExtractStep
+from .products import ProfileModel, TraceModel
+from .steps import OptimalExtractStep, PsfFitStep, TraceStep
 
 try:
     __version__ = version("jwst_optextract")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
-__all__ = ["InputError", "OptExtractError", "OptimalExtractStep", "SlitError", "__version__"]
+__all__ = [
+    "InputError", "OptExtractError", "OptimalExtractStep", "ProfileModel", "PsfFitStep", "SlitError",
+    "TraceModel", "TraceStep", "__version__",
+]

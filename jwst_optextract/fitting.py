@@ -41,6 +41,7 @@ class FitParameters:
     oversample: float = 4.0
     smoothing: float = 30.0
     reject_sigma: float = 5.0
+    detection_snr: float = 5.0
 
 
 @dataclass
@@ -92,14 +93,21 @@ class ProfileFit:
 
 
 def fit_trace(slit: SlitData, params: FitParameters) -> TraceFit:
-    """Trace of a slit: a joint Gaussian fit of centre and width, per-integration shifts, negative traces."""
+    """Trace of a slit: a joint Gaussian fit of centre and width, per-integration shifts, negative traces.
+
+    Negative traces (nod-subtracted data) are located after a first fit and
+    masked for a second one, so that their wings do not pull the trace.
+    """
     gaussian, detected = _fit_gaussian(slit, params)
     trace = TraceFit(slit.name, gaussian.center, detected=detected, gaussian=gaussian)
     image, good = collapse_integrations(slit.data, slit.good)
-    trace.negative_offsets = negative_traces(image, good, trace.center)
+    trace.negative_offsets = negative_traces(image, good, trace.center) if detected else np.zeros(0)
     if trace.negative_offsets.size:
-        log.info("Slit %s: negative traces at %s pixels from the trace", slit.name,
+        log.info("Slit %s: negative traces at %s pixels from the trace; refitting without them", slit.name,
                  ", ".join(f"{o:+.0f}" for o in trace.negative_offsets))
+        keep = ~_negative_trace_mask(slit.ny, trace, gaussian)
+        gaussian, detected = _fit_gaussian(slit, params, start=trace.center, mask=keep)
+        trace.center, trace.detected, trace.gaussian = gaussian.center, detected, gaussian
     if slit.n_integrations and slit.n_integrations > 1 and params.fit_jitter and detected:
         profile = ProfileFit(slit.name, "gaussian", trace.center, gaussian)
         P0 = profile.evaluate(slit.ny)
@@ -148,9 +156,16 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
     return chosen
 
 
-def _fit_gaussian(slit: SlitData, params: FitParameters, start: np.ndarray | None = None):
-    """Joint Gaussian fit, relaxed step by step when the data do not constrain it."""
-    image, good = collapse_integrations(slit.data, slit.good)
+def _fit_gaussian(slit: SlitData, params: FitParameters, start: np.ndarray | None = None,
+                  mask: np.ndarray | None = None):
+    """Joint Gaussian fit, relaxed step by step when the data do not constrain it.
+
+    Returns the profile and whether a source was detected: a plausible fit
+    whose extracted flux has a total signal to noise of at least
+    ``params.detection_snr``.
+    """
+    good_pixels = slit.good if mask is None else slit.good & mask
+    image, good = collapse_integrations(slit.data, good_pixels)
     if start is None:
         guess = slit.source_row if slit.source_row is not None and 0 <= slit.source_row < slit.ny else None
         start = core.find_trace(image, good, guess=guess, degree=params.trace_degree)
@@ -158,11 +173,11 @@ def _fit_gaussian(slit: SlitData, params: FitParameters, start: np.ndarray | Non
               (min(params.trace_degree, 1), 0)]
     for trace_degree, width_degree in dict.fromkeys(ladder):
         gaussian = core.fit_gaussian_profile(
-            slit.data, slit.good, _read_noise(slit), slit.var_poisson, start,
+            slit.data, good_pixels, _read_noise(slit), slit.var_poisson, start,
             sigma_guess=params.psf_sigma, center_degree=trace_degree, sigma_degree=width_degree,
             reject_sigma=params.reject_sigma,
         )
-        if _plausible(gaussian, params.psf_sigma):
+        if _plausible(gaussian, params.psf_sigma) and _snr(slit, gaussian, good_pixels) >= params.detection_snr:
             log.info("Slit %s: trace at row %.2f (%.2f to %.2f), Gaussian sigma %.2f to %.2f px",
                      slit.name, gaussian.center.mean(), gaussian.center.min(), gaussian.center.max(),
                      gaussian.sigma.min(), gaussian.sigma.max())
@@ -174,6 +189,18 @@ def _fit_gaussian(slit: SlitData, params: FitParameters, start: np.ndarray | Non
                 slit.name, float(np.mean(start)), params.psf_sigma)
     coeffs = np.polynomial.legendre.legfit(np.linspace(-1, 1, slit.nx), start, params.trace_degree)
     return core.GaussianProfile(coeffs, np.array([params.psf_sigma]), slit.nx, slit.ny), False
+
+
+def _snr(slit: SlitData, gaussian: core.GaussianProfile, good: np.ndarray) -> float:
+    """Total signal to noise of the slit's flux extracted with this profile."""
+    image, mask = collapse_integrations(slit.data, good)
+    n = max(1, slit.n_integrations or 1)
+    result = core.optimal_extract(image, gaussian.evaluate(), _mean_frame(_read_noise(slit)) / n,
+                                  None if slit.var_poisson is None else _mean_frame(slit.var_poisson) / n,
+                                  mask=mask, reject_sigma=None)
+    ok = result.valid
+    total_var = np.sum(result.var_total[ok])
+    return float(np.sum(result.flux[ok]) / np.sqrt(total_var)) if total_var > 0 else 0.0
 
 
 def _plausible(profile: core.GaussianProfile, prior_sigma: float) -> bool:

@@ -12,4 +12,6 @@ def get_steps() -> list[tuple[str, str, bool]]:
     """
     return [
         ("jwst_optextract.steps.OptimalExtractStep", "optx_extract", False),
+        ("jwst_optextract.steps.TraceStep", "optx_trace", False),
+        ("jwst_optextract.steps.PsfFitStep", "optx_psf", False),
     ]

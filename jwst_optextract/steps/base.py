@@ -21,7 +21,8 @@ from stpipe import crds_client
 
 from ..exceptions import InputError
 
-__all__ = ["OfflineMixin", "OptxStep", "PACKAGED_REFERENCES", "load_reference", "open_model", "packaged_reference"]
+__all__ = ["OfflineMixin", "OptxStep", "PACKAGED_REFERENCES", "load_reference", "open_model", "open_product",
+           "packaged_reference", "reference_defaults"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,23 @@ def open_model(input_data):
         return datamodels.open(input_data)
     except Exception as exc:
         raise InputError(f"cannot open {input_data!r} as a JWST datamodel: {exc}") from exc
+
+
+def open_product(value, cls):
+    """A product given as a model or a file name (None stays None), or a clear `InputError`."""
+    if value is None or isinstance(value, cls):
+        return value
+    try:
+        return cls(value)
+    except Exception as exc:
+        raise InputError(f"cannot open {value!r} as a {cls.__name__}: {exc}") from exc
+
+
+def reference_defaults(step, model) -> dict:
+    """The optxextract reference values for the model's exposure type."""
+    reference = load_reference(step.get_reference_file(model, "optxextract"))
+    exp_type = model.meta.exposure.type
+    return {**reference.get("default", {}), **reference.get("exp_type", {}).get(exp_type, {})}
 
 
 class OfflineMixin:

@@ -7,7 +7,8 @@ import logging
 from stdatamodels.jwst import datamodels
 
 from ..extraction import ExtractionParameters, extract_model
-from .base import OptxStep, load_reference, open_model
+from ..products import ProfileModel, TraceModel
+from .base import OptxStep, open_model, open_product, reference_defaults
 
 __all__ = ["OptimalExtractStep"]
 
@@ -43,6 +44,9 @@ class OptimalExtractStep(OptxStep):
     psf_sigma = float(default=None)  # starting Gaussian sigma of the profile in pixels (default from reference)
     trace_degree = integer(default=None)  # Legendre degree of the trace centre along the dispersion (default from reference)
     width_degree = integer(default=None)  # Legendre degree of the profile width along the dispersion (default from reference)
+    profile_kind = option("gaussian", "auto", "spline", "spline2d", default="gaussian")  # profile fitted when no psf is given (see PsfFitStep)
+    trace = string(default=None)  # a TraceModel (optx_trace product) to use instead of fitting the trace
+    psf = string(default=None)  # a ProfileModel (optx_psf product) to use instead of fitting the profile
     chunk_pixels = integer(default=524288, min=1)  # integrations are extracted in chunks of about this many pixels
     """  # noqa: E501
 
@@ -51,22 +55,27 @@ class OptimalExtractStep(OptxStep):
     def default_suffix(self):
         return "x1d"
 
-    def process(self, input_data):
+    def process(self, input_data, trace=None, psf=None):
         """Extract every slit of the input.
 
         Parameters
         ----------
         input_data : str or DataModel
             File name or model of a supported type.
+        trace, psf : TraceModel, ProfileModel or str, optional
+            Products (or their files) to use instead of fitting; they override
+            the ``trace`` and ``psf`` parameters. A pipeline passes them here.
 
         Returns
         -------
         MultiSpecModel or TSOMultiSpecModel
         """
         model = open_model(input_data)
+        traces = open_product(trace if trace is not None else self.trace, TraceModel)
+        profiles = open_product(psf if psf is not None else self.psf, ProfileModel)
         try:
             params = self._parameters(model)
-            output, summary = extract_model(model, params)
+            output, summary = extract_model(model, params, traces, profiles)
         finally:
             if model is not input_data:
                 model.close()
@@ -80,9 +89,7 @@ class OptimalExtractStep(OptxStep):
         return output
 
     def _parameters(self, model) -> ExtractionParameters:
-        reference = load_reference(self.get_reference_file(model, "optxextract"))
-        exp_type = model.meta.exposure.type
-        defaults = {**reference.get("default", {}), **reference.get("exp_type", {}).get(exp_type, {})}
+        defaults = reference_defaults(self, model)
         values = {}
         for name in _FROM_REFERENCE:
             given = getattr(self, name)
@@ -92,10 +99,10 @@ class OptimalExtractStep(OptxStep):
         params = ExtractionParameters(
             extraction_type=self.extraction_type,
             ystart=self.ystart, ystop=self.ystop, xstart=self.xstart, xstop=self.xstop,
-            fill_flagged=self.fill_flagged,
+            fill_flagged=self.fill_flagged, profile_kind=self.profile_kind,
             max_reject_iterations=self.max_reject_iterations,
             chunk_pixels=self.chunk_pixels,
             **{k: v for k, v in values.items() if v is not None},
         )
-        log.info("Extraction parameters for %s: %s", exp_type, params)
+        log.info("Extraction parameters for %s: %s", model.meta.exposure.type, params)
         return params

@@ -1,0 +1,91 @@
+"""PsfFitStep: the cross-dispersion profile of every slit, as a ProfileModel product."""
+
+from __future__ import annotations
+
+import logging
+
+from ..exceptions import SlitError
+from ..fitting import FitParameters, fit_profile, fit_trace, new_profile_model, profile_entry, trace_from_entry
+from ..io import iter_slits, read_slit
+from ..products import TraceModel
+from .base import OptxStep, open_model, open_product, reference_defaults
+
+__all__ = ["PsfFitStep"]
+
+log = logging.getLogger(__name__)
+
+
+class PsfFitStep(OptxStep):
+    """Fit the cross-dispersion profile ``P(offset from trace, wavelength)`` of every slit.
+
+    Kinds (``kind``):
+
+    - ``spline``: a cubic B-spline in trace offset, knotted at ``1/oversample``
+      pixel in the core (a tilted trace samples the offset at sub-pixel steps),
+      fitted to the pixels of windows of ``window`` columns blended linearly;
+    - ``spline2d``: the same, cubic along the dispersion too (tensor product);
+    - ``gaussian``: a pixel-integrated Gaussian whose centre and width are
+      polynomials along the dispersion;
+    - ``auto``: the spline where it lowers the chi-square by more than twice
+      its extra parameters (Akaike), the Gaussian where the data cannot
+      support it (faint sources).
+
+    Weights are signal-independent (read noise plus a smooth Poisson model),
+    unflagged cosmic rays are rejected, and a second-difference penalty keeps
+    the spline smooth where the data are noise. Uses the trace given with
+    ``trace`` (a TraceModel file) or fits one.
+
+    Returns a `~jwst_optextract.products.ProfileModel` (suffix ``psf``, ASDF).
+    """
+
+    class_alias = "optx_psf"
+
+    spec = """
+    kind = option("auto", "spline", "spline2d", "gaussian", default="auto")  # profile model (see the class documentation)
+    trace = string(default=None)  # a TraceModel (optx_trace product) to fit about; fitted when not given
+    window = float(default=128.0, min=2)  # columns between spline knots along the dispersion
+    oversample = float(default=4.0, min=1)  # spline knots per pixel in the profile core
+    smoothing = float(default=30.0, min=0)  # weight of the spline's second-difference penalty (chi-square units)
+    trace_degree = integer(default=None, min=0)  # Legendre degree of the trace (default from the optxextract reference)
+    width_degree = integer(default=None, min=0)  # Legendre degree of the Gaussian width (default from reference)
+    psf_sigma = float(default=None)  # starting Gaussian sigma in pixels (default from reference)
+    reject_sigma = float(default=None)  # outlier threshold in sigma above the model (default from reference)
+    output_ext = string(default=".asdf")  # the profile product is an ASDF file
+    """  # noqa: E501
+
+    reference_file_types = ["optxextract"]
+
+    def default_suffix(self):
+        return "psf"
+
+    def process(self, input_data, trace=None):
+        """Fit the profile of every slit; ``trace`` may be a TraceModel (or its file)."""
+        model = open_model(input_data)
+        traces = open_product(trace if trace is not None else self.trace, TraceModel)
+        try:
+            params = self.fit_parameters(model)
+            product = new_profile_model(model)
+            for name, slit_model in iter_slits(model):
+                try:
+                    slit = read_slit(slit_model, model, name)
+                    given = None if traces is None else traces.trace_for(name)
+                    if traces is not None and given is None:
+                        raise SlitError(name, "the given TraceModel has no entry for this slit")
+                    slit_trace = fit_trace(slit, params) if given is None else trace_from_entry(given, slit)
+                    product.profiles.append(profile_entry(slit, fit_profile(slit, slit_trace, params)))
+                except SlitError as error:
+                    log.warning("Skipping %s", error)
+        finally:
+            if model is not input_data:
+                model.close()
+        product.meta.cal_step.optx_psf = "COMPLETE"
+        return product
+
+    def fit_parameters(self, model) -> FitParameters:
+        """Step parameters, with the reference defaults for the exposure type where not given."""
+        defaults = reference_defaults(self, model)
+        pick = {name: (defaults.get(name) if getattr(self, name) is None else getattr(self, name))
+                for name in ("trace_degree", "width_degree", "psf_sigma", "reject_sigma")}
+        return FitParameters(kind=self.kind, window=self.window, oversample=self.oversample,
+                             smoothing=self.smoothing, fit_jitter=False,
+                             **{k: v for k, v in pick.items() if v is not None})

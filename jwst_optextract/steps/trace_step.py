@@ -1,0 +1,72 @@
+"""TraceStep: the trace of every slit (and its per-integration shifts), as a TraceModel product."""
+
+from __future__ import annotations
+
+import logging
+
+from ..exceptions import SlitError
+from ..fitting import FitParameters, fit_trace, new_trace_model, trace_entry
+from ..io import iter_slits, read_slit
+from .base import OptxStep, open_model, reference_defaults
+
+__all__ = ["TraceStep"]
+
+log = logging.getLogger(__name__)
+
+
+class TraceStep(OptxStep):
+    """Fit the trace centre of every slit of a 2D/3D spectroscopic product.
+
+    The centre and a Gaussian width, both Legendre polynomials along the
+    dispersion, are fitted jointly to all good pixels, starting from the WCS
+    source position where there is one (else the brightest cross-dispersion
+    peak). For integrations, one shared trace plus a per-integration shift
+    (jitter) is fitted, vectorised over integrations. Negative traces of
+    nod-subtracted data are located. A slit with no detectable source gets the
+    WCS (or brightest-row) position, a warning, and ``detected = False``.
+
+    Returns a `~jwst_optextract.products.TraceModel` (suffix ``trace``, ASDF).
+    """
+
+    class_alias = "optx_trace"
+
+    spec = """
+    trace_degree = integer(default=None, min=0)  # Legendre degree of the trace along the dispersion (default from the optxextract reference)
+    width_degree = integer(default=None, min=0)  # Legendre degree of the Gaussian width fitted with it (default from reference)
+    psf_sigma = float(default=None)  # starting Gaussian sigma in pixels (default from reference)
+    fit_jitter = boolean(default=True)  # for integrations, fit a cross-dispersion shift per integration
+    detection_snr = float(default=5.0)  # a source is detected when its extracted flux has at least this total signal to noise
+    reject_sigma = float(default=None)  # outlier threshold in sigma above the model (default from reference)
+    output_ext = string(default=".asdf")  # the trace product is an ASDF file
+    """  # noqa: E501
+
+    reference_file_types = ["optxextract"]
+
+    def default_suffix(self):
+        return "trace"
+
+    def process(self, input_data):
+        """Fit the traces of every slit of the input; returns a TraceModel."""
+        model = open_model(input_data)
+        try:
+            params = self.fit_parameters(model)
+            product = new_trace_model(model)
+            for name, slit_model in iter_slits(model):
+                try:
+                    slit = read_slit(slit_model, model, name)
+                    product.traces.append(trace_entry(slit, fit_trace(slit, params)))
+                except SlitError as error:
+                    log.warning("Skipping %s", error)
+        finally:
+            if model is not input_data:
+                model.close()
+        product.meta.cal_step.optx_trace = "COMPLETE"
+        return product
+
+    def fit_parameters(self, model) -> FitParameters:
+        """Step parameters, with the reference defaults for the exposure type where not given."""
+        defaults = reference_defaults(self, model)
+        pick = {name: (defaults.get(name) if getattr(self, name) is None else getattr(self, name))
+                for name in ("trace_degree", "width_degree", "psf_sigma", "reject_sigma")}
+        return FitParameters(fit_jitter=self.fit_jitter, detection_snr=self.detection_snr,
+                             **{k: v for k, v in pick.items() if v is not None})

@@ -1,0 +1,112 @@
+"""TraceStep and PsfFitStep against known truth, and their products."""
+
+import asdf
+import numpy as np
+import pytest
+
+from jwst_optextract import OptimalExtractStep, ProfileModel, PsfFitStep, TraceModel, TraceStep, simulate
+from jwst_optextract.core import optimal_extract
+from jwst_optextract.io import read_slit
+
+
+def _bsub(model, truth):
+    model.data = (model.data - truth.background).astype(np.float32)
+    return model
+
+
+@pytest.mark.parametrize("flux, limit", [(200.0, 0.02), (0.5, 0.1)], ids=["bright", "faint-snr5"])
+@pytest.mark.parametrize("width", [0.8, 2.0])
+def test_trace_centre_rms(flux, limit, width):
+    model, truth = simulate.make_slit(nx=2048, ny=32, width=width, trace_curvature=3.0, trace_tilt=1.0,
+                                      flux=flux, background=2.0, cosmic_ray_fraction=0.002, seed=4)
+    trace = TraceStep.call(_bsub(model, truth)).traces[0]
+    rms = np.sqrt(np.mean((trace.center - truth.trace) ** 2))
+    assert rms < limit, rms
+    assert trace.detected
+
+
+def test_jitter_of_a_time_series_is_recovered():
+    model, truth = simulate.make_tso(nints=200, nx=512, ny=32, flux=300.0, jitter_rms=0.03, seed=6)
+    trace = TraceStep.call(model).traces[0]
+    true_shift = truth.trace[:, 0] - np.median(truth.trace[:, 0])
+    fitted = np.asarray(trace.shifts)
+    assert fitted.shape == (200,)
+    error = (fitted - fitted.mean()) - (true_shift - true_shift.mean())
+    assert np.sqrt(np.mean(error**2)) < 0.005, np.sqrt(np.mean(error**2))
+    assert abs(np.std(true_shift) - 0.03) < 0.01  # the jitter was really there
+
+
+PROFILES = {
+    "gaussian": dict(profile="gaussian", width=(0.9, 1.6)),
+    "moffat": dict(profile="moffat", width=(1.2, 2.0), moffat_beta=2.5),
+    "double": dict(profile="double", width=0.9),
+}
+
+
+@pytest.mark.parametrize("flux", [200.0, 0.5], ids=["bright", "faint"])
+@pytest.mark.parametrize("shape", sorted(PROFILES))
+def test_fitted_spline_profile_reaches_the_true_profile_bound(shape, flux):
+    model, truth = simulate.make_slit(nx=4096, ny=32, trace_curvature=2.0, trace_tilt=0.8, flux=flux,
+                                      background=2.0, cosmic_ray_fraction=0.002, seed=5, **PROFILES[shape])
+    _bsub(model, truth)
+    psf = PsfFitStep.call(model, kind="spline", window=256)
+    fitted = OptimalExtractStep().run(model, None, psf).spec[0].spec_table["FLUX"]
+    slit = read_slit(model, model, model.name)
+    best = optimal_extract(slit.data, truth.profile, slit.var_rnoise, slit.var_poisson, mask=slit.good).flux
+    cramer_rao = simulate.cramer_rao_variance(truth)
+    excess = np.var(fitted - truth.flux) / np.var(best - truth.flux) - 1
+    assert excess < 0.03, excess
+    bias = fitted.sum() - truth.flux.sum()
+    assert abs(bias) < max(1e-3 * truth.flux.sum(), 3 * np.sqrt(cramer_rao.sum())), bias / truth.flux.sum()
+
+
+def test_auto_chooses_the_spline_for_a_bright_non_gaussian_profile_and_gaussian_when_faint():
+    kw = dict(nx=2048, ny=32, profile="moffat", width=(1.2, 2.0), background=2.0, seed=7)
+    bright, t_bright = simulate.make_slit(flux=200.0, **kw)
+    faint, t_faint = simulate.make_slit(flux=0.05, **kw)
+    assert PsfFitStep.call(_bsub(bright, t_bright)).profiles[0].kind == "spline"
+    assert PsfFitStep.call(_bsub(faint, t_faint)).profiles[0].kind == "gaussian"
+
+
+def test_products_round_trip_and_are_plain_asdf(tmp_path):
+    model, truth = simulate.make_slit(nx=512, flux=100.0, seed=8)
+    trace = TraceStep.call(model)
+    psf = PsfFitStep().run(model, trace)  # products pass positionally in Python
+    trace.save(tmp_path / "x_trace.asdf")
+    psf.save(tmp_path / "x_psf.asdf")
+    with asdf.open(tmp_path / "x_psf.asdf") as af:  # readable without this package
+        entry = af.tree["profiles"][0]
+        values = np.asarray(entry["values"])
+        np.testing.assert_allclose(values.sum(axis=0), 1.0, rtol=1e-10)
+        assert entry["name"] == model.name
+    again = OptimalExtractStep.call(model, trace=str(tmp_path / "x_trace.asdf"), psf=str(tmp_path / "x_psf.asdf"))
+    direct = OptimalExtractStep().run(model, trace, psf)
+    np.testing.assert_allclose(again.spec[0].spec_table["FLUX"], direct.spec[0].spec_table["FLUX"])
+    assert isinstance(TraceModel(str(tmp_path / "x_trace.asdf")), TraceModel)
+    assert ProfileModel(str(tmp_path / "x_psf.asdf")).profile_for(model.name) is not None
+
+
+def test_a_product_for_another_slit_is_a_clear_error():
+    model, _ = simulate.make_slit(nx=200, seed=1)
+    other, _ = simulate.make_slit(nx=200, seed=1, slit_name="S400A1")
+    psf = PsfFitStep.call(other)
+    with pytest.raises(ValueError, match=r"slit S200A1: the given ProfileModel has no entry"):
+        OptimalExtractStep().run(model, None, psf)
+
+
+def test_negative_traces_of_nod_subtracted_data_are_found():
+    a, truth = simulate.make_slit(nx=1024, ny=32, flux=100.0, trace_center=15.5, seed=9)
+    b, _ = simulate.make_slit(nx=1024, ny=32, flux=100.0, trace_center=21.5, seed=10)
+    a.data = a.data - b.data
+    a.var_poisson = a.var_poisson + b.var_poisson
+    a.var_rnoise = a.var_rnoise + b.var_rnoise
+    trace = TraceStep.call(a).traces[0]
+    assert np.sqrt(np.mean((trace.center - truth.trace) ** 2)) < 0.05
+    np.testing.assert_allclose(trace.negative_offsets, [6.0])
+
+
+def test_undetected_source_falls_back_and_says_so(caplog):
+    model, _ = simulate.make_slit(nx=512, flux=0.0, background=0.0, seed=2)
+    trace = TraceStep.call(model).traces[0]
+    assert not trace.detected
+    assert any("no source detected" in r.getMessage() for r in caplog.records)
