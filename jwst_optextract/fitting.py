@@ -108,11 +108,16 @@ def fit_trace(slit: SlitData, params: FitParameters) -> TraceFit:
         keep = ~_negative_trace_mask(slit.ny, trace, gaussian)
         gaussian, detected = _fit_gaussian(slit, params, start=trace.center, mask=keep)
         trace.center, trace.detected, trace.gaussian = gaussian.center, detected, gaussian
-    if slit.n_integrations and slit.n_integrations > 1 and params.fit_jitter and detected:
-        profile = ProfileFit(slit.name, "gaussian", trace.center, gaussian)
+    if slit.n_integrations and slit.n_integrations > 1 and params.fit_jitter and trace.detected:
+        profile = ProfileFit(slit.name, "gaussian", trace.center, trace.gaussian)
         P0 = profile.evaluate(slit.ny)
         dP, d2P = profile._derivatives(slit.ny, trace.center)
-        trace.shifts = trace_shifts(slit.data, slit.good, _read_noise(slit), slit.var_poisson, P0, dP, d2P)
+        n = slit.n_integrations
+        var_rnoise, var_poisson = _mean_frame(_read_noise(slit)), _optional_mean_frame(slit.var_poisson)
+        mean = core.optimal_extract(image, P0, var_rnoise / n, None if var_poisson is None else var_poisson / n,
+                                    mask=good, return_inverse_variance=True)
+        weights = mean.inverse_variance / n  # one integration's
+        trace.shifts = trace_shifts(slit.data, slit.good, weights, np.nan_to_num(mean.flux), P0, dP, d2P)
         log.info("Slit %s: per-integration trace shifts, rms %.4f px, range %.4f to %.4f",
                  slit.name, trace.shifts.std(), trace.shifts.min(), trace.shifts.max())
     return trace
@@ -195,9 +200,9 @@ def _snr(slit: SlitData, gaussian: core.GaussianProfile, good: np.ndarray) -> fl
     """Total signal to noise of the slit's flux extracted with this profile."""
     image, mask = collapse_integrations(slit.data, good)
     n = max(1, slit.n_integrations or 1)
+    var_poisson = _optional_mean_frame(slit.var_poisson)
     result = core.optimal_extract(image, gaussian.evaluate(), _mean_frame(_read_noise(slit)) / n,
-                                  None if slit.var_poisson is None else _mean_frame(slit.var_poisson) / n,
-                                  mask=mask, reject_sigma=None)
+                                  None if var_poisson is None else var_poisson / n, mask=mask, reject_sigma=None)
     ok = result.valid
     total_var = np.sum(result.var_total[ok])
     return float(np.sum(result.flux[ok]) / np.sqrt(total_var)) if total_var > 0 else 0.0
@@ -217,15 +222,18 @@ def _plausible(profile: core.GaussianProfile, prior_sigma: float) -> bool:
 
 
 def _chi2(slit: SlitData, profile: ProfileFit, trace: TraceFit) -> tuple[float, int]:
-    """Weighted chi-square per pixel of the data about ``f P``, over the pixels used."""
-    P = profile.for_trace(slit.ny, trace)
-    result = core.optimal_extract(slit.data, P, _read_noise(slit), slit.var_poisson, mask=slit.good,
+    """Weighted chi-square per pixel of the mean image about ``f P``, over the pixels used."""
+    image, good = collapse_integrations(slit.data, slit.good)
+    n = max(1, slit.n_integrations or 1)
+    var_poisson = _optional_mean_frame(slit.var_poisson)
+    P = profile.evaluate(slit.ny, trace.center)
+    result = core.optimal_extract(image, P, _mean_frame(_read_noise(slit)) / n,
+                                  None if var_poisson is None else var_poisson / n, mask=good,
                                   min_coverage=0.0, return_inverse_variance=True)
     iv = result.inverse_variance
-    model = np.nan_to_num(result.flux)[..., None, :] * np.broadcast_to(P, slit.data.shape)
-    resid2 = np.where(iv > 0, (np.nan_to_num(slit.data) - model) ** 2 * iv, 0.0)
-    n = int((iv > 0).sum())
-    return float(resid2.sum() / max(n, 1)), n
+    resid2 = np.where(iv > 0, (image - np.nan_to_num(result.flux) * P) ** 2 * iv, 0.0)
+    count = int((iv > 0).sum())
+    return float(resid2.sum() / max(count, 1)), count
 
 
 def _negative_trace_mask(ny: int, trace: TraceFit, gaussian: core.GaussianProfile) -> np.ndarray:
@@ -244,8 +252,18 @@ def _read_noise(slit: SlitData) -> np.ndarray:
 
 
 def _mean_frame(var: np.ndarray) -> np.ndarray:
-    var = np.asarray(var, dtype=float)
-    return var if var.ndim == 2 else np.nanmean(var, axis=tuple(range(var.ndim - 2)))
+    """Mean variance frame over integrations (NaN-aware only when there are NaNs)."""
+    var = np.asarray(var)
+    if var.ndim == 2:
+        return var.astype(float)
+    mean = var.mean(axis=tuple(range(var.ndim - 2)), dtype=np.float64)
+    if np.isfinite(mean).all():
+        return mean
+    return np.nanmean(var, axis=tuple(range(var.ndim - 2)))
+
+
+def _optional_mean_frame(var: np.ndarray | None) -> np.ndarray | None:
+    return None if var is None else _mean_frame(var)
 
 
 # Products ------------------------------------------------------------------

@@ -148,30 +148,40 @@ def shifted_profiles(P0: np.ndarray, dP: np.ndarray, d2P: np.ndarray, shifts: np
 def trace_shifts(
     data: np.ndarray,
     good: np.ndarray,
-    var_rnoise: np.ndarray,
-    var_poisson: np.ndarray | None,
+    weights: np.ndarray,
+    spectrum: np.ndarray,
     P0: np.ndarray,
     dP: np.ndarray,
     d2P: np.ndarray,
-    iterations: int = 3,
+    iterations: int = 4,
+    reject_sigma: float = 5.0,
 ) -> np.ndarray:
     """Per-integration cross-dispersion shift of a shared trace (jitter), all integrations at once.
 
-    Each integration ``i`` is modelled as ``f_i(x) P(y; c(x) + d_i)``; ``d_i`` is
-    found by Gauss-Newton steps on that model, with the amplitudes ``f_i`` from
-    the optimal extraction, vectorised over integrations and columns.
+    Integration ``i`` is modelled as ``s_i f(x) P(y; c(x) + d_i)``: the mean
+    spectrum ``f`` scaled by a white-light factor ``s_i``, on the shared profile
+    shifted by ``d_i`` (second-order Taylor in ``d_i``). Everything the fit
+    needs from the data is three projections of each integration onto fixed
+    templates (``W f P``, ``W f dP``, ``W f d2P``), so the cube is read a
+    handful of times and the Gauss-Newton iterations run on ``(nints,)``
+    arrays.
 
     Parameters
     ----------
     data, good : ndarray
         ``(nints, ny, nx)`` data and good-pixel mask.
-    var_rnoise, var_poisson : ndarray
-        Variances as for `~jwst_optextract.core.optimal.optimal_extract`.
+    weights : ndarray
+        ``(ny, nx)`` inverse variance of one integration (signal independent).
+    spectrum : ndarray
+        ``(nx,)`` mean extracted spectrum.
     P0, dP, d2P : ndarray
         ``(ny, nx)`` profile about the shared trace and its first and second
         derivatives with respect to the trace centre.
     iterations : int
         Gauss-Newton iterations.
+    reject_sigma : float
+        Pixels further than this from the unshifted model of their integration
+        (cosmic rays) are replaced by that model, so they carry no shift.
 
     Returns
     -------
@@ -179,24 +189,43 @@ def trace_shifts(
         ``(nints,)`` shifts in pixels (positive: towards higher rows), with
         median zero: the shared trace is the median position.
     """
-    from .optimal import optimal_extract
+    W = np.where(np.isfinite(weights), weights, 0).astype(np.float32)
+    basis = [(spectrum * T).astype(np.float32) for T in (P0, dP, d2P)]
+    templates = [W * B for B in basis]
+    gram = {(j, k): float(np.sum(W * basis[j] * basis[k])) for j in range(3) for k in range(j, 3)}
+    # first pass: bad pixels only replaced (by the scaled, unshifted model)
+    scale = np.einsum("iyx,yx->i", np.where(good, data, 0), templates[0]) / gram[(0, 0)]
+    s, d = scale, np.zeros_like(scale)
+    for use_outliers in (False, True):
+        expected = shifted_profiles(basis[0], basis[1], basis[2], d) * s[:, None, None]
+        bad = ~good
+        if use_outliers:  # second pass: cosmic rays judged against the shifted model
+            bad = bad | (np.abs(np.nan_to_num(data) - expected) * np.sqrt(W) > reject_sigma)
+        clean = np.where(bad, expected, data).astype(np.float32)
+        projections = [np.einsum("iyx,yx->i", clean, T) for T in templates]
+        s, d = _fit_scale_and_shift(projections, gram, s, d, iterations)
+    return d - np.median(d)
 
-    shifts = np.zeros(data.shape[0])
+
+def _fit_scale_and_shift(projections, gram, s, d, iterations):
+    """Gauss-Newton for ``(s_i, d_i)`` of the model ``s (P + d P' + d^2/2 P'')`` from data projections."""
+    a, b, c = projections
+
+    def inner(u, v):  # <m_u, m_v> for model terms given as coefficient triples on (P, P', P'')
+        return sum(u[j] * v[k] * gram[(min(j, k), max(j, k))] for j in range(3) for k in range(3))
+
     for _ in range(iterations):
-        d = shifts[:, None, None]
-        P = shifted_profiles(P0, dP, d2P, shifts)
-        jac_shape = dP[None] + d * d2P[None]
-        result = optimal_extract(data, P, var_rnoise, var_poisson, mask=good, min_coverage=0.0,
-                                 return_inverse_variance=True)
-        flux = np.nan_to_num(result.flux)[:, None, :]
-        iv = result.inverse_variance
-        resid = np.where(iv > 0, np.nan_to_num(data) - flux * P, 0.0)
-        jac = flux * jac_shape
-        numerator = np.einsum("iyx,iyx->i", iv * jac, resid)
-        denominator = np.einsum("iyx,iyx->i", iv * jac, jac)
+        m = (s, s * d, 0.5 * s * d * d)
+        ds = (np.ones_like(s), d, 0.5 * d * d)
+        dd = (np.zeros_like(s), s, s * d)
+        r_s = a * ds[0] + b * ds[1] + c * ds[2] - inner(ds, m)
+        r_d = b * dd[1] + c * dd[2] - inner(dd, m)
+        h_ss, h_sd, h_dd = inner(ds, ds), inner(ds, dd), inner(dd, dd)
+        det = h_ss * h_dd - h_sd * h_sd
         with np.errstate(invalid="ignore", divide="ignore"):
-            shifts = shifts + np.where(denominator > 0, numerator / denominator, 0.0)
-    return shifts - np.median(shifts)
+            s = s + np.where(det > 0, (h_dd * r_s - h_sd * r_d) / det, 0.0)
+            d = d + np.where(det > 0, (h_ss * r_d - h_sd * r_s) / det, 0.0)
+    return s, d
 
 
 def negative_traces(image: np.ndarray, good: np.ndarray, center: np.ndarray, threshold: float = 5.0) -> np.ndarray:
