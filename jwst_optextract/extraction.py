@@ -125,7 +125,7 @@ def extract_slit(slit: SlitData, params: ExtractionParameters, trace: TraceFit |
 
     if params.extraction_type == "optimal":
         result = core.optimal_extract(
-            slit.data, P, _variance(slit), slit.var_poisson, slit.var_flat, mask=slit.good,
+            slit.data, P, slit.read_noise, slit.var_poisson, slit.var_flat, mask=slit.good,
             reject_sigma=params.reject_sigma, max_reject_iterations=params.max_reject_iterations,
             min_coverage=params.min_coverage, chunk_pixels=params.chunk_pixels,
         )
@@ -146,11 +146,11 @@ def extract_slit(slit: SlitData, params: ExtractionParameters, trace: TraceFit |
     weights = core.aperture_weights(slit.ny, lower, upper) * (wl_ok & column_mask)
     fill = {}
     if params.fill_flagged:
-        first = core.optimal_extract(slit.data, P, _variance(slit), slit.var_poisson, slit.var_flat,
+        first = core.optimal_extract(slit.data, P, slit.read_noise, slit.var_poisson, slit.var_flat,
                                      mask=slit.good, reject_sigma=None, chunk_pixels=params.chunk_pixels)
         fill = {"fill_profile": P, "fill_flux": np.nan_to_num(first.flux)}
     result = core.box_extract(
-        slit.data, weights, _variance(slit), slit.var_poisson, slit.var_flat, mask=slit.good, **fill
+        slit.data, weights, slit.read_noise, slit.var_poisson, slit.var_flat, mask=slit.good, **fill
     )
     if fill and result.filled.any():
         log.info("Slit %s: %d flagged pixels in the box filled from the profile", slit.name, result.filled.sum())
@@ -174,13 +174,6 @@ def _given(product, lookup: str, convert, slit: SlitData):
     if entry is None:
         raise SlitError(slit.name, f"the given {type(product).__name__} has no entry for this slit")
     return convert(entry, slit)
-
-
-def _variance(slit: SlitData) -> np.ndarray:
-    """The read-noise variance, or zeros when only a Poisson variance exists."""
-    if slit.var_rnoise is not None:
-        return slit.var_rnoise
-    return np.zeros(slit.data.shape[-2:], dtype=slit.data.dtype)
 
 
 def _fixed_aperture(slit: SlitData, params: ExtractionParameters):

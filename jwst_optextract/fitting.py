@@ -13,7 +13,7 @@ import numpy as np
 
 from . import core
 from .core.spline_profile import SplineProfile, fit_spline_profile
-from .core.trace import collapse_integrations, negative_traces, shifted_profiles, trace_shifts
+from .core.trace import negative_traces, shifted_profiles, trace_shifts
 from .exceptions import SlitError
 from .io import SlitData
 from .products import ProfileModel, TraceModel
@@ -33,6 +33,7 @@ class FitParameters:
     """What controls the trace and profile fits (see TraceStep and PsfFitStep)."""
 
     trace_degree: int = 3
+    wcs_offset_degree: int = 0
     width_degree: int = 2
     psf_sigma: float = 1.0
     fit_jitter: bool = True
@@ -100,8 +101,12 @@ def fit_trace(slit: SlitData, params: FitParameters) -> TraceFit:
     """
     gaussian, detected = _fit_gaussian(slit, params)
     trace = TraceFit(slit.name, gaussian.center, detected=detected, gaussian=gaussian)
-    image, good = collapse_integrations(slit.data, slit.good)
-    trace.negative_offsets = negative_traces(image, good, trace.center) if detected else np.zeros(0)
+    mean = slit.mean_image()
+    if detected:
+        positive = core.optimal_extract(mean.image, gaussian.evaluate(), mean.var_rnoise, mean.var_poisson,
+                                        mask=mean.good)
+        variance = mean.var_rnoise + (0 if mean.var_poisson is None else mean.var_poisson)
+        trace.negative_offsets = negative_traces(mean.image, mean.good, trace.center, positive.flux, variance)
     if trace.negative_offsets.size:
         log.info("Slit %s: negative traces at %s pixels from the trace; refitting without them", slit.name,
                  ", ".join(f"{o:+.0f}" for o in trace.negative_offsets))
@@ -112,12 +117,10 @@ def fit_trace(slit: SlitData, params: FitParameters) -> TraceFit:
         profile = ProfileFit(slit.name, "gaussian", trace.center, trace.gaussian)
         P0 = profile.evaluate(slit.ny)
         dP, d2P = profile._derivatives(slit.ny, trace.center)
-        n = slit.n_integrations
-        var_rnoise, var_poisson = _mean_frame(_read_noise(slit)), _optional_mean_frame(slit.var_poisson)
-        mean = core.optimal_extract(image, P0, var_rnoise / n, None if var_poisson is None else var_poisson / n,
-                                    mask=good, return_inverse_variance=True)
-        weights = mean.inverse_variance / n  # one integration's
-        trace.shifts = trace_shifts(slit.data, slit.good, weights, np.nan_to_num(mean.flux), P0, dP, d2P)
+        spectrum = core.optimal_extract(mean.image, P0, mean.var_rnoise, mean.var_poisson, mask=mean.good,
+                                        return_inverse_variance=True)
+        weights = spectrum.inverse_variance / slit.n_integrations  # one integration's
+        trace.shifts = trace_shifts(slit.data, slit.good, weights, np.nan_to_num(spectrum.flux), P0, dP, d2P)
         log.info("Slit %s: per-integration trace shifts, rms %.4f px, range %.4f to %.4f",
                  slit.name, trace.shifts.std(), trace.shifts.min(), trace.shifts.max())
     return trace
@@ -131,23 +134,26 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
     if gaussian is None:
         gaussian, _ = _fit_gaussian(slit, params, start=trace.center)
     gauss_fit = ProfileFit(slit.name, "gaussian", trace.center, gaussian)
+    modelled = ~_negative_trace_mask(slit.ny, trace, gaussian)  # neither model describes negative traces
     if params.kind == "gaussian" or not trace.detected:
-        gauss_fit.chi2_per_pixel = _chi2(slit, gauss_fit, trace)[0]
+        gauss_fit.chi2_per_pixel = _chi2(slit, gauss_fit, trace, modelled)[0]
         return gauss_fit
-    image, good = collapse_integrations(slit.data, slit.good)
-    n = max(1, slit.n_integrations or 1)
-    var_rnoise = _mean_frame(_read_noise(slit)) / n
-    var_poisson = None if slit.var_poisson is None else _mean_frame(slit.var_poisson) / n
-    good = good & ~_negative_trace_mask(slit.ny, trace, gaussian)
-    spline = fit_spline_profile(
-        image, good, var_rnoise, var_poisson, trace.center, gauss_fit.evaluate(slit.ny),
-        core_half_width=max(3.0 * float(gaussian.sigma.max()), 2.0),
-        window=params.window, column_degree=3 if params.kind == "spline2d" else 1,
-        oversample=params.oversample, smoothing=params.smoothing, reject_sigma=params.reject_sigma,
-    )
+    mean = slit.mean_image(modelled)
+    good = mean.good
+    try:
+        spline = fit_spline_profile(
+            mean.image, good, mean.var_rnoise, mean.var_poisson, trace.center, gauss_fit.evaluate(slit.ny),
+            core_half_width=max(3.0 * float(gaussian.sigma.max()), 2.0),
+            window=params.window, column_degree=3 if params.kind == "spline2d" else 1,
+            oversample=params.oversample, smoothing=params.smoothing, reject_sigma=params.reject_sigma,
+        )
+    except ValueError as error:
+        log.warning("Slit %s: %s; using the Gaussian profile", slit.name, error)
+        gauss_fit.chi2_per_pixel = _chi2(slit, gauss_fit, trace, modelled)[0]
+        return gauss_fit
     spline_fit = ProfileFit(slit.name, "spline2d" if params.kind == "spline2d" else "spline", trace.center, spline)
-    chi2_s, n_pix = _chi2(slit, spline_fit, trace)
-    chi2_g, _ = _chi2(slit, gauss_fit, trace)
+    chi2_s, n_pix = _chi2(slit, spline_fit, trace, modelled)
+    chi2_g, _ = _chi2(slit, gauss_fit, trace, modelled)
     spline_fit.chi2_per_pixel, gauss_fit.chi2_per_pixel = chi2_s, chi2_g
     if params.kind != "auto":
         return spline_fit
@@ -163,46 +169,64 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
 
 def _fit_gaussian(slit: SlitData, params: FitParameters, start: np.ndarray | None = None,
                   mask: np.ndarray | None = None):
-    """Joint Gaussian fit, relaxed step by step when the data do not constrain it.
+    """Joint Gaussian fit of trace and width; the simpler model unless the data need the full one.
 
     Returns the profile and whether a source was detected: a plausible fit
     whose extracted flux has a total signal to noise of at least
     ``params.detection_snr``.
     """
     good_pixels = slit.good if mask is None else slit.good & mask
-    image, good = collapse_integrations(slit.data, good_pixels)
     if start is None:
+        mean = slit.mean_image(mask)
         guess = slit.source_row if slit.source_row is not None and 0 <= slit.source_row < slit.ny else None
-        start = core.find_trace(image, good, guess=guess, degree=params.trace_degree)
-    ladder = [(params.trace_degree, params.width_degree), (params.trace_degree, 0),
-              (min(params.trace_degree, 1), 0)]
-    for trace_degree, width_degree in dict.fromkeys(ladder):
+        start = core.find_trace(mean.image, mean.good, guess=guess, degree=params.trace_degree)
+    # With a WCS trace the centre is a constant offset from it (its shape is
+    # exact, its zero point is not: jwst trusts it the same way); without one,
+    # a polynomial. The simpler model is kept unless the full one lowers the
+    # chi-square per pixel, in units of the simpler model's, by more than twice
+    # its extra parameters (Akaike): a faint spectrum cannot carry a wandering
+    # trace or width, and real data's underestimated variances must not favour them.
+    base = slit.source_trace
+    trace_degree = params.wcs_offset_degree if base is not None else params.trace_degree
+    simple = (min(trace_degree, 1), 0)
+    candidates = []
+    for degrees in dict.fromkeys([simple, (trace_degree, params.width_degree)]):
         gaussian = core.fit_gaussian_profile(
-            slit.data, good_pixels, _read_noise(slit), slit.var_poisson, start,
-            sigma_guess=params.psf_sigma, center_degree=trace_degree, sigma_degree=width_degree,
-            reject_sigma=params.reject_sigma,
+            slit.data, good_pixels, slit.read_noise, slit.var_poisson, start,
+            sigma_guess=params.psf_sigma, center_degree=degrees[0], sigma_degree=degrees[1],
+            reject_sigma=params.reject_sigma, base=base,
         )
-        if _plausible(gaussian, params.psf_sigma) and _snr(slit, gaussian, good_pixels) >= params.detection_snr:
-            log.info("Slit %s: trace at row %.2f (%.2f to %.2f), Gaussian sigma %.2f to %.2f px",
+        if _plausible(gaussian, params.psf_sigma):
+            candidates.append(gaussian)
+        else:
+            log.info("Slit %s: Gaussian fit with trace degree %d and width degree %d is implausible",
+                     slit.name, *degrees)
+    if candidates:
+        reference = candidates[0].chi2 / max(candidates[0].n_pixels, 1)
+        n = candidates[0].n_pixels
+
+        def score(g):
+            return g.chi2 / max(g.n_pixels, 1) / max(reference, 1e-12) * n + 2 * (g.center_coeffs.size + g.sigma_coeffs.size)
+
+        gaussian = min(candidates, key=score)
+        if _snr(slit, gaussian, mask) >= params.detection_snr:
+            log.info("Slit %s: trace at row %.2f (%.2f to %.2f)%s, Gaussian sigma %.2f to %.2f px",
                      slit.name, gaussian.center.mean(), gaussian.center.min(), gaussian.center.max(),
-                     gaussian.sigma.min(), gaussian.sigma.max())
+                     " about the WCS trace" if base is not None else "", gaussian.sigma.min(), gaussian.sigma.max())
             return gaussian, True
-        log.info("Slit %s: Gaussian fit with trace degree %d and width degree %d is implausible",
-                 slit.name, trace_degree, width_degree)
-    log.warning("Slit %s: no source detected; using the trace estimate at row %.2f and the prior "
-                "width %.2f px (flagged as not detected in the trace product)",
-                slit.name, float(np.mean(start)), params.psf_sigma)
-    coeffs = np.polynomial.legendre.legfit(np.linspace(-1, 1, slit.nx), start, params.trace_degree)
+    fallback = base if base is not None else start
+    log.warning("Slit %s: no source detected; using the %s trace at row %.2f and the prior "
+                "width %.2f px (flagged as not detected in the trace product)", slit.name,
+                "WCS" if base is not None else "estimated", float(np.mean(fallback)), params.psf_sigma)
+    coeffs = np.polynomial.legendre.legfit(np.linspace(-1, 1, slit.nx), fallback, params.trace_degree)
     return core.GaussianProfile(coeffs, np.array([params.psf_sigma]), slit.nx, slit.ny), False
 
 
-def _snr(slit: SlitData, gaussian: core.GaussianProfile, good: np.ndarray) -> float:
+def _snr(slit: SlitData, gaussian: core.GaussianProfile, mask: np.ndarray | None) -> float:
     """Total signal to noise of the slit's flux extracted with this profile."""
-    image, mask = collapse_integrations(slit.data, good)
-    n = max(1, slit.n_integrations or 1)
-    var_poisson = _optional_mean_frame(slit.var_poisson)
-    result = core.optimal_extract(image, gaussian.evaluate(), _mean_frame(_read_noise(slit)) / n,
-                                  None if var_poisson is None else var_poisson / n, mask=mask, reject_sigma=None)
+    mean = slit.mean_image(mask)
+    result = core.optimal_extract(mean.image, gaussian.evaluate(), mean.var_rnoise, mean.var_poisson,
+                                  mask=mean.good, reject_sigma=None)
     ok = result.valid
     total_var = np.sum(result.var_total[ok])
     return float(np.sum(result.flux[ok]) / np.sqrt(total_var)) if total_var > 0 else 0.0
@@ -221,17 +245,14 @@ def _plausible(profile: core.GaussianProfile, prior_sigma: float) -> bool:
     )
 
 
-def _chi2(slit: SlitData, profile: ProfileFit, trace: TraceFit) -> tuple[float, int]:
+def _chi2(slit: SlitData, profile: ProfileFit, trace: TraceFit, mask: np.ndarray | None = None) -> tuple[float, int]:
     """Weighted chi-square per pixel of the mean image about ``f P``, over the pixels used."""
-    image, good = collapse_integrations(slit.data, slit.good)
-    n = max(1, slit.n_integrations or 1)
-    var_poisson = _optional_mean_frame(slit.var_poisson)
+    mean = slit.mean_image(mask)
     P = profile.evaluate(slit.ny, trace.center)
-    result = core.optimal_extract(image, P, _mean_frame(_read_noise(slit)) / n,
-                                  None if var_poisson is None else var_poisson / n, mask=good,
+    result = core.optimal_extract(mean.image, P, mean.var_rnoise, mean.var_poisson, mask=mean.good,
                                   min_coverage=0.0, return_inverse_variance=True)
     iv = result.inverse_variance
-    resid2 = np.where(iv > 0, (image - np.nan_to_num(result.flux) * P) ** 2 * iv, 0.0)
+    resid2 = np.where(iv > 0, (mean.image - np.nan_to_num(result.flux) * P) ** 2 * iv, 0.0)
     count = int((iv > 0).sum())
     return float(resid2.sum() / max(count, 1)), count
 
@@ -243,27 +264,6 @@ def _negative_trace_mask(ny: int, trace: TraceFit, gaussian: core.GaussianProfil
     for offset in trace.negative_offsets:
         mask |= np.abs(rows - (trace.center + offset)) <= half
     return mask
-
-
-def _read_noise(slit: SlitData) -> np.ndarray:
-    if slit.var_rnoise is not None:
-        return slit.var_rnoise
-    return np.zeros(slit.data.shape[-2:], dtype=slit.data.dtype)
-
-
-def _mean_frame(var: np.ndarray) -> np.ndarray:
-    """Mean variance frame over integrations (NaN-aware only when there are NaNs)."""
-    var = np.asarray(var)
-    if var.ndim == 2:
-        return var.astype(float)
-    mean = var.mean(axis=tuple(range(var.ndim - 2)), dtype=np.float64)
-    if np.isfinite(mean).all():
-        return mean
-    return np.nanmean(var, axis=tuple(range(var.ndim - 2)))
-
-
-def _optional_mean_frame(var: np.ndarray | None) -> np.ndarray | None:
-    return None if var is None else _mean_frame(var)
 
 
 # Products ------------------------------------------------------------------

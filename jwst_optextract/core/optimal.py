@@ -205,7 +205,7 @@ def _extract_chunk(data, P, vr, vp, vf, mask, reject_sigma, max_iterations, min_
         "var_poisson": np.clip(sol["var_total"] - var_rnoise - var_flat, 0, None) * nan,
         "var_rnoise": var_rnoise * nan,
         "var_flat": var_flat * nan,
-        "npixels": coverage / sum_p2,
+        "npixels": np.divide(coverage, sum_p2, out=np.zeros_like(coverage), where=sum_p2 > 0),
         "coverage": coverage,
         "n_rejected": rejected.sum(axis=-2),
         "rejected": rejected,

@@ -86,11 +86,17 @@ class GaussianProfile:
     sigma_coeffs: np.ndarray
     nx: int
     ny: int
+    base: np.ndarray | None = None
+    """A trace the centre polynomial is an offset from (e.g. the WCS trace), or None."""
+    chi2: float = np.nan
+    """Weighted chi-square of the fit, summed over the pixels used."""
+    n_pixels: int = 0
 
     @property
     def center(self) -> np.ndarray:
         """Centre row per column."""
-        return legendre.legval(_scaled(np.arange(self.nx), self.nx), self.center_coeffs)
+        offset = legendre.legval(_scaled(np.arange(self.nx), self.nx), self.center_coeffs)
+        return offset if self.base is None else self.base + offset
 
     @property
     def sigma(self) -> np.ndarray:
@@ -114,6 +120,7 @@ def fit_gaussian_profile(
     reject_sigma: float = 5.0,
     max_iterations: int = 15,
     sigma_limits: tuple[float, float] = (0.3, 10.0),
+    base: np.ndarray | None = None,
 ) -> GaussianProfile:
     """Fit a Gaussian profile of smoothly varying centre and width to a slit.
 
@@ -138,6 +145,9 @@ def fit_gaussian_profile(
         Gauss-Newton iterations at most.
     sigma_limits : tuple of float
         The width is kept within these limits.
+    base : ndarray, optional
+        A trace ``(nx,)`` (e.g. from the WCS) whose shape is kept: the centre
+        polynomial is then an offset from it.
 
     Returns
     -------
@@ -150,12 +160,13 @@ def fit_gaussian_profile(
     ny, nx = image.shape
     t = _scaled(np.arange(nx), nx)
     basis = {d: legendre.legvander(t, d).T for d in (center_degree, sigma_degree)}  # (deg+1, nx)
-    c_coef = legendre.legfit(t, trace, center_degree)
+    base_center = np.zeros(nx) if base is None else np.asarray(base, float)
+    c_coef = legendre.legfit(t, np.asarray(trace, float) - base_center, center_degree)
     s_coef = np.zeros(sigma_degree + 1)
     s_coef[0] = sigma_guess
     n_c = center_degree + 1
     for iteration in range(max_iterations):
-        center = legendre.legval(t, c_coef)
+        center = base_center + legendre.legval(t, c_coef)
         sigma = np.clip(legendre.legval(t, s_coef), *sigma_limits)
         g, dg_c, dg_s = _gaussian_derivatives(ny, center, sigma)
         # Amplitudes, outliers and weights from the extraction itself; outliers
@@ -188,7 +199,8 @@ def fit_gaussian_profile(
         s_coef = s_coef + step[n_c:]
         if np.max(np.abs(step)) < 1e-5:
             break
-    return GaussianProfile(center_coeffs=c_coef, sigma_coeffs=s_coef, nx=nx, ny=ny)
+    return GaussianProfile(center_coeffs=c_coef, sigma_coeffs=s_coef, nx=nx, ny=ny, base=base,
+                           chi2=float(np.sum(iv * resid**2)), n_pixels=int(np.sum(iv > 0)))
 
 
 _FIRST_REJECTION = 3

@@ -163,6 +163,8 @@ def fit_spline_profile(
         flux = np.nan_to_num(result.flux)
         iv = result.inverse_variance
         use = (iv > 0) & (flux[None, :] != 0)
+        if use.sum() < 2 * len(knots_u):
+            raise ValueError("too few pixels with signal to fit a spline profile")
         coefficients, chi2 = _solve_spline(data, iv, flux, u, use, knots_u, knots_x, column_degree,
                                            n_u, n_x, penalty)
         model = SplineProfile(knots_u, knots_x, column_degree, coefficients, chi2)
@@ -211,7 +213,13 @@ def _solve_spline(data, iv, flux, u, use, knots_u, knots_x, degree_x, n_u, n_x, 
                               shape=(y_idx.size, n_u * n_x))
     target = data[y_idx, x_idx] * weight
     normal = (design.T @ design).tocsc()
-    coefficients = spsolve(normal + penalty, design.T @ target)
+    # Coefficients that no data constrain (rows outside the slit's good pixels)
+    # are held at zero; the curvature penalty alone would extrapolate them
+    # linearly, and the profile's normalisation over the slit would inherit that.
+    strength = max(penalty.diagonal().max(), 1.0)
+    unconstrained = normal.diagonal() < strength  # less information than the penalty carries
+    ridge = sparse.diags_array(np.where(unconstrained, strength, 0.0))
+    coefficients = spsolve(normal + penalty + ridge, design.T @ target)
     resid = target - design @ coefficients
     return coefficients.reshape(n_u, n_x), float(np.mean(resid**2))
 

@@ -228,22 +228,41 @@ def _fit_scale_and_shift(projections, gram, s, d, iterations):
     return s, d
 
 
-def negative_traces(image: np.ndarray, good: np.ndarray, center: np.ndarray, threshold: float = 5.0) -> np.ndarray:
+def negative_traces(
+    image: np.ndarray, good: np.ndarray, center: np.ndarray, flux: np.ndarray, variance: np.ndarray,
+    threshold: float = 5.0,
+) -> np.ndarray:
     """Offsets (whole pixels) from the trace of negative traces left by nod subtraction.
 
-    The mean over columns of the image in trace-relative rows is searched for
-    local minima more than ``threshold`` standard errors below zero.
+    The image is stacked in trace-relative rows with each column weighted by
+    its extracted flux (a matched filter: a negative trace is a scaled copy of
+    the positive one, so its emission lines and bright continuum count most),
+    and the stack is searched for local minima more than ``threshold``
+    standard errors below zero.
+
+    Parameters
+    ----------
+    image, good : ndarray
+        ``(ny, nx)`` image and good-pixel mask.
+    center : ndarray
+        ``(nx,)`` trace of the positive source.
+    flux : ndarray
+        ``(nx,)`` extracted flux of the positive source.
+    variance : ndarray
+        ``(ny, nx)`` pixel variances.
+    threshold : float
+        Significance of a negative trace, in standard errors.
     """
     ny, nx = image.shape
     offsets = np.arange(ny)[:, None] - np.round(center)[None, :]
-    k = (offsets + ny).astype(int).ravel()
-    use = good.ravel()
-    n = np.bincount(k[use], minlength=2 * ny)
-    total = np.bincount(k[use], weights=image.ravel()[use], minlength=2 * ny)
-    total2 = np.bincount(k[use], weights=image.ravel()[use] ** 2, minlength=2 * ny)
+    k = (offsets + ny).astype(int)
+    w = np.broadcast_to(np.clip(np.nan_to_num(flux), 0, None)[None, :], image.shape)
+    use = good & (w > 0) & np.isfinite(variance)
+    weight_sum = np.bincount(k[use], weights=w[use] ** 2, minlength=2 * ny)
+    stack = np.bincount(k[use], weights=(w * image)[use], minlength=2 * ny)
+    noise = np.bincount(k[use], weights=(w**2 * variance)[use], minlength=2 * ny)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = total / n
-        error = np.sqrt(np.maximum(total2 / n - mean**2, 0) / n)
-    significant = (n > nx / 4) & (mean < -threshold * error)
-    local_min = np.r_[False, (mean[1:-1] < mean[:-2]) & (mean[1:-1] < mean[2:]), False]
+        significance = stack / np.sqrt(noise)
+    significant = (weight_sum > 0) & (significance < -threshold)
+    local_min = np.r_[False, (significance[1:-1] < significance[:-2]) & (significance[1:-1] < significance[2:]), False]
     return (np.flatnonzero(significant & local_min) - ny).astype(float)

@@ -20,7 +20,7 @@ from stdatamodels.jwst.datamodels import dqflags
 
 from ..exceptions import InputError, SlitError
 
-__all__ = ["SlitData", "iter_slits", "read_slit", "write_slit"]
+__all__ = ["SlitData", "dq_bits", "iter_slits", "read_slit", "write_slit"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,8 @@ class SlitData:
         (non-zero when a full-frame image is cut down to the WCS bounding box).
     source_row : float or None
         Expected row of the source from the WCS, if the WCS says.
+    source_trace : ndarray or None
+        Expected row of the source in every column from the WCS, if it says.
     """
 
     name: str
@@ -73,7 +75,7 @@ class SlitData:
     dispaxis: int = HORIZONTAL
     origin: tuple[int, int] = (0, 0)
     source_row: float | None = None
-    notes: list[str] = field(default_factory=list)
+    source_trace: np.ndarray | None = None
 
     @property
     def ny(self) -> int:
@@ -87,6 +89,44 @@ class SlitData:
     def n_integrations(self) -> int | None:
         """Number of integrations, or None for a single frame."""
         return self.data.shape[0] if self.data.ndim == 3 else None
+
+    @property
+    def read_noise(self) -> np.ndarray:
+        """The read-noise variance, or zeros when only a Poisson variance exists."""
+        if self.var_rnoise is not None:
+            return self.var_rnoise
+        return np.zeros(self.data.shape[-2:], dtype=self.data.dtype)
+
+    def mean_image(self, mask: np.ndarray | None = None) -> MeanImage:
+        """The mean over integrations of the good pixels (also within ``mask``), with the variances of that mean."""
+        good = self.good if mask is None else self.good & mask
+        if self.data.ndim == 2:
+            return MeanImage(np.where(good, self.data, 0.0), good, self.read_noise, self.var_poisson)
+        n = good.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            image = np.where(n > 0, np.where(good, self.data, 0.0).sum(axis=0) / n, 0.0)
+        count = self.data.shape[0]
+        var_poisson = None if self.var_poisson is None else _mean_frame(self.var_poisson) / count
+        return MeanImage(image, n > 0, _mean_frame(self.read_noise) / count, var_poisson)
+
+
+@dataclass
+class MeanImage:
+    """A slit averaged over integrations: ``(ny, nx)`` image, good mask and variances of the mean."""
+
+    image: np.ndarray
+    good: np.ndarray
+    var_rnoise: np.ndarray
+    var_poisson: np.ndarray | None
+
+
+def _mean_frame(var: np.ndarray) -> np.ndarray:
+    """Mean variance frame over integrations (NaN-aware only when there are NaNs)."""
+    var = np.asarray(var)
+    if var.ndim == 2:
+        return var.astype(float)
+    mean = var.mean(axis=0, dtype=np.float64)
+    return mean if np.isfinite(mean).all() else np.nanmean(var, axis=0)
 
 
 def iter_slits(model: datamodels.JwstDataModel) -> Iterator[tuple[str, datamodels.JwstDataModel]]:
@@ -198,7 +238,7 @@ def read_slit(
         wavelength=wavelength,
         dispaxis=dispaxis,
         origin=origin,
-        source_row=_source_row(slit, parent, dispaxis, origin),
+        **dict(zip(("source_row", "source_trace"), _source_position(slit, parent, origin, data.shape[-1]))),
         **{k: canonical(v) for k, v in variances.items()},
     )
 
@@ -257,8 +297,8 @@ def _bounding_box(model, frame) -> tuple[slice, slice] | None:
     return (ys, xs) if ys.stop > ys.start and xs.stop > xs.start else None
 
 
-def _source_row(slit, parent, dispaxis: int, origin: tuple[int, int]) -> float | None:
-    """Cross-dispersion position of the source predicted by the WCS, if it can be."""
+def _source_position(slit, parent, origin: tuple[int, int], nx: int) -> tuple[float | None, np.ndarray | None]:
+    """Cross-dispersion row of the source, and its trace per column, predicted by the WCS (if it can be)."""
     from jwst.extract_1d.source_location import location_from_wcs
 
     try:
@@ -266,14 +306,21 @@ def _source_row(slit, parent, dispaxis: int, origin: tuple[int, int]) -> float |
             warnings.simplefilter("ignore")
             logging.disable(logging.INFO)
             try:
-                _, _, location, _ = location_from_wcs(parent, None if slit is parent else slit, make_trace=False)
+                _, _, location, trace = location_from_wcs(parent, None if slit is parent else slit, make_trace=True)
             finally:
                 logging.disable(logging.NOTSET)
     except Exception:  # a synthetic or partial WCS: no prediction
-        return None
+        return None, None
     if location is None or not np.isfinite(location):
-        return None
-    return float(location) - origin[0]
+        return None, None
+    if trace is not None:
+        trace = np.asarray(trace, dtype=float)[origin[1]:origin[1] + nx] - origin[0]
+        if trace.shape != (nx,) or np.isfinite(trace).sum() < max(2, nx // 4):
+            trace = None
+        else:  # fill the columns the WCS does not cover, smoothly
+            ok = np.isfinite(trace)
+            trace = np.interp(np.arange(nx), np.flatnonzero(ok), trace[ok])
+    return float(location) - origin[0], trace
 
 
 def write_slit(slit: SlitData, target, **arrays: np.ndarray) -> None:
@@ -296,3 +343,19 @@ def write_slit(slit: SlitData, target, **arrays: np.ndarray) -> None:
         row0, col0 = slit.origin if slit.dispaxis != VERTICAL else slit.origin[::-1]
         current[..., row0:row0 + value.shape[-2], col0:col0 + value.shape[-1]] = value
         setattr(target, key, current.astype(current.dtype, copy=False))
+
+
+def dq_bits(flags: str | int | None) -> int:
+    """DQ bit mask from flag names (``"DO_NOT_USE, SATURATED"``), an integer, or None (DO_NOT_USE).
+
+    Raises
+    ------
+    InputError
+        For a name that is not a JWST pixel DQ flag.
+    """
+    if flags is None or flags == "":
+        return DO_NOT_USE
+    try:
+        return int(dqflags.ap_interpret_bit_flags(flags, flag_name_map=dqflags.pixel))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InputError(f"cannot read DQ flags {flags!r} (names from {sorted(dqflags.pixel)}): {exc}") from exc

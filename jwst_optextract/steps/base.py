@@ -108,3 +108,14 @@ class OptxStep(OfflineMixin, JwstStep):
 
     # Our reference types are not in CRDS: never prefetch them.
     prefetch_references = False
+
+
+class PlottingMixin:
+    """``save_plots``: one diagnostic PNG per slit, named after the output."""
+
+    def save_plot(self, slit, trace, profile=None):
+        from ..plotting import save_slit_plot
+
+        name = "".join(c if c.isalnum() or c in "-." else "-" for c in slit.name)
+        path = self.make_output_path(suffix=f"{name}_{self.default_suffix()}", ext="png")
+        save_slit_plot(path, slit, trace, profile)

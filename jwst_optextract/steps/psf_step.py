@@ -8,14 +8,14 @@ from ..exceptions import SlitError
 from ..fitting import FitParameters, fit_profile, fit_trace, new_profile_model, profile_entry, trace_from_entry
 from ..io import iter_slits, read_slit
 from ..products import TraceModel
-from .base import OptxStep, open_model, open_product, reference_defaults
+from .base import PlottingMixin, OptxStep, open_model, open_product, reference_defaults
 
 __all__ = ["PsfFitStep"]
 
 log = logging.getLogger(__name__)
 
 
-class PsfFitStep(OptxStep):
+class PsfFitStep(PlottingMixin, OptxStep):
     """Fit the cross-dispersion profile ``P(offset from trace, wavelength)`` of every slit.
 
     Kinds (``kind``):
@@ -50,6 +50,7 @@ class PsfFitStep(OptxStep):
     width_degree = integer(default=None, min=0)  # Legendre degree of the Gaussian width (default from reference)
     psf_sigma = float(default=None)  # starting Gaussian sigma in pixels (default from reference)
     reject_sigma = float(default=None)  # outlier threshold in sigma above the model (default from reference)
+    save_plots = boolean(default=False)  # write a diagnostic PNG per slit (needs matplotlib)
     output_ext = string(default=".asdf")  # the profile product is an ASDF file
     """  # noqa: E501
 
@@ -72,7 +73,10 @@ class PsfFitStep(OptxStep):
                     if traces is not None and given is None:
                         raise SlitError(name, "the given TraceModel has no entry for this slit")
                     slit_trace = fit_trace(slit, params) if given is None else trace_from_entry(given, slit)
-                    product.profiles.append(profile_entry(slit, fit_profile(slit, slit_trace, params)))
+                    profile = fit_profile(slit, slit_trace, params)
+                    product.profiles.append(profile_entry(slit, profile))
+                    if self.save_plots:
+                        self.save_plot(slit, slit_trace, profile)
                 except SlitError as error:
                     log.warning("Skipping %s", error)
         finally:

@@ -7,14 +7,14 @@ import logging
 from ..exceptions import SlitError
 from ..fitting import FitParameters, fit_trace, new_trace_model, trace_entry
 from ..io import iter_slits, read_slit
-from .base import OptxStep, open_model, reference_defaults
+from .base import PlottingMixin, OptxStep, open_model, reference_defaults
 
 __all__ = ["TraceStep"]
 
 log = logging.getLogger(__name__)
 
 
-class TraceStep(OptxStep):
+class TraceStep(PlottingMixin, OptxStep):
     """Fit the trace centre of every slit of a 2D/3D spectroscopic product.
 
     The centre and a Gaussian width, both Legendre polynomials along the
@@ -37,6 +37,7 @@ class TraceStep(OptxStep):
     fit_jitter = boolean(default=True)  # for integrations, fit a cross-dispersion shift per integration
     detection_snr = float(default=5.0)  # a source is detected when its extracted flux has at least this total signal to noise
     reject_sigma = float(default=None)  # outlier threshold in sigma above the model (default from reference)
+    save_plots = boolean(default=False)  # write a diagnostic PNG per slit (needs matplotlib)
     output_ext = string(default=".asdf")  # the trace product is an ASDF file
     """  # noqa: E501
 
@@ -54,7 +55,10 @@ class TraceStep(OptxStep):
             for name, slit_model in iter_slits(model):
                 try:
                     slit = read_slit(slit_model, model, name)
-                    product.traces.append(trace_entry(slit, fit_trace(slit, params)))
+                    trace = fit_trace(slit, params)
+                    product.traces.append(trace_entry(slit, trace))
+                    if self.save_plots:
+                        self.save_plot(slit, trace)
                 except SlitError as error:
                     log.warning("Skipping %s", error)
         finally:
