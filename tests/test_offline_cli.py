@@ -100,3 +100,16 @@ def test_specutils_reads_a_calibrated_x1d(tmp_path, source_type, column, unit):
     assert spectrum.spectral_axis.unit == "um"
     np.testing.assert_allclose(spectrum.flux.value, result.spec[0].spec_table[column], rtol=1e-12)
     assert np.all(spectrum.flux.value > 0)
+
+
+def test_strun_trace_and_psf_write_asdf_products_the_extraction_accepts(cal_file, tmp_path):
+    for alias in ("optx_trace", "optx_psf"):
+        run = strun([alias, cal_file.name, "--save_plots=True"], tmp_path)
+        assert run.returncode == 0, run.stderr[-3000:]
+    assert (tmp_path / "demo_trace.asdf").exists() and (tmp_path / "demo_psf.asdf").exists()
+    assert list(tmp_path.glob("demo_*_psf.png"))
+    run = strun(["optx_extract", cal_file.name, "--trace=demo_trace.asdf", "--psf=demo_psf.asdf",
+                 "--output_file=given"], tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    with datamodels.open(tmp_path / "given_x1d.fits") as x1d:
+        assert np.isfinite(x1d.spec[0].spec_table["FLUX"]).mean() > 0.95
