@@ -1,0 +1,120 @@
+"""BackgroundStep: background subtraction of 2D/3D spectra, several methods, honest variances."""
+
+from __future__ import annotations
+
+import logging
+
+from ..background import BackgroundParameters, subtract_background
+from ..io.slits import dq_bits
+from .base import OptxStep, open_model
+
+__all__ = ["BackgroundStep"]
+
+log = logging.getLogger(__name__)
+
+
+class BackgroundStep(OptxStep):
+    """Subtract the background from 2D/3D JWST spectroscopic products.
+
+    Input: a ``SlitModel`` (2D, or 3D for integrations), ``MultiSlitModel``,
+    ``ImageModel`` or ``CubeModel`` from calwebb_spec2. Output: the same type,
+    background subtracted (suffix ``bsub``), with the variance of the
+    background estimate added to VAR_POISSON, VAR_RNOISE and VAR_FLAT so that
+    the extracted errors stay honest; with ``save_background`` the background
+    model itself is saved with suffix ``bkg``.
+
+    Methods (``method``):
+
+    - ``smooth`` (default): polynomial across the slit x cubic B-spline along
+      the dispersion, fitted to all background pixels at once; the background
+      under the source is predicted from many columns, adding almost no noise.
+      For backgrounds smooth on the scale of ``knot_spacing`` columns.
+    - ``poly``: a polynomial across the slit in each column (jwst
+      ``extract_1d``'s background); for backgrounds with fine structure along
+      the dispersion.
+    - ``poly_rows``: a polynomial along the dispersion in each row,
+      interpolated across the source rows; for backgrounds flat across the slit.
+    - ``column``: per-column median (or clipped mean) of the background rows;
+      simplest, for flat backgrounds.
+    - ``image2d``: photutils ``Background2D``; for large frames with a sparse
+      source (slitless, wide slits).
+    - ``exposures``: median of dedicated background exposures (``background``).
+    - ``nod``: minus the mean of the same slit's other nod exposures
+      (``background``); the negative traces are left for the extraction.
+    """
+
+    class_alias = "optx_background"
+
+    spec = """
+    method = option("smooth", "poly", "poly_rows", "column", "image2d", "exposures", "nod", default="smooth")  # smooth: 2D spline model (lowest noise); poly: per-column polynomial; poly_rows: per-row polynomial along the dispersion; column: per-column median/mean; image2d: photutils Background2D; exposures: median of background exposures; nod: minus the mean of the other nods
+    background = force_list(default=None)  # exposures/nod: background exposure files, other-nod files, or an association (JSON) whose 'background' members are used
+    source_half_width = float(default=5.0, min=0)  # rows within this distance of the source trace are kept out of the background fit
+    source_ystart = float(default=None)  # inclusive first cross-dispersion row (0-based, input pixels) of the source region, instead of the trace; defaults to the first row if only source_ystop is given
+    source_ystop = float(default=None)  # inclusive last cross-dispersion row of the source region
+    poly_degree = integer(default=2, min=0)  # smooth/poly: polynomial degree across the slit; poly_rows: along the dispersion
+    knot_spacing = float(default=32.0, min=2)  # smooth: columns between B-spline knots along the dispersion
+    column_statistic = option("median", "mean", default="median")  # column: median, or sigma-clipped inverse-variance weighted mean
+    clip_sigma = float(default=3.0)  # smooth/poly/poly_rows/column mean/image2d: reject pixels further than this many sigma from the model, iteratively; 0 disables
+    max_clip_iterations = integer(default=5, min=0)  # at most this many clipping iterations
+    box_size = int_list(min=2, max=2, default=None)  # image2d: box (rows, columns); default (8, 64)
+    filter_size = int_list(min=2, max=2, default=None)  # image2d: median filter over boxes (rows, columns); default (1, 3)
+    dq_flags = string(default="DO_NOT_USE")  # DQ flags (comma-separated names) that exclude a pixel from the background
+    hot_pixel_sigma = float(default=None)  # if set, also exclude pixels this many robust sigma above their neighbours along the dispersion
+    mask_cosmic_rays = boolean(default=False)  # also exclude cosmic rays found by astroscrappy (must be installed)
+    save_background = boolean(default=False)  # save the background model (suffix bkg)
+    """  # noqa: E501
+
+    def default_suffix(self):
+        return "bsub"
+
+    def process(self, input_data):
+        """Subtract the background from every slit of the input.
+
+        Parameters
+        ----------
+        input_data : str or DataModel
+            File name or model of a supported type.
+
+        Returns
+        -------
+        DataModel
+            Background-subtracted copy, same type as the input.
+        """
+        model = open_model(input_data)
+        try:
+            params = self._parameters()
+            result, background, summary = subtract_background(model, params, self.background,
+                                                             keep_background=self.save_background)
+        finally:
+            if model is not input_data:
+                model.close()
+        result.meta.cal_step.optx_background = "COMPLETE"
+        if summary.skipped:
+            log.warning("%d slit(s) left without background subtraction: %s", len(summary.skipped), "; ".join(
+                f"{name}: {why}" for name, why in summary.skipped.items()))
+        if background is not None:
+            background.meta.cal_step.optx_background = "COMPLETE"
+            self.save_model(background, suffix="bkg", force=True)
+            background.close()
+        return result
+
+    def _parameters(self) -> BackgroundParameters:
+        defaults = BackgroundParameters()
+        params = BackgroundParameters(
+            method=self.method,
+            source_half_width=self.source_half_width,
+            source_ystart=self.source_ystart,
+            source_ystop=self.source_ystop,
+            poly_degree=self.poly_degree,
+            knot_spacing=self.knot_spacing,
+            column_statistic=self.column_statistic,
+            clip_sigma=self.clip_sigma or None,
+            max_clip_iterations=self.max_clip_iterations,
+            box_size=tuple(self.box_size or defaults.box_size),
+            filter_size=tuple(self.filter_size or defaults.filter_size),
+            dq_bits=dq_bits(self.dq_flags),
+            hot_pixel_sigma=self.hot_pixel_sigma,
+            mask_cosmic_rays=self.mask_cosmic_rays,
+        )
+        log.info("Background parameters: %s", params)
+        return params
