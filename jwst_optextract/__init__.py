@@ -4,7 +4,15 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .exceptions import InputError, OptExtractError, SlitError
 from .products import ProfileModel, TraceModel
-from .steps import OptimalExtractStep, PsfFitStep, TraceStep
+from .steps import (
+    BackgroundStep,
+    OptimalExtractionPipeline,
+    OptimalExtractStep,
+    OptSpec2Pipeline,
+    OptSpec3Pipeline,
+    PsfFitStep,
+    TraceStep,
+)
 
 try:
     __version__ = version("jwst_optextract")
@@ -12,6 +20,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
 __all__ = [
-    "InputError", "OptExtractError", "OptimalExtractStep", "ProfileModel", "PsfFitStep", "SlitError",
+    "BackgroundStep", "InputError", "OptExtractError", "OptSpec2Pipeline", "OptSpec3Pipeline",
+    "OptimalExtractStep", "OptimalExtractionPipeline", "ProfileModel", "PsfFitStep", "SlitError",
     "TraceModel", "TraceStep", "__version__",
 ]

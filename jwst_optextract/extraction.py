@@ -16,7 +16,7 @@ from stdatamodels.jwst import datamodels
 from . import core
 from .exceptions import SlitError
 from .fitting import FitParameters, ProfileFit, TraceFit, fit_profile, fit_trace, profile_from_entry, trace_from_entry
-from .io import SlitData, Spectrum, flux_units, iter_slits, make_output_model, read_slit, to_specmodel
+from .io import SlitData, Spectrum, flux_units, make_output_model, process_slits, to_specmodel
 from .io.spectra import OUTLIER
 
 __all__ = ["ExtractionParameters", "ExtractionSummary", "extract_model", "extract_slit"]
@@ -65,44 +65,45 @@ def extract_model(model, params: ExtractionParameters, traces=None, profiles=Non
 
     ``traces`` and ``profiles`` (a TraceModel and a ProfileModel) are used for
     the slits they describe; whatever is not given is fitted. A slit that cannot
-    be extracted is skipped with a warning naming it and the reason; if no slit
-    can be extracted, the error of the last one is raised.
+    be extracted is skipped with a warning naming it and the reason (see
+    `~jwst_optextract.io.process_slits`); if it is the only one, or no slit
+    can be extracted, an error says why.
 
     Returns
     -------
     output : MultiSpecModel or TSOMultiSpecModel
     summary : ExtractionSummary
     """
-    summary = ExtractionSummary()
-    slits = list(iter_slits(model))
-    output = None
-    last_error: SlitError | None = None
-    for name, slit_model in slits:
-        try:
-            slit = read_slit(slit_model, model, name)
-            trace = _given(traces, "trace_for", trace_from_entry, slit)
-            profile = _given(profiles, "profile_for", profile_from_entry, slit)
-            spectrum, rejected = extract_slit(slit, params, trace, profile)
-            if output is None:
-                output = make_output_model(model, integrations=slit.n_integrations is not None)
-            output.spec.append(to_specmodel(slit, model, spectrum, flux_units(model, slit_model)))
-        except SlitError as error:
-            if len(slits) == 1:
-                raise
-            log.warning("Skipping %s", error)
-            summary.skipped[name] = error.problem
-            last_error = error
-            continue
+
+    def work(slit: SlitData):
+        trace = _given(traces, "trace_for", trace_from_entry, slit)
+        profile = _given(profiles, "profile_for", profile_from_entry, slit)
+        spectrum, rejected = extract_slit(slit, params, trace, profile)
+        _check_spectrum(slit, spectrum)
+        spec = to_specmodel(slit, model, spectrum, flux_units(model, slit.model))
+        return spec, rejected, slit.n_integrations is not None
+
+    run = process_slits(model, work)
+    output = make_output_model(model, integrations=run.done[0][1][2])
+    summary = ExtractionSummary(skipped=run.skipped)
+    for name, (spec, rejected, _) in run.done:
+        output.spec.append(spec)
         summary.extracted.append(name)
         summary.rejected_pixels += rejected
-    if output is None:
-        raise last_error
-    log.info(
-        "Extracted %d of %d slits (%s)%s",
-        len(summary.extracted), len(slits), params.extraction_type,
-        f"; skipped: {', '.join(summary.skipped)}" if summary.skipped else "",
-    )
+    log.info("%s (%s extraction)", run.summary("Extracted"), params.extraction_type)
     return output, summary
+
+
+def _check_spectrum(slit: SlitData, spectrum: Spectrum) -> None:
+    """A spectrum with no finite value is an error; integrations with none are named in a warning."""
+    finite = np.isfinite(spectrum.flux) & np.isfinite(spectrum.wavelength)
+    if not finite.any():
+        raise SlitError(slit.name, "no column could be extracted (every column has too little of the profile on "
+                        "good pixels, or no wavelength); check the trace, the aperture limits and min_coverage")
+    empty = np.flatnonzero(~finite.any(axis=-1)) + 1 if finite.ndim == 2 else []
+    if len(empty):
+        log.warning("Slit %s: integration(s) %s have no usable pixel; their spectra are NaN and flagged "
+                    "DO_NOT_USE", slit.name, ", ".join(map(str, empty)))
 
 
 def extract_slit(slit: SlitData, params: ExtractionParameters, trace: TraceFit | None = None,
@@ -154,7 +155,7 @@ def extract_slit(slit: SlitData, params: ExtractionParameters, trace: TraceFit |
     )
     if fill and result.filled.any():
         log.info("Slit %s: %d flagged pixels in the box filled from the profile", slit.name, result.filled.sum())
-    flux = np.where(result.npixels > 0, result.flux, np.nan)
+    flux = result.flux
     mean_weights = weights if weights.ndim == 2 else weights.mean(axis=0)
     spectrum = Spectrum(
         wavelength=_weighted_wavelength(slit.wavelength, mean_weights),
@@ -172,7 +173,8 @@ def _given(product, lookup: str, convert, slit: SlitData):
         return None
     entry = getattr(product, lookup)(slit.name)
     if entry is None:
-        raise SlitError(slit.name, f"the given {type(product).__name__} has no entry for this slit")
+        raise SlitError(slit.name, f"the given {type(product).__name__} has no entry for this slit; give the "
+                        "product made from this exposure, or none to fit it")
     return convert(entry, slit)
 
 

@@ -29,11 +29,11 @@ function) and normalised to sum to one over the ``ny`` rows of each column.
 Noise model
 -----------
 With ``t = exptime`` (seconds), ``g = gain`` (e-/DN), ``sigma_r = read_noise``
-(e-), ``f = flat_error`` and the expected rate in DN/s
+(e-), ``f = flat_error`` and the expected rate in DN/s::
 
     R[y, x] = flux_x[x] * profile[y, x] + background[y, x],
 
-the observed rate is
+the observed rate is::
 
     data = (Poisson(t * g * max(R, 0)) + Normal(0, sigma_r)) / (t * g)
     data *= 1 + f * Normal(0, 1)          (only if f > 0)

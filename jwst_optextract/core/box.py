@@ -107,7 +107,9 @@ def box_extract(
     -------
     BoxResult
         ``flux = sum(w D)``, each variance ``sum(w**2 var)``, ``npixels = sum(w)``
-        over the pixels used, exactly as jwst ``extract_1d`` computes them.
+        over the pixels used, exactly as jwst ``extract_1d`` computes them;
+        NaN flux where no pixel is used (``npixels == 0``; the variances are
+        then zero, as jwst writes them).
     """
     good = np.isfinite(data)
     if mask is not None:
@@ -128,7 +130,9 @@ def box_extract(
         return np.sum(np.where(good & np.isfinite(var), var, 0.0) * w**2, axis=-2)
 
     return BoxResult(
-        flux=flux,
+        # A column with no pixel in the aperture has no flux, not a flux of
+        # zero; its variances stay zero, as jwst extract_1d writes them.
+        flux=np.where(npixels > 0, flux, np.nan),
         var_poisson=_propagate(var_poisson),
         var_rnoise=_propagate(var_rnoise),
         var_flat=_propagate(var_flat),

@@ -48,6 +48,9 @@ class SplineProfile:
         ``(n_offset, n_column)`` coefficients.
     chi2_per_pixel : float
         Weighted chi-square per good pixel of the fit.
+    effective_parameters : float
+        Effective number of free coefficients (the penalty makes it fewer than
+        ``coefficients.size``).
     """
 
     offset_knots: np.ndarray
@@ -55,6 +58,7 @@ class SplineProfile:
     column_degree: int
     coefficients: np.ndarray
     chi2_per_pixel: float = np.nan
+    effective_parameters: float = np.nan
 
     def evaluate(self, ny: int, center: np.ndarray) -> np.ndarray:
         """The profile ``(..., ny, nx)`` about the trace ``center`` (``(..., nx)``), normalised per column."""
@@ -165,9 +169,9 @@ def fit_spline_profile(
         use = (iv > 0) & (flux[None, :] != 0)
         if use.sum() < 2 * len(knots_u):
             raise ValueError("too few pixels with signal to fit a spline profile")
-        coefficients, chi2 = _solve_spline(data, iv, flux, u, use, knots_u, knots_x, column_degree,
-                                           n_u, n_x, penalty)
-        model = SplineProfile(knots_u, knots_x, column_degree, coefficients, chi2)
+        coefficients, chi2, effective = _solve_spline(data, iv, flux, u, use, knots_u, knots_x, column_degree,
+                                                      n_u, n_x, penalty)
+        model = SplineProfile(knots_u, knots_x, column_degree, coefficients, chi2, effective)
         profile = model.evaluate(ny, center)
     return model
 
@@ -219,9 +223,23 @@ def _solve_spline(data, iv, flux, u, use, knots_u, knots_x, degree_x, n_u, n_x, 
     strength = max(penalty.diagonal().max(), 1.0)
     unconstrained = normal.diagonal() < strength  # less information than the penalty carries
     ridge = sparse.diags_array(np.where(unconstrained, strength, 0.0))
-    coefficients = spsolve(normal + penalty + ridge, design.T @ target)
+    regularised = normal + penalty + ridge
+    coefficients = spsolve(regularised, design.T @ target)
     resid = target - design @ coefficients
-    return coefficients.reshape(n_u, n_x), float(np.mean(resid**2))
+    effective = _effective_parameters(normal, regularised)
+    return coefficients.reshape(n_u, n_x), float(np.mean(resid**2)), effective
+
+
+def _effective_parameters(normal, regularised, dense_limit: int = 4000) -> float:
+    """Effective number of parameters of the penalised fit, ``trace((N + R)^-1 N)``.
+
+    Exact (dense) up to ``dense_limit`` coefficients; beyond, the diagonal
+    approximation, which undercounts coefficients the penalty couples.
+    """
+    n = normal.shape[0]
+    if n <= dense_limit:
+        return float(np.trace(np.linalg.solve(regularised.toarray(), normal.toarray())))
+    return float(np.sum(normal.diagonal() / np.maximum(regularised.diagonal(), 1e-300)))
 
 
 def _penalty(n_u: int, n_x: int) -> sparse.csc_array:

@@ -1,15 +1,17 @@
 """The datamodel I/O layer: the only part of the package that touches stdatamodels."""
 
-from .slits import SlitData, iter_slits, read_slit
+from .slits import SlitData, SlitRun, iter_slits, process_slits, read_slit
 from .spectra import FluxUnits, Spectrum, flux_units, make_output_model, to_specmodel
 
 __all__ = [
     "FluxUnits",
     "SlitData",
+    "SlitRun",
     "Spectrum",
     "flux_units",
     "iter_slits",
     "make_output_model",
+    "process_slits",
     "read_slit",
     "to_specmodel",
 ]

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from stdatamodels.jwst import datamodels
@@ -20,7 +21,7 @@ from stdatamodels.jwst.datamodels import dqflags
 
 from ..exceptions import InputError, SlitError
 
-__all__ = ["SlitData", "dq_bits", "iter_slits", "read_slit", "write_slit"]
+__all__ = ["SlitData", "SlitRun", "dq_bits", "iter_slits", "process_slits", "read_slit", "write_slit"]
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,81 @@ def iter_slits(model: datamodels.JwstDataModel) -> Iterator[tuple[str, datamodel
         yield slit_name(model, 0), model
 
 
+@dataclass
+class SlitRun:
+    """What happened to every slit of one input (see `process_slits`).
+
+    Attributes
+    ----------
+    total : int
+        Number of slits in the input.
+    done : list of (str, object)
+        Name and result of every slit that was processed.
+    skipped : dict of str to str
+        Name of every slit that was not, and why.
+    """
+
+    total: int
+    done: list[tuple[str, Any]] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def summary(self, verb: str) -> str:
+        """``"<verb> N of M slits; skipped: a, b"``, for the log."""
+        skipped = f"; skipped: {', '.join(self.skipped)}" if self.skipped else ""
+        return f"{verb} {len(self.done)} of {self.total} slits{skipped}"
+
+
+def process_slits(model: datamodels.JwstDataModel, work: Callable[[SlitData], Any]) -> SlitRun:
+    """Read every slit of ``model`` and call ``work`` on it, keeping the healthy ones.
+
+    A slit that cannot be read or processed is skipped with a warning naming
+    the file, the slit and the reason. An error that is not the package's own
+    (a degenerate input no check foresaw) is reported the same way, as a
+    `SlitError` chained to the original, so that one slit cannot take the
+    others down.
+
+    Raises
+    ------
+    InputError
+        For an unsupported or empty input, or when no slit of several could
+        be processed (listing every slit and why).
+    SlitError
+        When the input has a single slit and it could not be processed.
+    """
+    slits = list(iter_slits(model))
+    filename = getattr(model.meta, "filename", None)
+    run = SlitRun(total=len(slits))
+    for name, slit_model in slits:
+        try:
+            run.done.append((name, work(read_slit(slit_model, model, name))))
+        except _NOT_PER_SLIT:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- one slit must not lose the others
+            error = _slit_error(exc, name, filename)
+            if len(slits) == 1:
+                if error is exc:
+                    raise
+                raise error from exc
+            log.warning("Skipping %s", error)
+            run.skipped[name] = error.problem
+    if not run.done:
+        reasons = "; ".join(f"{name}: {why}" for name, why in run.skipped.items())
+        raise InputError(f"{_describe(model)}: none of its {run.total} slits could be processed ({reasons})")
+    return run
+
+
+_NOT_PER_SLIT = (InputError, ImportError, OSError, MemoryError)
+"""Errors about the input as a whole or the environment: they stop the run instead of skipping a slit."""
+
+
+def _slit_error(exc: Exception, name: str, filename: str | None) -> SlitError:
+    """``exc`` as a SlitError that names the file (wrapping errors that are not the package's)."""
+    if isinstance(exc, SlitError):
+        return exc.in_file(filename)
+    return SlitError(name, f"failed unexpectedly ({type(exc).__name__}: {exc}); please report this with "
+                     "the input file", filename)
+
+
 def slit_name(slit: datamodels.JwstDataModel, index: int) -> str:
     """A name for messages and output: the slit name, else its position."""
     name = getattr(slit, "name", None)
@@ -182,7 +258,7 @@ def read_slit(
     data = _array(slit, "data")
     if data is None or data.size == 0 or data.ndim not in (2, 3):
         shape = None if data is None else data.shape
-        raise SlitError(name, f"has no 2D or 3D data array (shape {shape})")
+        raise SlitError(name, f"has no 2D or 3D data array (shape {shape}); give a calwebb_spec2 product with a SCI array")
     dispaxis = _dispersion_axis(slit, parent, name)
     frame = data.shape[-2:]
     dq = _array(slit, "dq")
@@ -194,7 +270,8 @@ def read_slit(
             if value.shape == frame and key != "dq":
                 continue
             raise SlitError(
-                name, f"{key.upper()} has shape {value.shape} but SCI has shape {data.shape}"
+                name, f"{key.upper()} has shape {value.shape} but SCI has shape {data.shape}; "
+                "the arrays of a slit must come from the same product",
             )
     variances = {k: (None if v is None or v.size == 0 or not np.any(v) else v) for k, v in variances.items()}
     if variances["var_rnoise"] is None and variances["var_poisson"] is None:
@@ -219,13 +296,7 @@ def read_slit(
     data = canonical(data)
     dq = canonical(dq)
     wavelength = canonical(wavelength)
-    # As jwst's match_nans_and_flags: a pixel bad in any array is bad.
-    good = np.isfinite(data) & ((dq & DO_NOT_USE) == 0)
-    for value in variances.values():
-        if value is not None:
-            good &= np.isfinite(canonical(value))
-    if not good.any():
-        raise SlitError(name, "has no usable pixel (all NaN or flagged DO_NOT_USE)")
+    good = _good_pixels(name, data, dq, [canonical(v) for v in variances.values() if v is not None])
     origin = (0, 0) if bbox is None else (bbox[0].start, bbox[1].start)
     if dispaxis == VERTICAL:
         origin = origin[::-1]
@@ -241,6 +312,38 @@ def read_slit(
         **dict(zip(("source_row", "source_trace"), _source_position(slit, parent, origin, data.shape[-1]))),
         **{k: canonical(v) for k, v in variances.items()},
     )
+
+
+def _good_pixels(name: str, data: np.ndarray, dq: np.ndarray, variances: list[np.ndarray]) -> np.ndarray:
+    """Pixels with finite data, no DO_NOT_USE, and finite non-negative variances.
+
+    As jwst's ``match_nans_and_flags``, a pixel bad in any array is bad. A
+    negative or infinite variance would give a wrong (or NaN) error, so such
+    pixels are not used, with a warning.
+
+    Raises
+    ------
+    SlitError
+        When no pixel is usable, saying why.
+    """
+    finite = np.isfinite(data)
+    unflagged = (dq & DO_NOT_USE) == 0
+    variance_ok = np.ones(data.shape, bool)
+    for value in variances:
+        with np.errstate(invalid="ignore"):
+            variance_ok &= np.isfinite(value) & (value >= 0)
+    good = finite & unflagged & variance_ok
+    bad_variance = int((finite & unflagged & ~variance_ok).sum())
+    if not good.any():
+        raise SlitError(
+            name, f"has no usable pixel (of {data.size}: {int((~finite).sum())} NaN or infinite in SCI, "
+            f"{int((~unflagged).sum())} flagged DO_NOT_USE, {bad_variance} more with a negative or "
+            "non-finite VAR_*); check the SCI, DQ and variance arrays of the input",
+        )
+    if bad_variance:
+        log.warning("Slit %s: %d pixels with a negative or non-finite variance (VAR_POISSON, VAR_RNOISE, "
+                    "VAR_FLAT or ERR) are not used", name, bad_variance)
+    return good
 
 
 def _describe(model) -> str:
@@ -279,9 +382,10 @@ def _wavelength(slit, parent, name: str, frame: tuple[int, int]) -> np.ndarray:
         raise SlitError(name, "has neither a WAVELENGTH array nor a WCS (meta.wcs); run assign_wcs first")
     wavelength = np.asarray(wavelength, dtype=np.float64)
     if wavelength.shape != frame:
-        raise SlitError(name, f"WAVELENGTH has shape {wavelength.shape} but a frame of SCI is {frame}")
+        raise SlitError(name, f"WAVELENGTH has shape {wavelength.shape} but a frame of SCI is {frame}; "
+                        "run assign_wcs again, or remove the WAVELENGTH array to use the WCS")
     if not np.isfinite(wavelength).any():
-        raise SlitError(name, "has no finite wavelength anywhere")
+        raise SlitError(name, "has no finite wavelength anywhere; check its WAVELENGTH array or WCS (assign_wcs)")
     return wavelength
 
 

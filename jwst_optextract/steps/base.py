@@ -11,18 +11,25 @@ steps behave inside a jwst pipeline that uses CRDS.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import tempfile
 from importlib import resources
+from pathlib import Path
 
+import numpy as np
 from jwst.stpipe.core import JwstStep
+from stdatamodels import DataModel
 from stdatamodels.jwst import datamodels
 from stpipe import crds_client
 
-from ..exceptions import InputError
+from ..exceptions import InputError, OutputError
+from ..io import SlitRun
 
-__all__ = ["OfflineMixin", "OptxStep", "PACKAGED_REFERENCES", "load_reference", "open_model", "open_product",
-           "packaged_reference", "reference_defaults"]
+__all__ = ["OfflineMixin", "OptxStep", "PACKAGED_REFERENCES", "load_reference", "log_summary", "open_model",
+           "open_product", "packaged_reference", "reference_defaults", "write_atomically"]
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +54,16 @@ def open_model(input_data):
     """The input as a datamodel (opened if it is a path), or a clear `InputError`."""
     if isinstance(input_data, datamodels.JwstDataModel):
         return input_data
+    if isinstance(input_data, (str, os.PathLike)) and Path(input_data).suffix.lower() == ".json":
+        raise InputError(f"{os.fspath(input_data)} is an association; this step takes one exposure (a _cal, "
+                         "_calints or _s2d file or model): run it on each member")
     try:
         return datamodels.open(input_data)
     except Exception as exc:
-        raise InputError(f"cannot open {input_data!r} as a JWST datamodel: {exc}") from exc
+        raise InputError(
+            f"cannot open {input_data!r} as a JWST datamodel ({type(exc).__name__}: {exc}); give a complete "
+            "calwebb_spec2 product (_cal, _calints or _s2d); a truncated or corrupt file must be made again"
+        ) from exc
 
 
 def open_product(value, cls):
@@ -70,8 +83,90 @@ def reference_defaults(step, model) -> dict:
     return {**reference.get("default", {}), **reference.get("exp_type", {}).get(exp_type, {})}
 
 
+def log_summary(run: SlitRun, verb: str) -> None:
+    """Log what happened to every slit: a count, and a warning naming the skipped ones and why."""
+    log.info("%s", run.summary(verb))
+    if run.skipped:
+        log.warning("%d slit(s) skipped: %s", len(run.skipped), "; ".join(
+            f"{name}: {why}" for name, why in run.skipped.items()))
+
+
+def write_atomically(model: DataModel, path: str, protected: list[str]) -> str:
+    """Save ``model`` to ``path`` through a temporary file in the same directory.
+
+    The file appears complete or not at all: an interruption or a failure
+    while writing leaves any earlier file at ``path`` as it was.
+
+    Parameters
+    ----------
+    model : DataModel
+        The model to save; its format follows the extension (``.fits`` or ``.asdf``).
+    path : str
+        Where to save it.
+    protected : list of str
+        Files that must not be overwritten (the step's input).
+
+    Raises
+    ------
+    OutputError
+        When ``path`` is one of ``protected``, or its extension is neither
+        ``.fits`` nor ``.asdf``.
+    """
+    path = os.path.abspath(path)
+    if any(_same_file(path, other) for other in protected):
+        raise OutputError(f"will not write {path}: it is the input file; choose another output_file, "
+                          "suffix or output_dir")
+    writers = {".fits": model.to_fits, ".asdf": model.to_asdf}
+    extension = Path(path).suffix
+    if extension not in writers:
+        raise OutputError(f"cannot write {path}: the output file name must end in .fits or .asdf")
+    # Written through a file object, so that meta.filename is the final name, not the temporary one.
+    model.meta.filename = os.path.basename(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{model.meta.filename}.", suffix=".part",
+                                         dir=os.path.dirname(path))
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            writers[extension](stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, _file_mode(path))
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    return path
+
+
+def _same_file(path: str, other: str) -> bool:
+    other = os.path.abspath(other)
+    if os.path.exists(path) and os.path.exists(other):
+        return os.path.samefile(path, other)
+    return path == other
+
+
+def _file_mode(path: str) -> int:
+    """The permissions of the file being replaced, else the default for a new file (0o666 less the umask)."""
+    if os.path.exists(path):
+        return os.stat(path).st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 class OfflineMixin:
     """Put before ``JwstStep`` / ``JwstPipeline`` in the bases."""
+
+    @classmethod
+    def build_config(cls, input, **kwargs):  # noqa: A002 -- stpipe's name
+        # stpipe opens the input here only to look up CRDS pars-* references,
+        # which our classes do not have; a bad file would then fail inside
+        # astropy (or a numpy array on its truth value) before the step could
+        # say what is wrong with it. The step opens and checks it itself.
+        if isinstance(input, np.ndarray):
+            raise InputError("a numpy array is not a JWST datamodel; give a file name or a SlitModel, "
+                             "MultiSlitModel, ImageModel or CubeModel")
+        return super().build_config(None, **kwargs)
 
     @classmethod
     def get_config_from_reference(cls, dataset, disable=None, crds_observatory=None):
@@ -108,6 +203,32 @@ class OptxStep(OfflineMixin, JwstStep):
 
     # Our reference types are not in CRDS: never prefetch them.
     prefetch_references = False
+
+    def save_model(self, model, suffix=None, idx=None, output_file=None, force=False, **components):
+        """Save as stpipe does (same names, same switches), but atomically and never onto the input.
+
+        See `write_atomically`. Containers and libraries are left to stpipe,
+        which saves their members through this method.
+        """
+        if not isinstance(model, DataModel):
+            return super().save_model(model, suffix=suffix, idx=idx, output_file=output_file, force=force,
+                                      **components)
+        output_file = output_file or self.output_file
+        if not force and not self.save_results and not output_file:
+            return None
+        if self.output_use_model or (output_file is None and not self.search_output_file):
+            output_file, idx = model.meta.filename, None
+        path = self.make_output_path(basepath=output_file, suffix=suffix, idx=idx, **components)
+        path = write_atomically(model, path, self._input_paths())
+        log.info("Saved model in %s", path)
+        return path
+
+    def _input_paths(self) -> list[str]:
+        """Where the step's input file may be: as given, and in the input directory."""
+        name = self.search_attr("_input_filename")
+        if not name:
+            return []
+        return [name, os.path.join(self.input_dir or "", os.path.basename(name))]
 
 
 class PlottingMixin:

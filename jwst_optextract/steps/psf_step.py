@@ -6,9 +6,9 @@ import logging
 
 from ..exceptions import SlitError
 from ..fitting import FitParameters, fit_profile, fit_trace, new_profile_model, profile_entry, trace_from_entry
-from ..io import iter_slits, read_slit
+from ..io import process_slits
 from ..products import TraceModel
-from .base import PlottingMixin, OptxStep, open_model, open_product, reference_defaults
+from .base import OptxStep, PlottingMixin, log_summary, open_model, open_product, reference_defaults
 
 __all__ = ["PsfFitStep"]
 
@@ -66,24 +66,27 @@ class PsfFitStep(PlottingMixin, OptxStep):
         try:
             params = self.fit_parameters(model)
             product = new_profile_model(model)
-            for name, slit_model in iter_slits(model):
-                try:
-                    slit = read_slit(slit_model, model, name)
-                    given = None if traces is None else traces.trace_for(name)
-                    if traces is not None and given is None:
-                        raise SlitError(name, "the given TraceModel has no entry for this slit")
-                    slit_trace = fit_trace(slit, params) if given is None else trace_from_entry(given, slit)
-                    profile = fit_profile(slit, slit_trace, params)
-                    product.profiles.append(profile_entry(slit, profile))
-                    if self.save_plots:
-                        self.save_plot(slit, slit_trace, profile)
-                except SlitError as error:
-                    log.warning("Skipping %s", error)
+            run = process_slits(model, lambda slit: self._profile(slit, params, traces))
         finally:
             if model is not input_data:
                 model.close()
+        for _, entry in run.done:
+            product.profiles.append(entry)
+        log_summary(run, "Fitted the profile of")
         product.meta.cal_step.optx_psf = "COMPLETE"
         return product
+
+    def _profile(self, slit, params: FitParameters, traces: TraceModel | None) -> dict:
+        """The ProfileModel entry of one slit (and its plot), about the given trace or a fitted one."""
+        given = None if traces is None else traces.trace_for(slit.name)
+        if traces is not None and given is None:
+            raise SlitError(slit.name, "the given TraceModel has no entry for this slit; give the trace "
+                            "product of this exposure, or none to fit the trace")
+        slit_trace = fit_trace(slit, params) if given is None else trace_from_entry(given, slit)
+        profile = fit_profile(slit, slit_trace, params)
+        if self.save_plots:
+            self.save_plot(slit, slit_trace, profile)
+        return profile_entry(slit, profile)
 
     def fit_parameters(self, model) -> FitParameters:
         """Step parameters, with the reference defaults for the exposure type where not given."""

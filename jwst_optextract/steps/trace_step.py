@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from ..exceptions import SlitError
 from ..fitting import FitParameters, fit_trace, new_trace_model, trace_entry
-from ..io import iter_slits, read_slit
-from .base import PlottingMixin, OptxStep, open_model, reference_defaults
+from ..io import process_slits
+from .base import OptxStep, PlottingMixin, log_summary, open_model, reference_defaults
 
 __all__ = ["TraceStep"]
 
@@ -52,20 +51,22 @@ class TraceStep(PlottingMixin, OptxStep):
         try:
             params = self.fit_parameters(model)
             product = new_trace_model(model)
-            for name, slit_model in iter_slits(model):
-                try:
-                    slit = read_slit(slit_model, model, name)
-                    trace = fit_trace(slit, params)
-                    product.traces.append(trace_entry(slit, trace))
-                    if self.save_plots:
-                        self.save_plot(slit, trace)
-                except SlitError as error:
-                    log.warning("Skipping %s", error)
+            run = process_slits(model, lambda slit: self._trace(slit, params))
         finally:
             if model is not input_data:
                 model.close()
+        for _, entry in run.done:
+            product.traces.append(entry)
+        log_summary(run, "Traced")
         product.meta.cal_step.optx_trace = "COMPLETE"
         return product
+
+    def _trace(self, slit, params: FitParameters) -> dict:
+        """The TraceModel entry of one slit (and its plot)."""
+        trace = fit_trace(slit, params)
+        if self.save_plots:
+            self.save_plot(slit, trace)
+        return trace_entry(slit, trace)
 
     def fit_parameters(self, model) -> FitParameters:
         """Step parameters, with the reference defaults for the exposure type where not given."""

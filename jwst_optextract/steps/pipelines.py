@@ -1,0 +1,102 @@
+"""Pipelines: the chain of this package's steps, and calwebb_spec2/spec3 with our extraction."""
+
+from __future__ import annotations
+
+import logging
+
+from jwst.pipeline import Spec2Pipeline, Spec3Pipeline
+from jwst.stpipe.core import JwstPipeline
+from stdatamodels.jwst import datamodels
+
+from ..products import ProfileModel, TraceModel
+from .background_step import BackgroundStep
+from .base import OfflineMixin, open_model
+from .extract_step import OptimalExtractStep
+from .psf_step import PsfFitStep
+from .trace_step import TraceStep
+
+__all__ = ["OptSpec2Pipeline", "OptSpec3Pipeline", "OptimalExtractionPipeline"]
+
+log = logging.getLogger(__name__)
+
+
+class OfflinePipelineMixin(OfflineMixin):
+    """Offline behaviour for pipelines: JwstPipeline.finalize_result always asks CRDS for the context."""
+
+    def finalize_result(self, result, reference_files_used):
+        if any(isinstance(f, str) and f.startswith("crds://") for _, f in reference_files_used):
+            super(OfflineMixin, self).finalize_result(result, reference_files_used)
+        elif self.class_alias and hasattr(result, "cal_logs"):
+            setattr(result.cal_logs, self.class_alias, self._log_records)
+
+
+class OptimalExtractionPipeline(OfflinePipelineMixin, JwstPipeline):
+    """Background → trace → profile → optimal extraction, from a ``_cal`` file to the best x1d.
+
+    Each step's parameters are settable (``--steps.optx_psf.kind=spline``) and
+    each step can be skipped (``--steps.optx_background.skip=True``, e.g. for
+    data whose background is already subtracted). The trace and the profile
+    pass in memory; with ``--steps.optx_trace.save_results=True`` (and the same
+    for the others) they are written too. Defaults per exposure type come from
+    the ``optxextract`` reference (packaged in ``reference_files/``).
+    """
+
+    class_alias = "optx_spec"
+
+    spec = """
+    """
+
+    step_defs = {
+        "optx_background": BackgroundStep,
+        "optx_trace": TraceStep,
+        "optx_psf": PsfFitStep,
+        "optx_extract": OptimalExtractStep,
+    }
+
+    def default_suffix(self):
+        return "x1d"
+
+    def process(self, input_data):
+        """Run the chain on one exposure; returns a MultiSpecModel or TSOMultiSpecModel."""
+        model = open_model(input_data)
+        log.info("optx_spec: background %s", "skipped" if self.optx_background.skip else self.optx_background.method)
+        model = self.optx_background.run(model)
+        trace = _product(self.optx_trace.run(model), TraceModel)
+        psf = _product(self.optx_psf.run(model, trace), ProfileModel)
+        result = self.optx_extract.run(model, trace, psf)
+        self.suffix = "x1dints" if isinstance(result, datamodels.TSOMultiSpecModel) else "x1d"
+        return result
+
+
+def _product(result, cls):
+    """The step's product, or None when the step was skipped (it then returns its input)."""
+    return result if isinstance(result, cls) else None
+
+
+class OptSpec2Pipeline(OfflinePipelineMixin, Spec2Pipeline):
+    """calwebb_spec2 with ``extract_1d`` replaced by `OptimalExtractStep`.
+
+    A spec2 parameter file works with one changed ``class:`` line
+    (``jwst_optextract.OptSpec2Pipeline``); ``steps.extract_1d`` then takes this
+    package's parameters. The jwst steps still need their own reference files:
+    from CRDS, or every one of them given with ``override_<reftype>``, or
+    skipped. This pipeline itself never asks CRDS for parameters.
+    """
+
+    class_alias = "optx_spec2"
+
+    step_defs = {**Spec2Pipeline.step_defs, "extract_1d": OptimalExtractStep}
+
+
+class OptSpec3Pipeline(OfflinePipelineMixin, Spec3Pipeline):
+    """calwebb_spec3 with ``extract_1d`` replaced by `OptimalExtractStep`.
+
+    Level-3 MOS and fixed-slit products are then extracted from the resampled
+    (``s2d``) combination of the exposures. To combine exposures without any
+    resampling, extracting from the pooled pixels of all exposures, use
+    ``optx_combine`` instead.
+    """
+
+    class_alias = "optx_spec3"
+
+    step_defs = {**Spec3Pipeline.step_defs, "extract_1d": OptimalExtractStep}
