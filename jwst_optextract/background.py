@@ -19,7 +19,7 @@ from .core import background as bkg
 from .core import masking
 from .core.trace import collapse_integrations, find_trace
 from .exceptions import InputError, SlitError
-from .io import SlitData, iter_slits, read_slit
+from .io import SlitData, iter_slits, process_slits
 from .io.exposures import matching_slits, open_exposure, stack_exposures
 from .io.slits import write_slit
 
@@ -97,9 +97,10 @@ def subtract_background(
     ------
     SlitError
         When the only slit cannot be done (in a MultiSlitModel, a failing
-        slit is skipped with a warning unless none succeeds).
+        slit is skipped with a warning).
     InputError
-        For an unsupported input or unreadable exposures.
+        For an unsupported input, unreadable exposures, or when no slit of
+        several can be done.
     """
     if params.method in _FROM_EXPOSURES and not exposures:
         raise InputError(f"method {params.method!r} needs exposures: give the background or other nod files")
@@ -107,30 +108,26 @@ def subtract_background(
     result = model.copy()
     background = model.copy() if keep_background else None
     slits = list(iter_slits(model))
+    position = {name: index for index, (name, _) in enumerate(slits)}
     bkg_slits = _slit_models(background) if keep_background else [None] * len(slits)
     targets = list(zip(_slit_models(result), bkg_slits))
-    summary = BackgroundSummary()
-    last_error: SlitError | None = None
-    for index, ((name, slit_model), (out_slit, bkg_slit)) in enumerate(zip(slits, targets)):
-        try:
-            slit = read_slit(slit_model, model, name)
-            matched = matching_slits(others, name, index) if others else None
-            estimate, source = estimate_slit(slit, params, matched)
-        except SlitError as error:
-            if len(slits) == 1:
-                raise
-            log.warning("Skipping %s; its data are left as they were", error)
-            summary.skipped[name] = error.problem
-            last_error = error
-            if bkg_slit is not None:
-                _mark_skipped(bkg_slit)
-            continue
-        _write(slit, estimate, source, out_slit, bkg_slit)
+
+    def estimate(slit: SlitData):
+        matched = matching_slits(others, slit.name, position[slit.name]) if others else None
+        return slit, estimate_slit(slit, params, matched)
+
+    run = process_slits(model, estimate)
+    summary = BackgroundSummary(skipped=dict(run.skipped))
+    for name in run.skipped:
+        log.warning("Slit %s: its data are left as they were (no background subtracted)", name)
+        if targets[position[name]][1] is not None:
+            _mark_skipped(targets[position[name]][1])
+    for name, (slit, (fit, source)) in run.done:
+        out_slit, bkg_slit = targets[position[name]]
+        _write(slit, fit, source, out_slit, bkg_slit)
         summary.subtracted.append(name)
-        summary.pixels_used += int(estimate.used.sum())
-        summary.pixels_clipped += int(_clipped(slit, estimate, source).sum())
-    if not summary.subtracted:
-        raise last_error
+        summary.pixels_used += int(fit.used.sum())
+        summary.pixels_clipped += int(_clipped(slit, fit, source).sum())
     log.info(
         "Background (%s) subtracted from %d of %d slits, from %d pixels (%d clipped)%s",
         params.method, len(summary.subtracted), len(slits), summary.pixels_used, summary.pixels_clipped,
