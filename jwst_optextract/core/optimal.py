@@ -302,11 +302,13 @@ def poisson_terms(D, P, vr, vp, vf, good, window: int = 31):  # window odd
         a = np.clip(np.where(n > 0, (sv - b * sp) / n, 0), 0, None)
     # First flux estimate, weighted as the final one will be (an unweighted sum
     # would let each pixel's noise into its own weight and bias faint fluxes high).
-    V = vr + a[..., None, :] + np.maximum(b[..., None, :] * P, 0)
+    source = b[..., None, :] * P
+    np.maximum(source, 0, out=source)
+    V = vr + a[..., None, :] + source
     if vf is not None:
         V += vf
     with np.errstate(invalid="ignore", divide="ignore"):
-        pv = np.where(V > 0, g * P / V, 0)
+        pv = np.divide(g * P, V, out=np.zeros_like(V), where=V > 0)
         flux = np.nan_to_num(_wsum(pv, D, -2) / _wsum(pv, P, -2))
     median_b, median_f, a = (_block_median(v, window) for v in (b, np.clip(flux, 0, None), a))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -354,23 +356,31 @@ def _reject_outliers(D, P, vr, terms, vf, good, rejected, sol, reject_sigma, max
     # pixels are positive, and a column inflated by one pulls its model above
     # the good pixels, which must not be rejected in its place.
     chi2 = (D - sol["flux"][..., None, :] * P) * np.sqrt(sol.pop("iv"))
-    candidate = (chi2 > threshold) & _sharp_along_dispersion(chi2, sol["flux"], threshold)
-    outlier = candidate.any(axis=-2)
-    if not outlier.any():
+    columns = np.nonzero(chi2.max(axis=-2) > threshold)
+    if not columns[0].size:
         return
-    chi2 = np.where(candidate, chi2, -np.inf)
-    sel = np.nonzero(outlier)
+    # rows last, so that indexing by column gives (n_columns, ny)
+    z = np.moveaxis(chi2, -2, -1)
+    c = (z[columns] > threshold) & _sharp_along_dispersion(z, sol["flux"], columns, threshold)
+    keep = c.any(axis=-1)
+    if not keep.any():
+        return
+    sel = tuple(index[keep] for index in columns)
+    c = c[keep]
 
     def gather(a):
-        # rows last, so that indexing by column gives (n_columns, ny)
-        return None if a is None else np.moveaxis(np.broadcast_to(a, D.shape), -2, -1)[sel]
+        if a is None:
+            return None
+        if a.ndim == 2:  # one frame for all integrations (the profile): index columns only
+            return a.T[sel[-1]]
+        return np.moveaxis(np.broadcast_to(a, D.shape), -2, -1)[sel]
 
-    d, p, r, f, g, c = (gather(a) for a in (D, P, vr, vf, good, candidate))
+    d, p, r, f, g = (gather(a) for a in (D, P, vr, vf, good))
     a_col, q_col = (None, None) if terms is None else (terms[0][sel], terms[1][sel])
     rej = np.zeros_like(g)
     out = {k: sol[k][sel] for k in _RESULT_KEYS}
     todo = np.arange(g.shape[0])
-    row = np.argmax(np.moveaxis(chi2, -2, -1)[sel], axis=-1)
+    row = np.argmax(np.where(c, z[sel], -np.inf), axis=-1)
     for _ in range(max_iterations):
         g[todo, row] = False
         rej[todo, row] = True
@@ -394,8 +404,8 @@ def _reject_outliers(D, P, vr, terms, vf, good, rejected, sol, reject_sigma, max
     np.moveaxis(rejected, -2, -1)[sel] = rej
 
 
-def _sharp_along_dispersion(z: np.ndarray, flux: np.ndarray, threshold: float) -> np.ndarray:
-    """True where a residual ``z`` (rows on axis -2) stands out from a neighbouring column.
+def _sharp_along_dispersion(z: np.ndarray, flux: np.ndarray, columns: tuple, threshold: float) -> np.ndarray:
+    """True where a residual stands out from a neighbouring column, for the given columns only.
 
     Cosmic rays and hot pixels are sharp along the dispersion; a profile that
     does not match the data leaves residuals that vary smoothly from column to
@@ -403,17 +413,24 @@ def _sharp_along_dispersion(z: np.ndarray, flux: np.ndarray, threshold: float) -
     can be hundreds of sigma). A pixel is an outlier candidate only if its
     residual exceeds that of the same row in at least one neighbouring column,
     scaled by the ratio of the two columns' fluxes, by ``threshold``.
+
+    ``z`` is ``(..., nx, ny)`` (rows last) and ``columns`` the indices of the
+    columns to test; returns ``(n_columns, ny)``.
     """
-    nx = z.shape[-1]
-    best = np.full(z.shape, np.inf, dtype=z.dtype)
+    nx = z.shape[-2]
+    lead, x = columns[:-1], columns[-1]
+    here = z[columns]
+    best = np.full(here.shape, np.inf, dtype=z.dtype)
     for step in (-1, 1):
-        here = slice(max(0, -step), nx - max(0, step))
-        there = slice(max(0, step), nx - max(0, -step))
-        f_here, f_there = flux[..., here], flux[..., there]
+        other = x + step
+        inside = (other >= 0) & (other < nx)
+        other = np.clip(other, 0, nx - 1)
+        f_here, f_there = flux[columns], flux[lead + (other,)]
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = np.where((f_here > 0) & (f_there > 0), np.clip(f_here / f_there, 0.5, 2.0), 1.0)
-        best[..., here] = np.minimum(best[..., here], z[..., there] * ratio[..., None, :])
-    return z - best > threshold
+        neighbour = np.where(inside[:, None], z[lead + (other,)] * ratio[:, None], np.inf)
+        best = np.minimum(best, neighbour)
+    return here - best > threshold
 
 
 _RESULT_KEYS = ("flux", "inv_var", "var_total", "var_rnoise", "var_flat")
