@@ -10,3 +10,4 @@ extensions = [
 numpydoc_show_class_members = False
 exclude_patterns = ["_build"]
 html_theme = "alabaster"
+html_static_path = ["_static"]

@@ -2,8 +2,8 @@
 
 `plot_slit` draws, for one slit: the 2D data with the fitted trace (and the
 negative traces), the profile fit against the normalised pixels in trace
-offset with its residuals, and the residual image (data minus model) in units
-of sigma. Steps with ``save_plots`` write it as ``<output>_<slit>_<kind>.png``.
+offset, the residual image (data minus model) in units of sigma, and the
+optimal spectrum against the box spectrum with their errors. Steps with ``save_plots`` write it as ``<output>_<slit>_<kind>.png``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def plot_slit(slit: SlitData, trace: TraceFit, profile: ProfileFit | None = None
 
     mean = slit.mean_image()
     image, good = mean.image, mean.good
-    panels = 3 if profile is not None else 1
+    panels = 4 if profile is not None else 1
     fig, axes = plt.subplots(panels, 1, figsize=(11, 3.2 * panels), squeeze=False)
     axes = axes[:, 0]
     shown = np.where(good, image, np.nan)
@@ -52,6 +52,7 @@ def plot_slit(slit: SlitData, trace: TraceFit, profile: ProfileFit | None = None
     axes[0].legend(loc="upper right", fontsize=7)
     if profile is not None:
         _profile_panels(slit, trace, profile, mean, axes[1], axes[2])
+        _spectrum_panel(slit, trace, profile, mean, axes[3])
     fig.tight_layout()
     return fig
 
@@ -85,6 +86,28 @@ def _profile_panels(slit, trace, profile, mean, ax_profile, ax_residual):
     shown = ax_residual.imshow(resid, origin="lower", aspect="auto", vmin=-5, vmax=5, cmap="RdBu_r")
     ax_residual.set_title("residual (data - model) / sigma")
     ax_residual.figure.colorbar(shown, ax=ax_residual, fraction=0.02)
+
+
+def _spectrum_panel(slit, trace, profile, mean, ax, box_width: float = 5.0):
+    """Optimal against box spectrum of the mean image, with 1-sigma errors."""
+    P = profile.evaluate(slit.ny, trace.center)
+    optimal = core.optimal_extract(mean.image, P, mean.var_rnoise, mean.var_poisson, mask=mean.good)
+    weights = core.aperture_weights(slit.ny, *core.trace_aperture(trace.center, box_width))
+    box = core.box_extract(mean.image, weights, mean.var_rnoise, mean.var_poisson, mask=mean.good)
+    x = np.arange(slit.nx)
+    for name, flux, var, color in (("box %g px" % box_width, box.flux, box.var_total, "0.5"),
+                                   ("optimal", optimal.flux, optimal.var_total, "C0")):
+        ax.plot(x, flux, color=color, lw=0.7, label=name)
+        ax.fill_between(x, flux - np.sqrt(var), flux + np.sqrt(var), color=color, alpha=0.25, lw=0)
+    finite = np.isfinite(optimal.flux)
+    if finite.any():
+        low, high = np.nanpercentile(optimal.flux[finite], [1, 99])
+        pad = 0.3 * (high - low + 1e-30)
+        ax.set_ylim(low - pad, high + pad)
+    ax.set_xlabel("dispersion pixel")
+    ax.set_ylabel("flux (data units)")
+    ax.set_title("optimal and box spectra (mean over integrations), 1-sigma bands")
+    ax.legend(loc="upper right", fontsize=7)
 
 
 def save_slit_plot(path: str | Path, slit: SlitData, trace: TraceFit, profile: ProfileFit | None = None) -> Path:

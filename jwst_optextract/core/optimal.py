@@ -22,11 +22,14 @@ columns that changed are solved again.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = ["OptimalResult", "optimal_extract"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -150,7 +153,18 @@ def optimal_extract(
                                min_coverage=min_coverage, weights=return_inverse_variance)
         for name, value in chunk.items():
             getattr(result, name)[index] = value
+        _report_progress(start + per_chunk, n_lead, per_chunk)
     return result
+
+
+def _report_progress(done: int, total: int, per_chunk: int) -> None:
+    """Log each quarter of a long (many-chunk) extraction, so long runs show progress."""
+    chunks = -(-total // per_chunk)
+    if chunks < 8:
+        return
+    quarter = -(-chunks // 4) * per_chunk
+    if done % quarter < per_chunk or done >= total:
+        log.info("optimal extraction: %d of %d integrations done", min(done, total), total)
 
 
 def _take(a, index, lead, shape, dtype=None):

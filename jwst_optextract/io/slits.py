@@ -196,7 +196,9 @@ def process_slits(model: datamodels.JwstDataModel, work: Callable[[SlitData], An
     slits = list(iter_slits(model))
     filename = getattr(model.meta, "filename", None)
     run = SlitRun(total=len(slits))
-    for name, slit_model in slits:
+    for number, (name, slit_model) in enumerate(slits, start=1):
+        if len(slits) > 1:
+            log.info("Slit %s (%d of %d)", name, number, len(slits))
         try:
             run.done.append((name, work(read_slit(slit_model, model, name))))
         except _NOT_PER_SLIT:
