@@ -11,7 +11,6 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-from stdatamodels.jwst import datamodels
 
 from . import core
 from .exceptions import SlitError
