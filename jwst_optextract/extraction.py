@@ -11,11 +11,13 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
+from stdatamodels.jwst import datamodels
 
 from . import core
 from .exceptions import SlitError
 from .fitting import FitParameters, ProfileFit, TraceFit, fit_profile, fit_trace, profile_from_entry, trace_from_entry
-from .io import SlitData, Spectrum, flux_units, make_output_model, process_slits, to_specmodel
+from .io import SlitData, Spectrum, flux_units, iter_slits, make_output_model, process_slits, to_specmodel
+from .io.slits import write_slit
 from .io.spectra import OUTLIER
 
 __all__ = ["ExtractionParameters", "ExtractionSummary", "extract_model", "extract_slit"]
@@ -42,6 +44,7 @@ class ExtractionParameters:
     psf_sigma: float = 1.0
     profile_kind: str = "gaussian"
     chunk_pixels: int = 1 << 19
+    keep_scene: bool = False
 
     def fit_parameters(self) -> FitParameters:
         """The trace and profile fit settings these imply."""
@@ -57,6 +60,10 @@ class ExtractionSummary:
     extracted: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     rejected_pixels: int = 0
+    scene: object = None
+    """With ``keep_scene``: a copy of the input holding the model of the data (``f P``)."""
+    residual: object = None
+    """With ``keep_scene``: a copy of the input holding data minus that model."""
 
 
 def extract_model(model, params: ExtractionParameters, traces=None, profiles=None):
@@ -66,7 +73,8 @@ def extract_model(model, params: ExtractionParameters, traces=None, profiles=Non
     the slits they describe; whatever is not given is fitted. A slit that cannot
     be extracted is skipped with a warning naming it and the reason (see
     `~jwst_optextract.io.process_slits`); if it is the only one, or no slit
-    can be extracted, an error says why.
+    can be extracted, an error says why. With ``params.keep_scene`` the summary
+    also holds the scene model and the residual image, as copies of the input.
 
     Returns
     -------
@@ -80,17 +88,31 @@ def extract_model(model, params: ExtractionParameters, traces=None, profiles=Non
         spectrum, rejected = extract_slit(slit, params, trace, profile)
         _check_spectrum(slit, spectrum)
         spec = to_specmodel(slit, model, spectrum, flux_units(model, slit.model))
-        return spec, rejected, slit.n_integrations is not None
+        return spec, rejected, slit.n_integrations is not None, (slit, spectrum.scene) if params.keep_scene else None
 
     run = process_slits(model, work)
     output = make_output_model(model, integrations=run.done[0][1][2])
     summary = ExtractionSummary(skipped=run.skipped)
-    for name, (spec, rejected, _) in run.done:
+    for name, (spec, rejected, _, _) in run.done:
         output.spec.append(spec)
         summary.extracted.append(name)
         summary.rejected_pixels += rejected
+    if params.keep_scene:
+        summary.scene, summary.residual = _scene_models(model, [item[3] for _, item in run.done])
     log.info("%s (%s extraction)", run.summary("Extracted"), params.extraction_type)
     return output, summary
+
+
+def _scene_models(model, scenes):
+    """Copies of ``model`` holding the scene model and the residual of every extracted slit."""
+    scene, residual = model.copy(), model.copy()
+    slots = {name: index for index, (name, _) in enumerate(iter_slits(model))}
+    for slit, values in scenes:
+        index = slots[slit.name]
+        for target, array in ((scene, values), (residual, np.where(slit.good, slit.data - values, np.nan))):
+            node = target.slits[index] if isinstance(target, datamodels.MultiSlitModel) else target
+            write_slit(slit, node, data=np.asarray(array, dtype=np.float32))
+    return scene, residual
 
 
 def _check_spectrum(slit: SlitData, spectrum: Spectrum) -> None:
@@ -141,6 +163,10 @@ def extract_slit(slit: SlitData, params: ExtractionParameters, trace: TraceFit |
             dq=dq, extraction_type="optimal",
             aperture=(float(np.mean(lower)), float(np.mean(upper))),
         )
+        if params.keep_scene:
+            total = P.sum(axis=-2, keepdims=True)
+            shape = np.divide(P, total, out=np.zeros_like(P), where=total != 0)
+            spectrum.scene = np.nan_to_num(result.flux)[..., None, :] * shape
         return spectrum, n_rejected
 
     weights = core.aperture_weights(slit.ny, lower, upper) * (wl_ok & column_mask)
@@ -163,6 +189,9 @@ def extract_slit(slit: SlitData, params: ExtractionParameters, trace: TraceFit |
         dq=np.zeros(flux.shape, np.uint32), extraction_type="box",
         aperture=(float(np.mean(lower)), float(np.mean(upper))),
     )
+    if params.keep_scene:  # as jwst: the mean over the aperture, spread over it
+        mean_level = np.divide(result.flux, result.npixels, out=np.zeros_like(result.flux), where=result.npixels > 0)
+        spectrum.scene = np.nan_to_num(mean_level)[..., None, :] * weights
     return spectrum, 0
 
 

@@ -169,3 +169,13 @@ def test_box_fill_flagged_recovers_lost_flux():
     assert plain["FLUX"][150] < 0.8 * truth.flux[150]
     np.testing.assert_allclose(filled["FLUX"][150], truth.flux[150], rtol=2e-3)
     np.testing.assert_allclose(filled["FLUX"][149], plain["FLUX"][149])
+
+
+def test_scene_model_and_residual_image_are_saved(tmp_path):
+    model, truth = simulate.make_slit(nx=300, flux=100.0, seed=2, noise=False)
+    model.meta.filename = "sc_cal.fits"
+    OptimalExtractStep.call(model, save_scene_model=True, save_residual_image=True, output_dir=str(tmp_path))
+    scene = datamodels.open(tmp_path / "sc_scene.fits")
+    residual = datamodels.open(tmp_path / "sc_residual.fits")
+    np.testing.assert_allclose(scene.data, truth.source, rtol=1e-4, atol=1e-4 * truth.source.max())
+    assert np.nanmax(np.abs(residual.data)) < 1e-3 * truth.source.max()

@@ -56,6 +56,8 @@ class Spectrum:
     extraction_type: str
     aperture: tuple[float, float] | None = None
     """Mean inclusive cross-dispersion limits of the extraction (0-based), for the metadata."""
+    scene: np.ndarray | None = None
+    """The model of the slit's data that the extraction implies (canonical layout), if kept."""
 
 
 @dataclass(frozen=True)

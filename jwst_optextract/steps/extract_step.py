@@ -47,6 +47,8 @@ class OptimalExtractStep(OptxStep):
     profile_kind = option("gaussian", "auto", "spline", "spline2d", default="gaussian")  # profile fitted when no psf is given (see PsfFitStep)
     trace = string(default=None)  # a TraceModel (optx_trace product) to use instead of fitting the trace
     psf = string(default=None)  # a ProfileModel (optx_psf product) to use instead of fitting the profile
+    save_scene_model = boolean(default=False)  # also save the model of the data the extraction implies (suffix scene)
+    save_residual_image = boolean(default=False)  # also save data minus that model (suffix residual)
     chunk_pixels = integer(default=524288, min=1)  # integrations are extracted in chunks of about this many pixels
     """  # noqa: E501
 
@@ -86,6 +88,10 @@ class OptimalExtractStep(OptxStep):
         if summary.skipped:
             log.warning("%d slit(s) skipped: %s", len(summary.skipped), "; ".join(
                 f"{name}: {why}" for name, why in summary.skipped.items()))
+        if self.save_scene_model:
+            self.save_model(summary.scene, suffix="scene", force=True)
+        if self.save_residual_image:
+            self.save_model(summary.residual, suffix="residual", force=True)
         return output
 
     def _parameters(self, model) -> ExtractionParameters:
@@ -100,6 +106,7 @@ class OptimalExtractStep(OptxStep):
             extraction_type=self.extraction_type,
             ystart=self.ystart, ystop=self.ystop, xstart=self.xstart, xstop=self.xstop,
             fill_flagged=self.fill_flagged, profile_kind=self.profile_kind,
+            keep_scene=self.save_scene_model or self.save_residual_image,
             max_reject_iterations=self.max_reject_iterations,
             chunk_pixels=self.chunk_pixels,
             **{k: v for k, v in values.items() if v is not None},
