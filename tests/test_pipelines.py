@@ -101,3 +101,16 @@ def test_jwst_combine_1d_accepts_our_products(tmp_path):
     assert np.isfinite(flux).sum() > 250
     single = spectra[0].spec[0].spec_table["FLUX"]
     assert np.nanmedian(flux) == pytest.approx(np.nanmedian(single), rel=0.05)
+
+
+def test_optx_spec2_and_spec3_replace_only_extract_1d():
+    from jwst.pipeline import Spec2Pipeline, Spec3Pipeline
+
+    from jwst_optextract import OptSpec3Pipeline
+
+    for ours, theirs in ((OptSpec2Pipeline, Spec2Pipeline), (OptSpec3Pipeline, Spec3Pipeline)):
+        assert ours.step_defs["extract_1d"] is OptimalExtractStep
+        assert {k: v for k, v in ours.step_defs.items() if k != "extract_1d"} == {
+            k: v for k, v in theirs.step_defs.items() if k != "extract_1d"}
+        pipeline = ours()
+        assert isinstance(pipeline.extract_1d, OptimalExtractStep)
