@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from stdatamodels.jwst import datamodels
 
-from jwst_optextract import OptimalExtractStep, PsfFitStep, TraceStep, simulate
+from jwst_optextract import OptimalExtractionPipeline, OptimalExtractStep, PsfFitStep, TraceStep, simulate
 from jwst_optextract.exceptions import InputError, OptExtractError, OutputError, SlitError
 from jwst_optextract.steps.base import write_atomically
 
@@ -178,11 +178,14 @@ STEPS = {
 }
 if BackgroundStep is not None:
     STEPS["optx_background"] = (BackgroundStep, {})
+# The pipeline, with the background step skipped (its own faults are the background step's rows).
+STEPS["optx_spec"] = (OptimalExtractionPipeline, {"steps": {"optx_background": {"skip": True}}})
 
 # Where a step's outcome differs from the fault's, or the fault does not apply to it.
 OVERRIDES = {
     ("optx_extract", "an all-NaN integration"): ("ok", r"integration\(s\) 3 have no usable pixel"),
     ("optx_extract box", "an all-NaN integration"): ("ok", r"integration\(s\) 3 have no usable pixel"),
+    ("optx_spec", "an all-NaN integration"): ("ok", r"integration\(s\) 3 have no usable pixel"),
     ("optx_background", "a single row"): ("error", SlitError, rf"slit {SLIT}: only 0 background rows"),
 }
 PRODUCT_INPUTS = {"optx_extract": ("trace", "psf"), "optx_extract box": ("trace", "psf"), "optx_psf": ("trace",)}
