@@ -179,3 +179,12 @@ def test_scene_model_and_residual_image_are_saved(tmp_path):
     residual = datamodels.open(tmp_path / "sc_residual.fits")
     np.testing.assert_allclose(scene.data, truth.source, rtol=1e-4, atol=1e-4 * truth.source.max())
     assert np.nanmax(np.abs(residual.data)) < 1e-3 * truth.source.max()
+
+
+def test_reject_sigma_zero_disables_the_rejection():
+    model, truth = simulate.make_slit(nx=400, flux=100.0, seed=3, cosmic_ray_fraction=0.01)
+    on = _spectrum(OptimalExtractStep.call(model))
+    off = _spectrum(OptimalExtractStep.call(model, reject_sigma=0))
+    assert (on["DQ"] & datamodels.dqflags.pixel["OUTLIER"]).any()
+    assert not (off["DQ"] & datamodels.dqflags.pixel["OUTLIER"]).any()
+    assert np.nansum(off["FLUX"]) > np.nansum(on["FLUX"])  # the cosmic rays stay in

@@ -83,6 +83,13 @@ def reference_defaults(step, model) -> dict:
     return {**reference.get("default", {}), **reference.get("exp_type", {}).get(exp_type, {})}
 
 
+def parameters_or_defaults(step, model, names) -> dict:
+    """The step's values of ``names``, the reference's where the step leaves them None (and None dropped)."""
+    defaults = reference_defaults(step, model)
+    values = {name: getattr(step, name) if getattr(step, name) is not None else defaults.get(name) for name in names}
+    return {name: value for name, value in values.items() if value is not None}
+
+
 def log_summary(run: SlitRun, verb: str) -> None:
     """Log what happened to every slit: a count, and a warning naming the skipped ones and why."""
     log.info("%s", run.summary(verb))

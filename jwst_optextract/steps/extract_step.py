@@ -8,7 +8,7 @@ from stdatamodels.jwst import datamodels
 
 from ..extraction import ExtractionParameters, extract_model
 from ..products import ProfileModel, TraceModel
-from .base import OptxStep, open_model, open_product, reference_defaults
+from .base import OptxStep, open_model, open_product, parameters_or_defaults
 
 __all__ = ["OptimalExtractStep"]
 
@@ -95,13 +95,9 @@ class OptimalExtractStep(OptxStep):
         return output
 
     def _parameters(self, model) -> ExtractionParameters:
-        defaults = reference_defaults(self, model)
-        values = {}
-        for name in _FROM_REFERENCE:
-            given = getattr(self, name)
-            values[name] = defaults.get(name) if given is None else given
-        if values["reject_sigma"] == 0:
-            values["reject_sigma"] = None
+        values = parameters_or_defaults(self, model, _FROM_REFERENCE)
+        # 0 disables the rejection (None would fall back to the default threshold)
+        values["reject_sigma"] = values.get("reject_sigma", 5.0) or None
         params = ExtractionParameters(
             extraction_type=self.extraction_type,
             ystart=self.ystart, ystop=self.ystop, xstart=self.xstart, xstop=self.xstop,
@@ -109,7 +105,7 @@ class OptimalExtractStep(OptxStep):
             keep_scene=self.save_scene_model or self.save_residual_image,
             max_reject_iterations=self.max_reject_iterations,
             chunk_pixels=self.chunk_pixels,
-            **{k: v for k, v in values.items() if v is not None},
+            **values,
         )
         log.info("Extraction parameters for %s: %s", model.meta.exposure.type, params)
         return params

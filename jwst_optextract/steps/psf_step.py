@@ -8,11 +8,13 @@ from ..exceptions import SlitError
 from ..fitting import FitParameters, fit_profile, fit_trace, new_profile_model, profile_entry, trace_from_entry
 from ..io import process_slits
 from ..products import TraceModel
-from .base import OptxStep, PlottingMixin, log_summary, open_model, open_product, reference_defaults
+from .base import OptxStep, PlottingMixin, log_summary, open_model, open_product, parameters_or_defaults
 
 __all__ = ["PsfFitStep"]
 
 log = logging.getLogger(__name__)
+
+_FIT_NAMES = ("trace_degree", "width_degree", "psf_sigma", "reject_sigma")
 
 
 class PsfFitStep(PlottingMixin, OptxStep):
@@ -90,9 +92,7 @@ class PsfFitStep(PlottingMixin, OptxStep):
 
     def fit_parameters(self, model) -> FitParameters:
         """Step parameters, with the reference defaults for the exposure type where not given."""
-        defaults = reference_defaults(self, model)
-        pick = {name: (defaults.get(name) if getattr(self, name) is None else getattr(self, name))
-                for name in ("trace_degree", "width_degree", "psf_sigma", "reject_sigma")}
+        pick = parameters_or_defaults(self, model, _FIT_NAMES)
         return FitParameters(kind=self.kind, window=self.window, oversample=self.oversample,
                              smoothing=self.smoothing, fit_jitter=False,
-                             **{k: v for k, v in pick.items() if v is not None})
+                             **pick)

@@ -6,11 +6,13 @@ import logging
 
 from ..fitting import FitParameters, fit_trace, new_trace_model, trace_entry
 from ..io import process_slits
-from .base import OptxStep, PlottingMixin, log_summary, open_model, reference_defaults
+from .base import OptxStep, PlottingMixin, log_summary, open_model, parameters_or_defaults
 
 __all__ = ["TraceStep"]
 
 log = logging.getLogger(__name__)
+
+_FIT_NAMES = ("trace_degree", "width_degree", "psf_sigma", "reject_sigma")
 
 
 class TraceStep(PlottingMixin, OptxStep):
@@ -70,8 +72,6 @@ class TraceStep(PlottingMixin, OptxStep):
 
     def fit_parameters(self, model) -> FitParameters:
         """Step parameters, with the reference defaults for the exposure type where not given."""
-        defaults = reference_defaults(self, model)
-        pick = {name: (defaults.get(name) if getattr(self, name) is None else getattr(self, name))
-                for name in ("trace_degree", "width_degree", "psf_sigma", "reject_sigma")}
+        pick = parameters_or_defaults(self, model, _FIT_NAMES)
         return FitParameters(fit_jitter=self.fit_jitter, detection_snr=self.detection_snr,
-                             **{k: v for k, v in pick.items() if v is not None})
+                             **pick)
