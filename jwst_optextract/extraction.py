@@ -8,7 +8,7 @@ nothing else of substance.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from stdatamodels.jwst import datamodels
@@ -17,7 +17,7 @@ from . import core
 from .exceptions import SlitError
 from .fitting import FitParameters, ProfileFit, TraceFit, fit_profile, fit_trace, profile_from_entry, trace_from_entry
 from .io import SlitData, Spectrum, flux_units, iter_slits, make_output_model, process_slits, to_specmodel
-from .io.slits import write_slit
+from .io.slits import SlitRun, write_slit
 from .io.spectra import OUTLIER
 
 __all__ = ["ExtractionParameters", "ExtractionSummary", "extract_model", "extract_slit"]
@@ -57,8 +57,8 @@ class ExtractionParameters:
 class ExtractionSummary:
     """What happened to each slit of one input."""
 
-    extracted: list[str] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)
+    run: SlitRun
+    """Which slits were extracted and which skipped, and why."""
     rejected_pixels: int = 0
     scene: object = None
     """With ``keep_scene``: a copy of the input holding the model of the data (``f P``)."""
@@ -92,14 +92,12 @@ def extract_model(model, params: ExtractionParameters, traces=None, profiles=Non
 
     run = process_slits(model, work)
     output = make_output_model(model, integrations=run.done[0][1][2])
-    summary = ExtractionSummary(skipped=run.skipped)
-    for name, (spec, rejected, _, _) in run.done:
+    summary = ExtractionSummary(run)
+    for _, (spec, rejected, _, _) in run.done:
         output.spec.append(spec)
-        summary.extracted.append(name)
         summary.rejected_pixels += rejected
     if params.keep_scene:
         summary.scene, summary.residual = _scene_models(model, [item[3] for _, item in run.done])
-    log.info("%s (%s extraction)", run.summary("Extracted"), params.extraction_type)
     return output, summary
 
 

@@ -37,7 +37,7 @@ def test_strun_alias_writes_x1d_and_logs(cal_file, tmp_path):
     run = strun(["optx_extract", cal_file.name], tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     log = run.stdout + run.stderr
-    assert "jwst_optextract.extraction - INFO - Extracted 1 of 1 slits" in log
+    assert "jwst_optextract.steps.base - INFO - Extracted 1 of 1 slits" in log
     out = tmp_path / "demo_x1d.fits"
     with datamodels.open(out) as x1d:
         assert isinstance(x1d, datamodels.MultiSpecModel)

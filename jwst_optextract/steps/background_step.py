@@ -83,15 +83,12 @@ class BackgroundStep(OptxStep):
         model = open_model(input_data)
         try:
             params = self._parameters()
-            result, background, summary = subtract_background(model, params, self.background,
+            result, background, _ = subtract_background(model, params, self.background,
                                                              keep_background=self.save_background)
         finally:
             if model is not input_data:
                 model.close()
         result.meta.cal_step.optx_background = "COMPLETE"
-        if summary.skipped:
-            log.warning("%d slit(s) left without background subtraction: %s", len(summary.skipped), "; ".join(
-                f"{name}: {why}" for name, why in summary.skipped.items()))
         if background is not None:
             background.meta.cal_step.optx_background = "COMPLETE"
             self.save_model(background, suffix="bkg", force=True)

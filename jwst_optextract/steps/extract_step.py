@@ -8,7 +8,7 @@ from stdatamodels.jwst import datamodels
 
 from ..extraction import ExtractionParameters, extract_model
 from ..products import ProfileModel, TraceModel
-from .base import OptxStep, open_model, open_product, parameters_or_defaults
+from .base import OptxStep, log_summary, open_model, open_product, parameters_or_defaults
 
 __all__ = ["OptimalExtractStep"]
 
@@ -85,9 +85,7 @@ class OptimalExtractStep(OptxStep):
             self.suffix = "x1dints" if isinstance(output, datamodels.TSOMultiSpecModel) else "x1d"
         output.meta.cal_step.optx_extract = "COMPLETE"
         output.meta.cal_step.extract_1d = "COMPLETE"
-        if summary.skipped:
-            log.warning("%d slit(s) skipped: %s", len(summary.skipped), "; ".join(
-                f"{name}: {why}" for name, why in summary.skipped.items()))
+        log_summary(summary.run, "Extracted")
         if self.save_scene_model:
             self.save_model(summary.scene, suffix="scene", force=True)
         if self.save_residual_image:
