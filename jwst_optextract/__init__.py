@@ -21,6 +21,7 @@ _LAZY = {
     "OptSpec2Pipeline": "steps",
     "OptSpec3Pipeline": "steps",
     "PsfFitStep": "steps",
+    "SlitCombineStep": "steps",
     "TraceStep": "steps",
     "ProfileModel": "products",
     "TraceModel": "products",

@@ -15,6 +15,7 @@ def get_steps() -> list[tuple[str, str, bool]]:
         ("jwst_optextract.steps.TraceStep", "optx_trace", False),
         ("jwst_optextract.steps.PsfFitStep", "optx_psf", False),
         ("jwst_optextract.steps.BackgroundStep", "optx_background", False),
+        ("jwst_optextract.steps.SlitCombineStep", "optx_combine", False),
         ("jwst_optextract.steps.OptimalExtractionPipeline", "optx_spec", True),
         ("jwst_optextract.steps.OptSpec2Pipeline", "optx_spec2", True),
         ("jwst_optextract.steps.OptSpec3Pipeline", "optx_spec3", True),

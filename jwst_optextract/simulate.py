@@ -110,6 +110,7 @@ __all__ = [
     "make_slit",
     "make_multislit",
     "make_tso",
+    "make_nods",
     "write_example",
     "cramer_rao_variance",
     "MJYSR_PER_DNS",
@@ -302,6 +303,10 @@ class SceneConfig:
         Source identifier.
     seed : int or numpy.random.Generator
         Random seed (or generator, which is then advanced).
+    spectrum_seed : int or None
+        Seed of the spectrum's emission lines alone; ``None`` draws them from
+        ``seed``. Exposures of one source (:func:`make_nods`) share it, so they
+        see the same spectrum through independent noise.
     """
 
     nx: int = 1024
@@ -339,6 +344,7 @@ class SceneConfig:
     slit_name: str = "S200A1"
     source_id: int = 1
     seed: int | np.random.Generator = 0
+    spectrum_seed: int | None = None
 
     @property
     def center(self) -> float:
@@ -604,7 +610,7 @@ def _simulate(cfg: SceneConfig, white: np.ndarray | None = None) -> _Realisation
     profile = _pixel_profile(cfg, trace, width)
 
     # --- source and background (DN/s) ------------------------------------
-    flux = _spectrum(cfg, rng)
+    flux = _spectrum(cfg, rng if cfg.spectrum_seed is None else np.random.default_rng(cfg.spectrum_seed))
     if cube:
         factors = np.ones(nints) if white is None else np.asarray(white, dtype=float)
         flux = factors[:, None] * flux[None, :]
@@ -1101,6 +1107,79 @@ def make_multislit(
         model.slits.append(slit)
         truths.append(real.truth)
     return model, truths
+
+
+def make_nods(
+    n_nods: int = 3, repeats: int = 1, nod_throw: float = 5.0, config: SceneConfig | None = None,
+    **overrides: Any,
+) -> tuple[list[datamodels.MultiSlitModel], list[SceneTruth]]:
+    """Simulate the exposures of one source nodded along its slit (MOS or fixed slit).
+
+    Exposure ``k`` (of ``n_nods * repeats``) is at nod position ``k % n_nods``;
+    the source sits ``(position - (n_nods - 1) / 2) * nod_throw`` pixels from
+    the slit's centre row. Every exposure sees the same spectrum, background
+    and wavelengths through independent noise and defects, as real nods do;
+    each WCS is centred on its own source position (as NIRSpec's is on the
+    source shutter). MOS exposures say their nod position in
+    ``shutter_state`` (``"x11"``, ``"1x1"``, ``"11x"`` for three nods), all in
+    ``meta.dither.position_number``.
+
+    Parameters
+    ----------
+    n_nods, repeats : int
+        Nod positions, and exposures at each.
+    nod_throw : float
+        Pixels between neighbouring nod positions.
+    config : SceneConfig, optional
+        Base configuration (``exp_type="NRS_MSASPEC"`` for MOS metadata).
+    **overrides
+        Any :class:`SceneConfig` field.
+
+    Returns
+    -------
+    models : list of MultiSlitModel
+        One exposure each, with one slit.
+    truths : list of SceneTruth
+        Truth of every exposure, in the same order.
+    """
+    if n_nods < 1 or repeats < 1:
+        raise ValueError("n_nods and repeats must be >= 1")
+    base = _resolve_config(config, overrides)
+    rng = _as_rng(base.seed)
+    spectrum_seed = base.spectrum_seed if base.spectrum_seed is not None else int(rng.integers(0, 2**31))
+    seeds = rng.integers(0, 2**63 - 1, size=n_nods * repeats)
+    wavelength = _wavelength_canonical(base)
+    mos = base.exp_type == "NRS_MSASPEC"
+    models, truths = [], []
+    for k, seed in enumerate(seeds):
+        position = k % n_nods
+        cfg = dataclasses.replace(
+            base, seed=int(seed), spectrum_seed=spectrum_seed,
+            trace_center=base.center + (position - (n_nods - 1) / 2) * nod_throw,
+        )
+        _validate(cfg)
+        real = _simulate(cfg)
+        real.wavelength = np.ascontiguousarray(
+            wavelength if cfg.dispersion_axis == 1 else wavelength.T, dtype=np.float32)
+        real.truth.wavelength = real.wavelength.astype(float)
+        real.extras.update(xstart=1, ystart=_default_ystart(cfg), slitlet_id=base.source_id,
+                           shutter_id=1000 + base.source_id, quadrant=1)
+        model = datamodels.MultiSlitModel()
+        _fill_exposure_meta(model, cfg)
+        model.meta.observation.exposure_number = str(k + 1)
+        model.meta.dither.position_number = position + 1
+        model.meta.dither.total_points = n_nods
+        model.meta.filename = f"jw01234001001_03101_{k + 1:05d}_nrs1_cal.fits"
+        slit = datamodels.SlitModel()
+        _fill_exposure_meta(slit, cfg)
+        _fill_slit(slit, real)
+        if mos:
+            slit.name = str(base.source_id)
+            slit.shutter_state = "".join("x" if i == position else "1" for i in range(n_nods))
+        model.slits.append(slit)
+        models.append(model)
+        truths.append(real.truth)
+    return models, truths
 
 
 def make_tso(

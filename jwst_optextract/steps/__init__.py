@@ -1,6 +1,7 @@
 """stpipe steps and pipelines of jwst_optextract."""
 
 from .background_step import BackgroundStep
+from .combine_step import SlitCombineStep
 from .extract_step import OptimalExtractStep
 from .pipelines import OptimalExtractionPipeline, OptSpec2Pipeline, OptSpec3Pipeline
 from .psf_step import PsfFitStep
@@ -13,5 +14,6 @@ __all__ = [
     "OptimalExtractStep",
     "OptimalExtractionPipeline",
     "PsfFitStep",
+    "SlitCombineStep",
     "TraceStep",
 ]

@@ -1,0 +1,91 @@
+"""optx_combine on the three CEERS nods against msaexp's own combined spectrum of the same files.
+
+Run: ``python benchmarks/compare_combine_ceers.py [--plot docs/_static/combine_ceers.png]``
+
+Prints the overall scale factor between the two spectra (msaexp's path-loss
+and normalisation are calibration, not extraction), how well the shapes agree
+within the errors after that factor, and the signal to noise per unit
+wavelength of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+from jwst_optextract import SlitCombineStep
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "nirspec_mos_ceers_prism"
+
+
+def compare(x1d, msaexp_file: Path) -> dict:
+    """Scale factor, shape agreement and S/N per unit wavelength of our spectrum and msaexp's (both in uJy)."""
+    table = x1d.spec[0].spec_table
+    ok = np.isfinite(table["FLUX"]) & (table["FLUX_ERROR"] > 0)
+    wave, flux, err = table["WAVELENGTH"][ok], table["FLUX"][ok] * 1e6, table["FLUX_ERROR"][ok] * 1e6
+    theirs = fits.getdata(msaexp_file, "SPEC1D")
+    keep = np.isfinite(theirs["flux"]) & (theirs["err"] > 0) & (theirs["wave"] > wave[0]) & (theirs["wave"] < wave[-1])
+    t_wave, t_flux, t_err = (np.asarray(theirs[k][keep], float) for k in ("wave", "flux", "err"))
+    ours_on_theirs = np.interp(t_wave, wave, flux)
+    ours_err = np.interp(t_wave, wave, err)
+    weights = 1.0 / (ours_err**2 + t_err**2)
+    scale = float(np.sum(weights * ours_on_theirs * t_flux) / np.sum(weights * t_flux**2))  # ours = scale * theirs
+    resid = (ours_on_theirs - scale * t_flux) / np.sqrt(ours_err**2 + (scale * t_err) ** 2)
+    slope = np.polyfit(t_wave, ours_on_theirs / np.where(t_flux != 0, t_flux, np.nan), 1, w=np.sqrt(weights))
+    return {
+        "scale": scale,
+        "scale_slope_per_um": float(slope[0]),
+        "chi2_per_point": float(np.mean(resid**2)),
+        "median_abs_resid_sigma": float(np.median(np.abs(resid))),
+        "snr_per_um_ours": float(np.median(flux / err / np.sqrt(np.gradient(wave)))),
+        "snr_per_um_msaexp": float(np.median(t_flux / t_err / np.sqrt(np.gradient(t_wave)))),
+        "curves": (wave, flux, err, t_wave, t_flux, t_err),
+    }
+
+
+def plot(result: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    wave, flux, err, t_wave, t_flux, t_err = result["curves"]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True, height_ratios=(3, 1))
+    top.fill_between(t_wave, result["scale"] * (t_flux - t_err), result["scale"] * (t_flux + t_err), color="C1",
+                     alpha=0.3, step="mid")
+    top.step(t_wave, result["scale"] * t_flux, where="mid", color="C1",
+             label=f"msaexp x {result['scale']:.3f} (S/N per um {result['snr_per_um_msaexp']:.1f})")
+    top.fill_between(wave, flux - err, flux + err, color="C0", alpha=0.3, step="mid")
+    top.step(wave, flux, where="mid", color="C0", label=f"optx_combine (S/N per um {result['snr_per_um_ours']:.1f})")
+    top.set_ylabel("flux (uJy)")
+    top.legend()
+    top.set_title("CEERS 1345 source 933, PRISM, three nods")
+    bottom.plot(wave, flux / err, color="C0", lw=0.8)
+    bottom.plot(t_wave, t_flux / t_err, color="C1", lw=0.8)
+    bottom.set_ylabel("S/N per bin")
+    bottom.set_xlabel("wavelength (um)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--plot", help="write the comparison figure here")
+    args = parser.parse_args()
+    files = sorted(glob.glob(str(DATA / "jw*.fits")))
+    (x1d,) = SlitCombineStep.call(files)
+    result = compare(x1d, DATA / "static-test-driz-center-bkg_933.spec.fits")
+    for key, value in result.items():
+        if key != "curves":
+            print(f"{key:24s} {value:.4g}")
+    if args.plot:
+        plot(result, args.plot)
+        print(f"figure: {args.plot}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,367 @@
+"""Combination of every exposure of a source into one spectrum: the glue between `io.sources` and `core.combine`.
+
+For each source (`~jwst_optextract.io.sources.SourceGroup`): cross-exposure
+outliers are flagged, the background is removed (nod differences, a smooth
+model per exposure, or nothing), one trace (its shape from the WCS or the
+fit, an offset per exposure) and one profile width are fitted to all
+exposures, and the flux of every column is the weighted least-squares fit of
+that profile to the pixels of all exposures at once, with no resampling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+from stdatamodels.jwst.datamodels import dqflags
+
+from . import core
+from .background import BackgroundParameters, estimate_slit
+from .core import combine
+from .exceptions import SlitError
+from .fitting import FitParameters, fit_trace
+from .io import SlitData, Spectrum
+from .io.sources import SourceGroup, cluster_positions
+
+__all__ = ["BACKGROUNDS", "WEIGHT_TYPES", "CombineParameters", "SourceResult", "combine_source"]
+
+log = logging.getLogger(__name__)
+
+BACKGROUNDS = ("nod", "model", "none")
+WEIGHT_TYPES = ("ivm", "poisson", "exptime", "mask")
+DO_NOT_USE = dqflags.pixel["DO_NOT_USE"]
+FAILED_OPEN = dqflags.pixel["MSA_FAILED_OPEN"]
+OUTLIER = dqflags.pixel["OUTLIER"]
+
+
+@dataclass
+class CombineParameters:
+    """Everything that controls a combination (see `SlitCombineStep` for meanings)."""
+
+    background: str = "nod"
+    weight_type: str = "ivm"
+    reject_sigma: float | None = 5.0
+    repeat_sigma: float | None = 5.0
+    outside_factor: float | None = 1.0
+    clip_percentiles: tuple[float, float] | None = None
+    dilate_failed_open: int = 0
+    min_coverage: float = 0.3
+    trace_degree: int = 3
+    width_degree: int = 2
+    psf_sigma: float = 1.0
+    background_method: str = "smooth"
+
+    def fit_parameters(self) -> FitParameters:
+        return FitParameters(trace_degree=self.trace_degree, width_degree=self.width_degree,
+                             psf_sigma=self.psf_sigma, kind="gaussian", reject_sigma=self.reject_sigma or 5.0,
+                             fit_jitter=False)
+
+
+@dataclass
+class SourceResult:
+    """The combined spectrum of a source and what it took."""
+
+    spectrum: Spectrum
+    flagged: dict[str, int] = field(default_factory=dict)
+    """Pixels flagged by each test, summed over exposures."""
+    centers: np.ndarray | None = None
+    """``(n_exp, nx)`` trace centre of every exposure."""
+    profile: np.ndarray | None = None
+    """``(n_exp, ny, nx)`` the profile used in every exposure."""
+    background: str = "none"
+
+
+@dataclass
+class _Stack:
+    """The exposures of a source as ``(n_exp, ny, nx)`` arrays."""
+
+    data: np.ndarray
+    good: np.ndarray
+    variances: dict[str, np.ndarray]
+    wavelength: np.ndarray
+    exptime: np.ndarray
+    nods: combine.NodDifference | None = None
+    """The nod differencing that made these data, if any."""
+
+    @classmethod
+    def of(cls, group: SourceGroup) -> _Stack:
+        slits = group.slits
+
+        def stacked(key):
+            return np.stack([np.zeros(s.data.shape) if getattr(s, key) is None
+                             else np.broadcast_to(getattr(s, key), s.data.shape).astype(float) for s in slits])
+
+        exptime = [float(p.meta.exposure.effective_exposure_time or p.meta.exposure.exposure_time or 1.0)
+                   for p in group.parents]
+        return cls(data=stacked("data"), good=np.stack([s.good for s in slits]),
+                   variances={key: stacked(key) for key in combine.VARIANCES},
+                   wavelength=stacked("wavelength"), exptime=np.asarray(exptime))
+
+    @property
+    def total_variance(self) -> np.ndarray:
+        return sum(self.variances.values())
+
+
+def combine_source(group: SourceGroup, params: CombineParameters) -> SourceResult:
+    """Combine every exposure of one source into one spectrum.
+
+    The trace, the profile and the outliers are found on each exposure minus
+    a smooth background model (no negative images to confuse them; a cosmic
+    ray is flagged in the exposure it hit, before nod differences could turn
+    it into a negative spike in the others); the flux then comes from the
+    data with the background removed as asked.
+
+    Raises
+    ------
+    SlitError
+        When the source cannot be combined (no usable pixels, unknown options).
+    """
+    if params.background not in BACKGROUNDS:
+        raise SlitError(group.name, f"unknown background {params.background!r}; use one of {BACKGROUNDS}")
+    if params.weight_type not in WEIGHT_TYPES:
+        raise SlitError(group.name, f"unknown weight_type {params.weight_type!r}; use one of {WEIGHT_TYPES}")
+    stack = _Stack.of(group)
+    flagged = {}
+    stack.good, flagged["failed_open"] = _mask_failed_open(group, stack.good, params.dilate_failed_open)
+    positions = _positions(group, params)
+    if params.repeat_sigma:
+        repeated = combine.repeated_outliers(stack.data, stack.good, stack.total_variance, positions,
+                                             params.repeat_sigma)
+        flagged["repeated"] = int((repeated & stack.good).sum())
+        stack.good = stack.good & ~repeated
+    background = params.background
+    if background == "nod" and np.unique(positions).size < 2:
+        log.warning("Source %s: all %d exposures are at one nod position; subtracting a smooth background "
+                    "model from each instead of nod differences", group.key, len(group.slits))
+        background = "model"
+    first = _background_removed(group, stack, positions, background, params)
+    centers, sigma = _shared_trace(group, _as_slits(group, first), params)
+    # Outliers are looked for in each exposure alone: in a nod difference the
+    # other exposures' cosmic rays are negative spikes that pull the fit.
+    alone = first if background != "nod" else _subtract_model(group, stack, params)
+    profile = core.gaussian_profile(stack.data.shape[1], centers, sigma[None, :])
+    outliers, counts = _cosmic_rays(alone, profile, params)
+    flagged.update(counts)
+    stack.good &= ~outliers
+    final = _background_removed(group, stack, positions, background, params) if background == "nod" else first
+    final.good &= ~outliers
+    centers, sigma = _refine_jointly(final, centers, sigma, params.width_degree)
+    profile = core.gaussian_profile(stack.data.shape[1], centers, sigma[None, :])
+    model = _model(final, profile)
+    extra, counts = _bright_or_extreme(final, profile, model, params)
+    flagged.update(counts)
+    final.good &= ~extra
+    weights = _weights(params.weight_type, final, profile)
+    result = combine.pooled_extract(final.data, profile, weights, (stack if final.nods else final).variances,
+                                     model=model, nods=final.nods, min_coverage=params.min_coverage)
+    if not result.valid.any():
+        raise SlitError(group.name, "no column could be combined (too little of the profile on good pixels in "
+                        "every exposure); check the inputs' DQ and the trace")
+    log.info("Source %s: %d exposures at %d nod positions (%s), background %s, weights %s; pixels flagged: %s",
+             group.key, len(group.slits), np.unique(positions).size, group.position_origin, background,
+             params.weight_type, ", ".join(f"{k} {v}" for k, v in flagged.items()))
+    spectrum = Spectrum(
+        wavelength=_weighted_wavelength(stack.wavelength, np.where(weights > 0, profile, 0.0)),
+        flux=result.flux, var_poisson=result.var_poisson, var_rnoise=result.var_rnoise,
+        var_flat=result.var_flat, npixels=result.npixels,
+        dq=np.where(result.valid, 0, DO_NOT_USE).astype(np.uint32), extraction_type="optimal",
+        aperture=(float(np.min(centers)), float(np.max(centers))),
+    )
+    return SourceResult(spectrum, flagged, centers, profile, background)
+
+
+def _as_slits(group: SourceGroup, stack: _Stack) -> list[SlitData]:
+    """Each exposure's slit holding the stack's arrays (for the single-slit fitters)."""
+    return [dataclasses.replace(s, data=stack.data[e], good=stack.good[e],
+                                **{k: v[e] for k, v in stack.variances.items()})
+            for e, s in enumerate(group.slits)]
+
+
+def _positions(group: SourceGroup, params: CombineParameters) -> np.ndarray:
+    """Nod positions from the metadata, else from where a trace fit finds the source in each exposure."""
+    if group.position_origin != "none" or len(group.slits) < 2:
+        return group.positions
+    rows = np.array([float(np.mean(fit_trace(s, params.fit_parameters()).center)) for s in group.slits])
+    positions = cluster_positions(rows)
+    log.info("Source %s: the metadata do not give nod positions; the measured source rows %s make %d",
+             group.key, ", ".join(f"{r:.1f}" for r in rows), np.unique(positions).size)
+    return positions
+
+
+def _mask_failed_open(group: SourceGroup, good: np.ndarray, dilate: int) -> tuple[np.ndarray, int]:
+    """Pixels flagged MSA_FAILED_OPEN, grown by ``dilate`` pixels, masked in their exposure."""
+    if dilate <= 0:
+        return good, 0
+    failed = np.stack([(s.dq & FAILED_OPEN) > 0 for s in group.slits])
+    grown = ndimage.binary_dilation(failed, structure=np.ones((1, 3, 3), bool), iterations=dilate)
+    return good & ~grown, int((good & grown).sum())
+
+
+def _background_removed(group: SourceGroup, stack: _Stack, positions, background: str,
+                        params: CombineParameters) -> _Stack:
+    """The exposures with the background removed as asked (nod differences, a smooth model, or as they are)."""
+    if background == "none":
+        return dataclasses.replace(stack, good=stack.good.copy())
+    if background == "nod":
+        nods = combine.difference_nods(stack.data, stack.good, stack.variances, positions)
+        return _Stack(nods.data, nods.good, nods.variances, stack.wavelength, stack.exptime, nods)
+    return _subtract_model(group, stack, params)
+
+
+def _subtract_model(group: SourceGroup, stack: _Stack, params: CombineParameters) -> _Stack:
+    """Each exposure minus a smooth background model, the model's variance added to its pixels'."""
+    data, variances = stack.data.copy(), {k: v.copy() for k, v in stack.variances.items()}
+    good = stack.good.copy()
+    bkg_params = BackgroundParameters(method=params.background_method)
+    for e, slit in enumerate(group.slits):  # a handful of exposures, each vectorised
+        estimate, _ = estimate_slit(dataclasses.replace(slit, good=stack.good[e]), bkg_params)
+        data[e] -= estimate.background
+        good[e] &= np.isfinite(estimate.background)
+        for key in combine.VARIANCES:
+            variances[key][e] += getattr(estimate, key)
+    return _Stack(np.where(good, data, np.nan), good, variances, stack.wavelength, stack.exptime)
+
+
+def _shared_trace(group: SourceGroup, slits: list[SlitData], params: CombineParameters):
+    """Trace centre of every exposure and one Gaussian width for all, from each exposure's own fit.
+
+    With WCS traces, which carry the nod geometry, every exposure takes the
+    median of the fitted offsets from its WCS trace; without, each keeps its
+    own offset about the mean fitted shape.
+    """
+    fits = [fit_trace(s, params.fit_parameters()) for s in slits]
+    detected = np.array([f.detected for f in fits])
+    if not detected.any():
+        log.warning("Source %s: no exposure shows the source on its own; using the traces of the WCS (or of "
+                    "the undetected fits) and the prior width", group.key)
+        detected[:] = True
+    base = np.stack([s.source_trace if s.source_trace is not None else np.zeros(s.nx) for s in slits])
+    residual = np.stack([f.center for f in fits]) - base
+    offsets = residual.mean(axis=1)
+    shape = np.mean(residual[detected] - offsets[detected, None], axis=0)
+    if slits[0].source_trace is not None:
+        offsets[:] = np.median(offsets[detected])
+    centers = base + offsets[:, None] + shape[None, :]
+    sigma = np.mean([f.gaussian.sigma for f, d in zip(fits, detected) if d], axis=0)
+    log.info("Source %s: trace offsets %s px from %s; Gaussian sigma %.2f to %.2f px", group.key,
+             ", ".join(f"{o:+.2f}" for o in offsets), "the WCS" if slits[0].source_trace is not None else "row 0",
+             sigma.min(), sigma.max())
+    return centers, sigma
+
+
+def _model(work: _Stack, profile: np.ndarray) -> np.ndarray:
+    """The data per unit flux: the profile, less the negative images where nods were differenced."""
+    return profile if work.nods is None else profile - _negative_images(work.nods, profile)
+
+
+def _refine_jointly(work: _Stack, centers: np.ndarray, sigma: np.ndarray, degree: int,
+                    iterations: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    """One shift of all traces and a smooth correction of the width, fitted to all exposures at once.
+
+    Each exposure's own fit sees it alone, and a nod difference's negative
+    images (masked there) pull its width; here the model includes them. The
+    width is multiplied by ``exp`` of a Legendre series of degree ``degree``
+    along the dispersion; the flux of each column is solved for at every
+    step (Gauss-Newton with numerical derivatives, variable projection).
+    """
+    vr, vp, vf = (work.variances[k] for k in ("var_rnoise", "var_poisson", "var_flat"))
+    variance = vr + np.maximum(vp, 0) + vf
+    usable = work.good & (variance > 0)
+    root_weight = np.where(usable, 1.0 / np.sqrt(np.where(usable, variance, 1.0)), 0.0)
+    target = np.where(work.good, work.data, 0.0) * root_weight
+    ny, nx = work.data.shape[1:]
+    basis = np.polynomial.legendre.legvander(np.linspace(-1, 1, nx), degree).T  # (degree + 1, nx)
+
+    def residual(theta):
+        width = sigma * np.exp(theta[1:] @ basis)
+        model = _model(work, core.gaussian_profile(ny, centers + theta[0], width[None, :])) * root_weight
+        flux = np.sum(model * target, axis=(0, 1)) / np.maximum(np.sum(model * model, axis=(0, 1)), 1e-300)
+        return (target - flux * model).ravel()
+
+    theta = np.zeros(degree + 2)
+    step = 1e-3
+    for _ in range(iterations):
+        r0 = residual(theta)
+        jacobian = np.stack([(residual(theta + step * unit) - r0) / step for unit in np.eye(theta.size)], axis=1)
+        delta = np.linalg.lstsq(jacobian, -r0, rcond=None)[0]
+        theta = theta + np.clip(delta, -0.5, 0.5)
+        if np.max(np.abs(delta)) < 1e-4:
+            break
+    width = sigma * np.exp(theta[1:] @ basis)
+    log.info("Joint fit of all exposures: traces shifted by %+.3f px, width %.2f to %.2f px (each alone: %.2f to "
+             "%.2f)", theta[0], width.min(), width.max(), sigma.min(), sigma.max())
+    return centers + theta[0], width
+
+
+def _negative_images(nods: combine.NodDifference, profile: np.ndarray) -> np.ndarray:
+    """The source's negative images in each difference, per unit flux (the subtracted mean of the others)."""
+    weight = nods.other.astype(float)
+    return nods.share * np.einsum("eo,o...->e...", weight, np.where(nods.source_good, profile, 0.0))
+
+
+def _cosmic_rays(alone: _Stack, profile: np.ndarray, params: CombineParameters) -> tuple[np.ndarray, dict]:
+    """Pixels of each exposure far above the profile model, or sharp and bright where the profile is nil."""
+    if not params.reject_sigma:
+        return np.zeros(alone.good.shape, bool), {}
+    vr, vp, vf = (alone.variances[k] for k in ("var_rnoise", "var_poisson", "var_flat"))
+    first = core.optimal_extract(np.where(alone.good, alone.data, 0.0), profile, vr, vp, vf, mask=alone.good,
+                                 reject_sigma=params.reject_sigma, min_coverage=0.0)
+    rejected = first.rejected
+    used = alone.good & ~rejected
+    variance = alone.total_variance
+    away = profile < 1e-3 * profile.max(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        sharp = used & away & (np.nan_to_num(combine.sharpness(alone.data, used, variance)) > params.reject_sigma)
+        sharp &= alone.data > params.reject_sigma * np.sqrt(variance)
+    return rejected | sharp, {"profile": int(rejected.sum()), "off_trace": int(sharp.sum())}
+
+
+def _bright_or_extreme(final: _Stack, profile: np.ndarray, model: np.ndarray,
+                       params: CombineParameters) -> tuple[np.ndarray, dict]:
+    """Pixels away from the traces brighter than the trace, and residuals in the extreme percentiles."""
+    flags, counts = np.zeros(final.good.shape, bool), {}
+    if not (params.outside_factor or params.clip_percentiles):
+        return flags, counts
+    variance = final.total_variance
+    data = np.where(final.good, final.data, 0.0)
+    weight = np.where(final.good & (variance > 0), 1.0 / np.where(variance > 0, variance, 1.0), 0.0)
+    flux = np.sum(weight * model * data, axis=1) / np.maximum(np.sum(weight * model**2, axis=1), 1e-300)
+    fitted = flux[:, None, :] * model
+    if params.outside_factor:
+        away = np.abs(model) < 1e-3 * profile.max(axis=1, keepdims=True)
+        flags |= combine.bright_outside(final.data, final.good, variance, fitted, away, params.outside_factor)
+        counts["outside_trace"] = int(flags.sum())
+    if params.clip_percentiles:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = np.where(final.good & ~flags, (final.data - fitted) / np.sqrt(variance), np.nan)
+        low, high = np.nanpercentile(z, params.clip_percentiles)
+        extreme = (z < low) | (z > high)
+        counts["percentile"] = int(extreme.sum())
+        flags |= extreme
+    return flags, counts
+
+
+def _weights(kind: str, final: _Stack, profile: np.ndarray) -> np.ndarray:
+    """Pixel weights of the chosen kind, zero where a pixel is not used."""
+    if kind == "ivm":  # read noise plus a smooth model of the Poisson variance: signal-independent
+        vr, vp, vf = (final.variances[k] for k in ("var_rnoise", "var_poisson", "var_flat"))
+        w = core.optimal_extract(np.where(final.good, final.data, 0.0), profile, vr, vp, vf, mask=final.good,
+                                 reject_sigma=None, min_coverage=0.0, return_inverse_variance=True).inverse_variance
+    elif kind == "poisson":
+        variance = final.total_variance
+        w = np.divide(1.0, variance, out=np.zeros_like(variance), where=variance > 0)
+    elif kind == "exptime":
+        w = np.broadcast_to(final.exptime[:, None, None], final.good.shape)
+    else:
+        w = np.ones(final.good.shape)
+    return np.where(final.good, w, 0.0)
+
+
+def _weighted_wavelength(wavelength: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    w = np.where(np.isfinite(wavelength), weights, 0.0)
+    total = w.sum(axis=(0, 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, np.sum(w * np.nan_to_num(wavelength), axis=(0, 1)) / total, np.nan)

@@ -1,0 +1,238 @@
+"""Combination of the exposures of one source: nod differences, cross-exposure outliers, pooled extraction.
+
+Arrays are stacked exposures on a common detector grid, ``(n_exp, ny, nx)``
+with the dispersion along the last axis. The combined flux of a column is a
+linear combination ``f = sum(c D)`` of the pixels of every exposure, so its
+variance follows exactly from the pixel variances, also when nod differences
+make the exposures' noise correlated (each exposure's data enter several
+differences): the coefficients are carried back to the original pixels
+before the variances are summed.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "CombinedResult",
+    "NodDifference",
+    "bright_outside",
+    "difference_nods",
+    "pooled_extract",
+    "repeated_outliers",
+    "sharpness",
+]
+
+VARIANCES = ("var_poisson", "var_rnoise", "var_flat")
+
+
+@dataclass
+class NodDifference:
+    """Each exposure minus the mean of the good exposures at the other nod positions.
+
+    Attributes
+    ----------
+    data, good : ndarray
+        ``(n_exp, ny, nx)`` differences and where they are defined.
+    variances : dict of str to ndarray
+        Variance components of each difference, ignoring that differences
+        share exposures (for weights; `pooled_extract` propagates exactly).
+    other : ndarray of bool
+        ``(n_exp, n_exp)``: ``other[e, o]`` when ``o`` is at another nod position than ``e``.
+    share : ndarray
+        ``(n_exp, ny, nx)``: ``1 / number of good other-nod exposures`` of every pixel (0 where none).
+    source_good : ndarray of bool
+        The good-pixel mask of the exposures before differencing.
+    """
+
+    data: np.ndarray
+    good: np.ndarray
+    variances: dict[str, np.ndarray]
+    other: np.ndarray
+    share: np.ndarray
+    source_good: np.ndarray
+
+    def to_exposures(self, coefficients: np.ndarray) -> np.ndarray:
+        """Coefficients on the differences as coefficients on the original exposures.
+
+        With ``d_e = D_e - share_e sum_o other[e, o] good_o D_o`` (pixel by
+        pixel), ``sum_e c_e d_e = sum_o a_o D_o`` where
+        ``a_o = c_o - good_o sum_e other[e, o] share_e c_e``.
+        """
+        spread = np.einsum("eo,e...->o...", self.other.astype(coefficients.dtype), coefficients * self.share)
+        return coefficients - np.where(self.source_good, spread, 0.0)
+
+
+def difference_nods(data: np.ndarray, good: np.ndarray, variances: dict[str, np.ndarray],
+                    positions: np.ndarray) -> NodDifference:
+    """Subtract from every exposure the mean of the exposures at the other nod positions.
+
+    Parameters
+    ----------
+    data, good : ndarray
+        ``(n_exp, ny, nx)`` exposures on a common grid, and their good pixels.
+    variances : dict of str to ndarray
+        Variance components, each ``(n_exp, ny, nx)``.
+    positions : array-like
+        Nod position label of every exposure (at least two distinct labels).
+
+    Returns
+    -------
+    NodDifference
+    """
+    positions = np.asarray(positions)
+    other = positions[:, None] != positions[None, :]
+    if not other.any():
+        raise ValueError("nod differences need exposures at two or more nod positions")
+    weight = other.astype(np.float64)
+    counts = np.einsum("eo,o...->e...", weight, good.astype(np.float64))
+    share = np.divide(1.0, counts, out=np.zeros_like(counts), where=counts > 0)
+    clean = np.where(good, data, 0.0)
+    difference = data - share * np.einsum("eo,o...->e...", weight, clean)
+    diff_good = good & (counts > 0)
+    diff_var = {}
+    for key, var in variances.items():
+        spread = np.einsum("eo,o...->e...", weight, np.where(good, var, 0.0))
+        diff_var[key] = var + share**2 * spread
+    return NodDifference(np.where(diff_good, difference, np.nan), diff_good, diff_var, other, share, good)
+
+
+def sharpness(data: np.ndarray, good: np.ndarray, variance: np.ndarray, half_window: int = 2) -> np.ndarray:
+    """How far each pixel lies from the median of its ``2 * half_window`` neighbours along the dispersion, in sigma.
+
+    Sky and source vary smoothly along the dispersion (a line is a few
+    pixels wide); a cosmic ray or a hot pixel is one pixel. NaN where undefined.
+    """
+    filled = np.where(good, data, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN neighbourhoods
+        return (filled - _neighbour_median(filled, half_window)) / np.sqrt(variance)
+
+
+def repeated_outliers(data: np.ndarray, good: np.ndarray, variance: np.ndarray, positions: np.ndarray,
+                      sigma: float) -> np.ndarray:
+    """Detector pixels sharp along the dispersion in exposures at two or more nod positions.
+
+    A pixel is sharp when its `sharpness` exceeds ``sigma`` (up for hot
+    pixels, down for cold ones). The sky is smooth and the source moves with
+    the nod; a detector defect stays where it is, so a pixel sharp in the same
+    direction at several nod positions is flagged in every exposure.
+
+    Returns
+    -------
+    ndarray of bool
+        ``(ny, nx)``: the flagged detector pixels.
+    """
+    positions = np.asarray(positions)
+    labels = np.unique(positions)
+    if labels.size < 2:
+        return np.zeros(data.shape[1:], bool)
+    z = np.nan_to_num(sharpness(data, good, variance))
+    flagged = np.zeros(data.shape[1:], bool)
+    for direction in (1.0, -1.0):
+        at = np.stack([(direction * z[positions == label] > sigma).any(axis=0) for label in labels])
+        flagged |= at.sum(axis=0) >= 2
+    return flagged
+
+
+def _neighbour_median(filled: np.ndarray, half_window: int) -> np.ndarray:
+    """Median of the ``2 * half_window`` neighbours of every pixel along the last axis (NaN-aware)."""
+    padded = np.pad(filled, [(0, 0)] * (filled.ndim - 1) + [(half_window, half_window)], mode="edge")
+    nx = filled.shape[-1]
+    shifts = [s for s in range(-half_window, half_window + 1) if s != 0]
+    stack = np.stack([padded[..., half_window + s:half_window + s + nx] for s in shifts])
+    return np.nanmedian(stack, axis=0)
+
+
+def bright_outside(data: np.ndarray, good: np.ndarray, variance: np.ndarray, model: np.ndarray,
+                   outside: np.ndarray, factor: float, sigma: float = 5.0) -> np.ndarray:
+    """Pixels away from every trace that are brighter than the trace itself.
+
+    Flags pixels in ``outside`` (``(n_exp, ny, nx)``) whose value exceeds
+    ``factor`` times the column's maximum of the source ``model`` and is
+    also more than ``sigma`` standard deviations above zero, so that noise
+    in a faint column is not taken for a defect.
+    """
+    peak = np.max(model, axis=-2, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        return good & outside & (data > factor * peak) & (data > sigma * np.sqrt(variance))
+
+
+@dataclass
+class CombinedResult:
+    """The combined spectrum of one source: per-column arrays ``(nx,)``."""
+
+    flux: np.ndarray
+    var_poisson: np.ndarray
+    var_rnoise: np.ndarray
+    var_flat: np.ndarray
+    npixels: np.ndarray
+    """Effective number of pixels, summed over the exposures."""
+    coverage: np.ndarray
+    """Mean fraction of the exposures' profiles on the pixels used."""
+    n_exposures: np.ndarray
+    """Exposures contributing to each column."""
+    valid: np.ndarray
+
+    @property
+    def var_total(self) -> np.ndarray:
+        return self.var_poisson + self.var_rnoise + self.var_flat
+
+
+def pooled_extract(data: np.ndarray, profile: np.ndarray, weights: np.ndarray, variances: dict[str, np.ndarray],
+                   model: np.ndarray | None = None, nods: NodDifference | None = None,
+                   min_coverage: float = 0.3) -> CombinedResult:
+    """Weighted least-squares flux of every column from the pixels of all exposures.
+
+    ``f = sum(w P D) / sum(w P M)`` over exposures and rows, with ``P`` the
+    exposures' profiles normalised per column and ``M`` the model of the data
+    per unit flux (``P`` itself, or ``P`` minus the negative traces of nod
+    differences): unbiased whatever the weights, and the Horne estimate when
+    ``w`` are the inverse variances.
+
+    Parameters
+    ----------
+    data : ndarray
+        ``(n_exp, ny, nx)`` background-subtracted (or nod-differenced) data.
+    profile : ndarray
+        ``(n_exp, ny, nx)`` profile of the source in every exposure, normalised per column.
+    weights : ndarray
+        ``(n_exp, ny, nx)`` pixel weights, 0 for pixels not used.
+    variances : dict of str to ndarray
+        Variance components of the ORIGINAL exposures' pixels (before nod differencing).
+    model : ndarray, optional
+        Model of ``data`` per unit flux; ``profile`` by default.
+    nods : NodDifference, optional
+        The nod differencing that made ``data``, to propagate the variance exactly.
+    min_coverage : float
+        Columns where the pixels used hold less than this fraction of the
+        profile (averaged over exposures) are not valid (NaN).
+
+    Returns
+    -------
+    CombinedResult
+    """
+    model = profile if model is None else model
+    used = weights > 0
+    wp = np.where(used, weights * profile, 0.0)
+    denominator = np.sum(wp * model, axis=(0, 1))
+    coverage = np.sum(np.where(used, profile, 0.0), axis=(0, 1)) / data.shape[0]
+    valid = (denominator > 0) & (coverage >= min_coverage)
+    scale = np.divide(1.0, denominator, out=np.zeros_like(denominator), where=valid)
+    coefficients = wp * scale
+    flux = np.sum(coefficients * np.where(used, data, 0.0), axis=(0, 1))
+    on_exposures = nods.to_exposures(coefficients) if nods is not None else coefficients
+    squared = on_exposures**2
+    var = {key: np.sum(squared * np.where(np.isfinite(v), v, 0.0), axis=(0, 1)) for key, v in variances.items()}
+    p_used = np.where(used, profile, 0.0)
+    p2 = np.sum(profile**2, axis=1)
+    npixels = np.sum(np.divide(p_used.sum(axis=1), p2, out=np.zeros_like(p2), where=p2 > 0), axis=0)
+    nan = np.where(valid, 0.0, np.nan)
+    return CombinedResult(
+        flux=flux + nan, npixels=npixels, coverage=coverage, valid=valid,
+        n_exposures=np.sum(used.any(axis=1), axis=0),
+        **{key: var.get(key, np.zeros_like(flux)) + nan for key in VARIANCES},
+    )

@@ -1,0 +1,223 @@
+"""SlitCombineStep (optx_combine) and its core: nod differences, cross-exposure outliers, pooled extraction."""
+
+import json
+
+import numpy as np
+import pytest
+from stdatamodels.jwst import datamodels
+from stdatamodels.jwst.datamodels import dqflags
+
+from jwst_optextract import InputError, SlitCombineStep, simulate
+from jwst_optextract.combination import CombineParameters, combine_source
+from jwst_optextract.core import combine
+from jwst_optextract.io.sources import group_sources
+
+DO_NOT_USE = dqflags.pixel["DO_NOT_USE"]
+MOS = dict(exp_type="NRS_MSASPEC", nx=400, ny=25, background=20.0, background_gradient=(0.2, 0.2), flux=20.0,
+           cosmic_ray_fraction=0.002, nod_throw=5.0, width=(0.9, 1.3), trace_curvature=0.5)
+HOT = (7, 200)  # on the trace of the first nod position
+
+
+def mos_nods(seed, **overrides):
+    """3 exposures at each of 3 nod positions, a hot pixel in all of them and a NaN stripe in one."""
+    models, truths = simulate.make_nods(3, 3, seed=seed, **{**MOS, **overrides})
+    for model in models:
+        model.slits[0].data[HOT] += 50.0
+    stripe = (slice(3, 5), slice(100, 140))
+    models[4].slits[0].data[stripe] = np.nan
+    models[4].slits[0].dq[stripe] |= DO_NOT_USE
+    return models, truths
+
+
+def cramer_rao(truths, models):
+    """1 / sum over exposures and good pixels of P**2 / V, with the TRUE profile, background and variance."""
+    info = 0.0
+    for truth, model in zip(truths, models):
+        good = np.isfinite(model.slits[0].data) & ~truth.cosmic_rays.reshape(truth.profile.shape)
+        info = info + np.sum(np.where(good, truth.profile**2 / truth.variance, 0.0), axis=0)
+    return 1.0 / info
+
+
+@pytest.fixture(scope="module")
+def runs():
+    """Each background mode on the same four simulated programs."""
+    results = {}
+    for seed in range(4):
+        models, truths = mos_nods(seed)
+        (group,), _ = group_sources(models)
+        for background in ("model", "nod"):
+            result = combine_source(group, CombineParameters(background=background))
+            results.setdefault(background, []).append((result, truths, models))
+    return results
+
+
+def _statistics(runs):
+    bias, var_ratio, chi2 = [], [], []
+    for result, truths, models in runs:
+        spectrum = result.spectrum
+        ok = np.isfinite(spectrum.flux)
+        diff = (spectrum.flux - truths[0].flux)[ok]
+        variance = (spectrum.var_poisson + spectrum.var_rnoise + spectrum.var_flat)[ok]
+        bias.append((diff.sum() / truths[0].flux[ok].sum(), np.sqrt(variance.sum()) / truths[0].flux[ok].sum()))
+        var_ratio.append(np.mean(diff**2) / np.mean(cramer_rao(truths, models)[ok]))
+        chi2.append(np.mean(diff**2 / variance))
+    return np.array(bias), float(np.mean(var_ratio)), float(np.mean(chi2))
+
+
+def test_model_background_reaches_the_cramer_rao_bound_of_all_exposures(runs):
+    bias, var_ratio, chi2 = _statistics(runs["model"])
+    print(f"model background: bias {bias[:, 0]}, var/CR {var_ratio:.3f}, chi2 {chi2:.3f}")
+    assert np.all((np.abs(bias[:, 0]) < 0.002) | (np.abs(bias[:, 0]) < 3 * bias[:, 1]))
+    assert var_ratio < 1.10
+    assert 0.85 < chi2 < 1.15  # the errors say what the scatter is
+
+
+def test_nod_differences_are_unbiased_with_honest_errors(runs):
+    """Nod differences cost the noise of the other nods (here about 1.2-1.5x the bound); the errors know it."""
+    bias, var_ratio, chi2 = _statistics(runs["nod"])
+    print(f"nod differences: bias {bias[:, 0]}, var/CR {var_ratio:.3f}, chi2 {chi2:.3f}")
+    assert np.all((np.abs(bias[:, 0]) < 0.002) | (np.abs(bias[:, 0]) < 3 * bias[:, 1]))
+    assert var_ratio < 1.6
+    assert 0.85 < chi2 < 1.15
+
+
+def test_outliers_are_flagged_and_counted(runs):
+    for result, truths, _ in runs["nod"]:
+        assert result.flagged["repeated"] >= 9  # the hot pixel, in all nine exposures
+        n_rays = sum(int(t.cosmic_rays.sum()) for t in truths)
+        assert 0.9 * n_rays <= result.flagged["profile"] + result.flagged["off_trace"] <= 1.2 * n_rays
+
+
+def test_trace_follows_every_nod(runs):
+    result, truths, _ = runs["nod"][0]
+    true_centers = np.array([t.trace for t in truths])
+    assert np.sqrt(np.mean((result.centers - true_centers) ** 2)) < 0.02
+
+
+def test_nod_variance_propagation_is_exact():
+    """The variance pooled_extract reports equals the scatter of many noise realisations."""
+    rng = np.random.default_rng(1)
+    n_exp, ny, nx = 4, 12, 2000
+    positions = np.array([0, 1, 0, 1])
+    rows = np.arange(ny)[:, None]
+    centers = np.where(positions == 0, 3.0, 8.0)
+    profile = np.exp(-0.5 * ((rows[None] - centers[:, None, None]) / 1.0) ** 2) * np.ones((1, 1, nx))
+    profile /= profile.sum(axis=1, keepdims=True)
+    variance = rng.uniform(0.5, 2.0, (n_exp, ny, 1)) * np.ones((1, 1, nx))
+    good = rng.random((n_exp, ny, nx)) > 0.05
+    data = 10.0 * profile + 3.0 + rng.normal(size=variance.shape) * np.sqrt(variance)
+    variances = {"var_rnoise": variance, "var_poisson": np.zeros_like(variance), "var_flat": np.zeros_like(variance)}
+    nods = combine.difference_nods(data, good, variances, positions)
+    negatives = nods.share * np.einsum("eo,o...->e...", nods.other.astype(float), np.where(good, profile, 0))
+    weights = np.where(nods.good, 1.0 / nods.variances["var_rnoise"], 0.0)
+    result = combine.pooled_extract(nods.data, profile, weights, variances, model=profile - negatives, nods=nods)
+    assert abs(np.mean(result.flux) - 10.0) < 3 * np.sqrt(np.mean(result.var_rnoise) / nx)  # unbiased
+    assert np.var(result.flux) / np.mean(result.var_rnoise) == pytest.approx(1.0, abs=0.08)
+    naive = combine.pooled_extract(nods.data, profile, weights, nods.variances, model=profile - negatives)
+    assert np.mean(naive.var_rnoise) < 0.9 * np.mean(result.var_rnoise)  # ignoring the shared exposures lies
+
+
+def test_repeated_outliers_flag_a_defect_not_a_line_that_moves_with_the_nod():
+    rng = np.random.default_rng(2)
+    data = rng.normal(size=(4, 10, 50))
+    positions = np.array([0, 1, 0, 1])
+    data[:, 4, 20] += 30.0  # the same detector pixel in every exposure
+    data[positions == 0, 2, 30] += 30.0  # a narrow line at the source row of nod 0 only
+    data[positions == 1, 7, 30] += 30.0  # ... and of nod 1
+    flagged = combine.repeated_outliers(data, np.ones(data.shape, bool), np.ones(data.shape), positions, 5.0)
+    assert flagged[4, 20]
+    assert not flagged[2, 30] and not flagged[7, 30]
+    assert flagged.sum() == 1
+
+
+def test_weight_types_all_give_unbiased_spectra():
+    models, truths = simulate.make_nods(3, 1, seed=5, **{**MOS, "cosmic_ray_fraction": 0.0})
+    (group,), _ = group_sources(models)
+    for weight_type in ("ivm", "poisson", "exptime", "mask"):
+        spectrum = combine_source(group, CombineParameters(weight_type=weight_type)).spectrum
+        ok = np.isfinite(spectrum.flux)
+        sigma = np.sqrt(np.sum(spectrum.var_rnoise[ok] + spectrum.var_poisson[ok]))
+        assert abs(np.sum(spectrum.flux[ok] - truths[0].flux[ok])) < 4 * sigma, weight_type
+
+
+def test_nod_positions_from_the_measured_rows_when_metadata_are_silent():
+    models, truths = simulate.make_nods(3, 1, seed=6, **{**MOS, "cosmic_ray_fraction": 0.0})
+    for model in models:
+        slit = model.slits[0]
+        slit.shutter_state = ""
+        del slit.meta.wcs
+        model.meta.dither.position_number = 1
+    (group,), _ = group_sources(models)
+    assert group.position_origin == "none"
+    result = combine_source(group, CombineParameters())
+    assert result.background == "nod"
+    true_centers = np.array([t.trace for t in truths])
+    assert np.sqrt(np.mean((result.centers - true_centers) ** 2)) < 0.05
+
+
+# The step ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def program(tmp_path_factory):
+    """Two sources in three exposures (nods), on disk, with an association."""
+    folder = tmp_path_factory.mktemp("program")
+    first, _ = simulate.make_nods(3, 1, seed=7, source_id=11, **{**MOS, "cosmic_ray_fraction": 0.0})
+    second, _ = simulate.make_nods(3, 1, seed=8, source_id=12, **{**MOS, "cosmic_ray_fraction": 0.0})
+    names = []
+    for k, (a, b) in enumerate(zip(first, second)):
+        a.slits.append(b.slits[0])
+        name = folder / f"jw01234001001_03101_{k + 1:05d}_nrs1_cal.fits"
+        a.save(name)
+        names.append(name.name)
+    association = {"asn_type": "spec3", "products": [{"name": "jw01234-o001_{source_id}_nirspec_clear-prism",
+                                                       "members": [{"expname": n, "exptype": "science"}
+                                                                   for n in names]}]}
+    (folder / "asn.json").write_text(json.dumps(association))
+    return folder
+
+
+def test_association_gives_one_x1d_per_source_with_spec3_names(program, tmp_path):
+    results = SlitCombineStep.call(str(program / "asn.json"), save_results=True, output_dir=str(tmp_path))
+    assert len(results) == 2
+    names = sorted(p.name for p in tmp_path.glob("*.fits"))
+    assert names == ["jw01234-o001_s00011_nirspec_clear-prism_x1d.fits",
+                     "jw01234-o001_s00012_nirspec_clear-prism_x1d.fits"]
+    with datamodels.open(tmp_path / names[0]) as x1d:
+        assert isinstance(x1d, datamodels.MultiSpecModel)
+        assert x1d.meta.cal_step.optx_combine == "COMPLETE"
+        assert x1d.meta.cal_step.extract_1d == "COMPLETE"
+        table = x1d.spec[0].spec_table
+        assert np.isfinite(table["FLUX"]).mean() > 0.95
+        assert x1d.spec[0].source_id == 11
+
+
+def test_list_of_models_and_container(program):
+    files = sorted(str(p) for p in program.glob("jw*.fits"))
+    from jwst.datamodels import ModelContainer
+
+    with ModelContainer(files) as container:
+        from_container = SlitCombineStep.call(container)
+    from_list = SlitCombineStep.call(files)
+    for a, b in zip(from_container, from_list):
+        np.testing.assert_array_equal(a.spec[0].spec_table["FLUX"], b.spec[0].spec_table["FLUX"])
+
+
+def test_a_source_that_cannot_be_combined_is_skipped(program, caplog):
+    models = [datamodels.open(p) for p in sorted(program.glob("jw*.fits"))]
+    for model in models:
+        model.slits[1].data[:] = np.nan
+        model.slits[1].dq[:] |= DO_NOT_USE
+    results = SlitCombineStep.call(models)
+    assert len(results) == 1 and results[0].spec[0].source_id == 11
+    assert "Skipping" in caplog.text and "12" in caplog.text
+
+
+def test_wrong_input_is_a_clear_error(tmp_path):
+    image = datamodels.ImageModel((5, 5))
+    image.meta.filename = "image.fits"
+    with pytest.raises(InputError, match="no source could be combined|not a supported input"):
+        SlitCombineStep.call([image])
+    with pytest.raises(InputError, match="association"):
+        (tmp_path / "bad.json").write_text("{not json")
+        SlitCombineStep.call(str(tmp_path / "bad.json"))
