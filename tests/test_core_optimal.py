@@ -141,3 +141,66 @@ def test_scaling_the_data_scales_the_flux_and_variance():
     scaled = optimal_extract(k * data, P, k**2 * vr, k**2 * vp)
     np.testing.assert_allclose(scaled.flux, k * one.flux, rtol=1e-9)
     np.testing.assert_allclose(scaled.var_total, k**2 * one.var_total, rtol=1e-9)
+
+
+@pytest.mark.parametrize("ny, width", [(32, 1.2), (256, 20.0)])
+def test_float32_data_give_the_float64_flux_to_a_part_in_ten_million(ny, width):
+    """The flux sums are accumulated in float64: float32 sums over 256 rows would lose ~1e-6."""
+    rng = np.random.default_rng(2)
+    nints, nx = 4, 2000
+    P = gaussian_profile(ny, np.full(nx, ny / 2 + 0.3), np.full(nx, width)).astype(np.float32)
+    flux = 1e6
+    data = (flux * P + rng.normal(0, 1, (nints, ny, nx)) * np.sqrt(flux * P + 100)).astype(np.float32)
+    data[1, ny // 2, 7] += 1e5  # a cosmic ray: the rejection must agree too
+    vr = np.full(data.shape, 100, np.float32)
+    vp = np.maximum(data, 0)
+    single = optimal_extract(data, P, vr, vp)
+    double = optimal_extract(*(a.astype(np.float64) for a in (data, P, vr, vp)))
+    assert single.flux.dtype == np.float32
+    np.testing.assert_allclose(single.flux, double.flux, rtol=3e-7)
+    np.testing.assert_allclose(single.var_total, double.var_total, rtol=3e-6)
+    np.testing.assert_array_equal(single.rejected, double.rejected)
+    assert single.rejected[1, ny // 2, 7]
+
+
+def test_pixels_without_positive_variance_are_not_used():
+    ny, nx = 20, 30
+    P = gaussian_profile(ny, np.full(nx, 10.0), np.full(nx, 1.5))
+    data = 50 * P
+    vr = np.ones(data.shape)
+    vr[10, 3] = 0.0  # no variance at all: an infinite weight, so the pixel is dropped
+    result = optimal_extract(data, P, vr)
+    np.testing.assert_allclose(result.flux, 50, rtol=1e-12)
+    np.testing.assert_allclose(result.coverage[3], 1 - P[10, 3] / P[:, 3].sum(), rtol=1e-12)
+    np.testing.assert_allclose(np.delete(result.coverage, 3), 1, rtol=1e-12)
+
+
+def test_inverse_variance_is_the_final_weight_of_every_pixel():
+    rng = np.random.default_rng(4)
+    ny, nx = 16, 80
+    P = gaussian_profile(ny, np.full(nx, 8.0), np.full(nx, 1.2))
+    vr = rng.uniform(1, 4, (ny, nx))
+    data = 200 * P + rng.normal(0, np.sqrt(vr))
+    data[8, 40] += 500  # rejected
+    mask = rng.random(data.shape) > 0.05
+    result = optimal_extract(data, P, vr, mask=mask, return_inverse_variance=True)
+    assert result.rejected[8, 40] and result.rejected.sum() == 1
+    used = mask & ~result.rejected
+    np.testing.assert_allclose(result.inverse_variance, np.where(used, 1 / vr, 0), rtol=1e-12)
+
+
+def test_several_leading_axes_are_extracted_as_one():
+    rng = np.random.default_rng(6)
+    ny, nx = 12, 50
+    P = gaussian_profile(ny, np.full(nx, 6.0), np.full(nx, 1.0)) * rng.uniform(0.9, 1.1, (2, 3, ny, nx))
+    data = 80 * P + rng.normal(0, 1, P.shape)
+    data[1, 2, 6, 20] += 100
+    vr = np.ones((ny, nx))
+    vp = np.abs(data)
+    mask = rng.random((ny, nx)) > 0.05
+    cube = optimal_extract(data, P, vr, vp, mask=mask, chunk_pixels=ny * nx * 4)
+    flat = optimal_extract(data.reshape(6, ny, nx), P.reshape(6, ny, nx), vr, vp.reshape(6, ny, nx), mask=mask)
+    assert cube.flux.shape == (2, 3, nx) and cube.rejected.shape == data.shape
+    np.testing.assert_allclose(cube.flux.reshape(6, nx), flat.flux, rtol=1e-12)
+    np.testing.assert_array_equal(cube.rejected.reshape(flat.rejected.shape), flat.rejected)
+    assert cube.rejected[1, 2, 6, 20] and cube.n_rejected[1, 2, 20] == 1

@@ -23,6 +23,7 @@ columns that changed are solved again.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,7 +122,6 @@ def optimal_extract(
     if data.ndim < 2:
         raise ValueError(f"data must have at least 2 dimensions (rows, columns); got shape {shape}")
     dtype = np.float32 if data.dtype == np.float32 else np.float64
-    P = _normalise(np.asarray(profile, dtype=dtype))
     lead = shape[:-2]
     out_shape = lead + shape[-1:]
     result = OptimalResult(
@@ -131,28 +131,25 @@ def optimal_extract(
         var_flat=np.empty(out_shape, dtype),
         npixels=np.empty(out_shape, dtype),
         coverage=np.empty(out_shape, dtype),
-        n_rejected=np.empty(out_shape, np.int32),
+        n_rejected=np.zeros(out_shape, np.int32),
         rejected=np.zeros(shape, bool),
         valid=np.empty(out_shape, bool),
         inverse_variance=np.zeros(shape, dtype) if return_inverse_variance else None,
     )
-    frame = shape[-2] * shape[-1]
-    per_chunk = max(1, chunk_pixels // frame)
-    n_lead = int(np.prod(lead)) if lead else 1
+    # Integrations flattened to one leading axis; the chunks are slices of it.
+    n_lead = math.prod(lead)
+    P = _normalise(np.asarray(profile, dtype=dtype))
+    inputs = [data.reshape((n_lead,) + shape[-2:])]
+    inputs += [_frames(a, shape, n_lead) for a in (P, var_rnoise, var_poisson, var_flat, mask)]
+    outputs = {name: value.reshape((n_lead,) + value.shape[len(lead):])
+               for name, value in vars(result).items() if value is not None}
+    per_chunk = max(1, chunk_pixels // math.prod(shape[-2:]))
     for start in range(0, n_lead, per_chunk):
-        index = np.unravel_index(np.arange(start, min(start + per_chunk, n_lead)), lead) if lead else ()
-        part = {
-            "data": data[index],
-            "P": _take(P, index, lead, shape),
-            "vr": _take(var_rnoise, index, lead, shape, dtype),
-            "vp": _take(var_poisson, index, lead, shape, dtype),
-            "vf": _take(var_flat, index, lead, shape, dtype),
-            "mask": _take(mask, index, lead, shape, bool),
-        }
-        chunk = _extract_chunk(**part, reject_sigma=reject_sigma, max_iterations=max_reject_iterations,
-                               min_coverage=min_coverage, weights=return_inverse_variance)
-        for name, value in chunk.items():
-            getattr(result, name)[index] = value
+        part = slice(start, start + per_chunk)
+        arrays = [None if a is None else np.asarray(a if a.ndim == 2 else a[part], dt)
+                  for a, dt in zip(inputs, (dtype,) * 5 + (bool,))]
+        _extract_chunk(*arrays, {name: value[part] for name, value in outputs.items()},
+                       reject_sigma=reject_sigma, max_iterations=max_reject_iterations, min_coverage=min_coverage)
         _report_progress(start + per_chunk, n_lead, per_chunk)
     return result
 
@@ -167,64 +164,62 @@ def _report_progress(done: int, total: int, per_chunk: int) -> None:
         log.info("optimal extraction: %d of %d integrations done", min(done, total), total)
 
 
-def _take(a, index, lead, shape, dtype=None):
-    """The chunk ``index`` of ``a`` broadcast to ``shape`` (None stays None)."""
+def _frames(a, shape, n_lead):
+    """``a`` as one ``(ny, nx)`` frame for every integration, or as ``(n_lead, ny, nx)``; None stays None."""
     if a is None:
         return None
-    a = np.asarray(a) if dtype is None else np.asarray(a, dtype=dtype)
+    a = np.asarray(a)
     if a.ndim <= 2:
         return np.broadcast_to(a, shape[-2:])
-    return np.broadcast_to(a, shape)[index]
+    return np.broadcast_to(a, shape).reshape((n_lead,) + shape[-2:])
 
 
-def _extract_chunk(data, P, vr, vp, vf, mask, reject_sigma, max_iterations, min_coverage, weights):
-    shape = data.shape
-    good = np.isfinite(data) & np.isfinite(vr) & (vr >= 0) & (P != 0)
-    if vp is not None:
-        good &= np.isfinite(vp)
-    if vf is not None:
-        good &= np.isfinite(vf) & (vf >= 0)
+def _extract_chunk(data, P, vr, vp, vf, mask, out, reject_sigma, max_iterations, min_coverage):
+    """Extract ``(n, ny, nx)`` integrations into ``out``, views of the result's arrays.
+
+    ``P``, the variances and ``mask`` are either ``(n, ny, nx)`` or one
+    ``(ny, nx)`` frame for all integrations.
+    """
+    good = np.broadcast_to(P != 0, data.shape).copy()  # C order (np.array would keep the broadcast axis last)
     if mask is not None:
         good &= mask
-    good = np.broadcast_to(good, shape).copy()
-    # Zero on bad pixels, so that no NaN or inf reaches a sum (0 * inf is NaN).
-    D = np.where(good, data, 0).astype(P.dtype, copy=False)
-    vr = np.where(good, vr, 0).astype(P.dtype, copy=False)
-    if vf is not None:
-        vf = np.where(good, vf, 0).astype(P.dtype, copy=False)
-    terms = None
-    vpm = None
-    if vp is not None:
-        terms = poisson_terms(D, P, vr, vp, vf, good)
-        vpm = poisson_variance(*terms, P)
-    sol = solve_columns(D, P, vr, vpm, vf, good, axis=-2)
-    rejected = np.zeros(shape, dtype=bool)
+    # Bad where not finite, or negative for a variance; non-finite values are
+    # zeroed so that none reaches a sum (0 * inf is NaN); finite values of bad
+    # pixels stay: they get zero weight.
+    D, vr, vp, vf = (None if a is None else _screen(a, good, non_negative=non_negative)
+                     for a, non_negative in ((data, False), (vr, True), (vp, False), (vf, True)))
+    bad = None if good.all() else ~good
+    P_pos = np.maximum(P, 0)
+    terms = None if vp is None else poisson_terms(D, P, P_pos, vr, vp, vf, good, bad)
+    sol, bad = solve_columns(D, P, vr, vf, _model_variance(D.shape, vr, vf, terms, P_pos), bad)
+    if bad is not None:
+        np.logical_not(bad, out=good)
+    coverage = _wsum(good, P)
     if reject_sigma is not None and reject_sigma > 0:
-        _reject_outliers(D, P, vr, terms, vf, good, rejected, sol, reject_sigma, max_iterations)
-    coverage = np.einsum("...yx,...yx->...x", good.astype(P.dtype), np.broadcast_to(P, shape))
-    sum_p2 = np.einsum("...yx,...yx->...x", P, P)
+        _reject_outliers(D, P, vr, vf, terms, good, sol, coverage, out, reject_sigma, max_iterations)
     valid = (coverage >= min_coverage) & (sol["inv_var"] > 0) & np.isfinite(sol["flux"])
-    nan = np.where(valid, 1.0, np.nan).astype(P.dtype)
-    var_rnoise = sol["var_rnoise"]
-    var_flat = sol["var_flat"]
-    extra = {}
-    if weights:
-        V = np.broadcast_to(vr, shape) + (0 if vf is None else vf)
-        if terms is not None:
-            V = V + poisson_variance(terms[0], terms[1], sol["flux"], P)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            extra["inverse_variance"] = np.where(good & (V > 0), 1 / V, 0)
-    return extra | {
-        "flux": sol["flux"] * nan,
-        "var_poisson": np.clip(sol["var_total"] - var_rnoise - var_flat, 0, None) * nan,
-        "var_rnoise": var_rnoise * nan,
-        "var_flat": var_flat * nan,
-        "npixels": np.divide(coverage, sum_p2, out=np.zeros_like(coverage), where=sum_p2 > 0),
-        "coverage": coverage,
-        "n_rejected": rejected.sum(axis=-2),
-        "rejected": rejected,
-        "valid": valid,
-    }
+    nan = np.where(valid, 1, np.nan).astype(D.dtype)
+    if "inverse_variance" in out:
+        final = None if terms is None else (terms[0], terms[1], sol["flux"])
+        V = _model_variance(D.shape, vr, vf, final, P_pos, out=out["inverse_variance"])
+        _inverse(V, ~good)
+    sum_p2 = _wsum(P, P)
+    out["flux"][...] = sol["flux"] * nan
+    out["var_poisson"][...] = np.clip(sol["var_total"] - sol["var_rnoise"] - sol["var_flat"], 0, None) * nan
+    out["var_rnoise"][...] = sol["var_rnoise"] * nan
+    out["var_flat"][...] = sol["var_flat"] * nan
+    out["npixels"][...] = np.divide(coverage, sum_p2, out=np.zeros_like(coverage), where=sum_p2 > 0)
+    out["coverage"][...] = coverage
+    out["valid"][...] = valid
+
+
+def _screen(a, good, non_negative):
+    """Mark in ``good`` the pixels where ``a`` is not finite (or is negative); ``a`` with them zeroed."""
+    finite = np.isfinite(a)
+    good &= finite
+    if non_negative:
+        good &= a >= 0
+    return a if finite.all() else np.where(finite, a, 0)
 
 
 def _normalise(profile: np.ndarray) -> np.ndarray:
@@ -237,50 +232,82 @@ def _normalise(profile: np.ndarray) -> np.ndarray:
         return np.where(total > 0, profile / total, 0).astype(profile.dtype)
 
 
-def _wsum(a, b, axis):
-    """Sum of ``a * b`` along the row axis without a full-size temporary."""
-    if axis == -2:
-        return np.einsum("...yx,...yx->...x", a, b)
-    return np.einsum("...y,...y->...", a, b)
+def _wsum(*arrays, dtype=None):
+    """Sum over the row axis (``-2``) of the product of ``arrays``, without a full-size temporary.
 
-
-def solve_columns(D, P, vr, vpm, vf, good, axis):
-    """Weighted amplitude and propagated variances of every column.
-
-    ``D`` must be zero on bad pixels; ``vpm`` is the *modelled* Poisson
-    variance (see `poisson_variance_model`) or None; ``good`` is updated in
-    place for pixels that turn out to have no positive variance.
+    ``dtype`` is that of the products and the sum (default: the arrays' own).
     """
-    g = good.astype(P.dtype)
-    P = np.broadcast_to(P, D.shape)
-    V = np.broadcast_to(vr, D.shape).copy()
+    return np.einsum(",".join(["...yx"] * len(arrays)) + "->...x", *arrays, dtype=dtype)
+
+
+def _model_variance(shape, vr, vf, poisson, P_pos, out=None):
+    """The variance in the weights of every pixel, of ``shape`` (in ``out`` if given).
+
+    ``vr + vf`` plus, if ``poisson = (a, q, flux)`` is given, the modelled
+    Poisson variance ``a + max(q f, 0) max(P, 0)`` (``P_pos`` is ``max(P, 0)``).
+    """
+    if poisson is None:
+        V = np.empty(shape, vr.dtype) if out is None else out
+        V[...] = vr
+    else:
+        a, q, flux = poisson
+        V = np.multiply(P_pos, _source(q, flux)[..., None, :], out=out)
+        V += a[..., None, :]
+        V += vr
     if vf is not None:
         V += vf
-    if vpm is not None:
-        V += vpm
-    iv = np.divide(g, V, out=np.zeros_like(V), where=V > 0)
-    good &= iv > 0
+    return V
+
+
+def _source(q, flux):
+    """The source's Poisson variance per unit profile, ``max(q f, 0)`` (zero where undefined)."""
+    return np.clip(np.nan_to_num(q * flux), 0, None)
+
+
+def _inverse(V, bad):
+    """``1/V``, computed in place, zero on bad pixels.
+
+    Pixels whose ``V`` is not positive and finite become bad. Returns the
+    inverse and the bad-pixel mask (None if there is no bad pixel).
+    """
+    if not (V.min() > 0 and V.max() < np.inf):
+        unusable = ~((V > 0) & (V < np.inf))
+        bad = unusable if bad is None else bad | unusable
+    if bad is not None:
+        np.copyto(V, np.inf, where=bad)
+    return np.divide(1, V, out=V), bad
+
+
+def solve_columns(D, P, vr, vf, V, bad):
+    """Weighted amplitude and propagated variances of every column.
+
+    Arrays are ``(..., ny, nx)`` or broadcast to it. ``D`` must be finite;
+    ``V`` is the variance in the weights (overwritten by its inverse); pixels
+    where ``bad`` is True, or ``V`` is not positive, get zero weight. Returns
+    the solution and the bad-pixel mask (None if there is no bad pixel).
+    """
+    iv, bad = _inverse(V, bad)
     pv = P * iv
-    inv_var = _wsum(pv, P, axis)
+    # The two sums that make the flux are accumulated in float64 (the terms stay
+    # float32 for float32 data): float32 sums over hundreds of rows lose ~1e-6.
+    inv_var = _wsum(pv, P, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        var_total = np.where(inv_var > 0, 1 / inv_var, np.nan).astype(P.dtype, copy=False)
+        var_total = np.where(inv_var > 0, 1 / inv_var, np.nan)
+    flux = (_wsum(pv, D, dtype=np.float64) * np.nan_to_num(var_total)).astype(P.dtype)
+    var_total = var_total.astype(P.dtype)
     # Normalised weights: free of the scale of V, so no overflow or underflow.
-    w = pv * np.expand_dims(np.nan_to_num(var_total), axis)
-    flux = _wsum(w, D, axis)
-    w2 = w * w
-    var_rnoise = _wsum(w2, np.broadcast_to(vr, D.shape), axis)
-    var_flat = _wsum(w2, np.broadcast_to(vf, D.shape), axis) if vf is not None else np.zeros_like(flux)
+    w = np.multiply(pv, np.nan_to_num(var_total)[..., None, :], out=pv)
     return {
         "flux": flux,
-        "inv_var": inv_var,
+        "inv_var": inv_var.astype(P.dtype),
         "var_total": var_total,
-        "var_rnoise": var_rnoise,
-        "var_flat": var_flat,
+        "var_rnoise": _wsum(w, w, vr),
+        "var_flat": _wsum(w, w, vf) if vf is not None else np.zeros_like(flux),
         "iv": iv,
-    }
+    }, bad
 
 
-def poisson_terms(D, P, vr, vp, vf, good, window: int = 31):  # window odd
+def poisson_terms(D, P, P_pos, vr, vp, vf, good, bad, window: int = 31):  # window odd
     """Smooth model of the Poisson variance: background term ``a`` and ``q`` per column.
 
     The pipeline's ``VAR_POISSON`` is ``q S + a`` for a source signal ``S``,
@@ -289,12 +316,14 @@ def poisson_terms(D, P, vr, vp, vf, good, window: int = 31):  # window odd
     ``vp ~ a + b P`` is fitted by least squares; ``q = b / f`` (with ``f`` a
     first flux estimate) and ``a`` are then medians over blocks of ``window``
     columns, robust to cosmic rays. The Poisson variance of a pixel is modelled
-    as ``a + q max(f, 0) P`` (`poisson_variance`), so that its weight depends on
+    as ``a + q max(f, 0) P`` (`_model_variance`), so that its weight depends on
     its own noise only through averages over hundreds of pixels. Data-derived
     variances instead bias faint fluxes low (tens of percent when photon
     limited); a per-column fit alone still leaves several tenths of a percent.
 
-    Arrays are ``(..., ny, nx)``; ``D`` and ``vp`` must be finite where ``good``.
+    Arrays are ``(..., ny, nx)`` or broadcast to it; ``D`` and ``vp`` must be
+    finite, ``bad`` is ``~good`` or None if all pixels are good, ``P_pos`` is
+    ``max(P, 0)``.
 
     Returns
     -------
@@ -302,29 +331,24 @@ def poisson_terms(D, P, vr, vp, vf, good, window: int = 31):  # window odd
         Per-column arrays ``(..., nx)``; ``flux`` is the first flux estimate.
     """
     g = good.astype(P.dtype)
-    P = np.broadcast_to(P, D.shape)
-    vp = np.where(good, vp, 0)
-    n = g.sum(axis=-2)
     gp = g * P
+    n = g.sum(axis=-2)
     sp = gp.sum(axis=-2)
-    spp = _wsum(gp, P, -2)
-    sv = vp.sum(axis=-2)
-    spv = _wsum(vp, P, -2)
+    spp = _wsum(gp, P)
+    sv = _wsum(vp, g)
+    spv = _wsum(vp, gp)
     with np.errstate(invalid="ignore", divide="ignore"):
         det = n * spp - sp * sp
         b = np.clip(np.where(det > 0, (n * spv - sp * sv) / det, 0), 0, None)
         a = np.clip(np.where(n > 0, (sv - b * sp) / n, 0), 0, None)
     # First flux estimate, weighted as the final one will be (an unweighted sum
     # would let each pixel's noise into its own weight and bias faint fluxes high).
-    source = b[..., None, :] * P
-    np.maximum(source, 0, out=source)
-    V = vr + a[..., None, :] + source
-    if vf is not None:
-        V += vf
+    # With q = 1, f = b the model is a + max(b, 0) max(P, 0) = a + max(b P, 0).
+    pv = _inverse(_model_variance(D.shape, vr, vf, (a, 1, b), P_pos), bad)[0]
+    pv *= P
     with np.errstate(invalid="ignore", divide="ignore"):
-        pv = np.divide(g * P, V, out=np.zeros_like(V), where=V > 0)
-        flux = np.nan_to_num(_wsum(pv, D, -2) / _wsum(pv, P, -2))
-    median_b, median_f, a = (_block_median(v, window) for v in (b, np.clip(flux, 0, None), a))
+        flux = np.nan_to_num(_wsum(pv, D) / _wsum(pv, P))
+    median_b, median_f, a = _block_median(np.stack([b, np.clip(flux, 0, None), a]), window)
     with np.errstate(invalid="ignore", divide="ignore"):
         q = np.where(median_f > 0, median_b / median_f, 0)
     return a, q, flux
@@ -335,91 +359,90 @@ def _block_median(values: np.ndarray, window: int) -> np.ndarray:
 
     A piecewise-constant smoother, robust to single outlying columns and much
     faster than a running median; the weights need not be smooth, only free
-    of each pixel's own noise.
+    of each pixel's own noise. A short last block has its own median.
     """
     nx = values.shape[-1]
-    nblocks = -(-nx // window)
-    padded = np.full(values.shape[:-1] + (nblocks * window,), np.nan, dtype=values.dtype)
-    padded[..., :nx] = values
-    blocks = padded.reshape(values.shape[:-1] + (nblocks, window))
-    # the last block may be short: fill it with its own median instead of NaN
-    if nblocks * window > nx:
-        tail = blocks[..., -1, :]
-        tail[..., nx - (nblocks - 1) * window:] = np.median(values[..., (nblocks - 1) * window:], axis=-1, keepdims=True)
+    nfull = nx // window
+    blocks = values[..., :nfull * window].reshape(values.shape[:-1] + (nfull, window))
     middle = window // 2  # an odd window has one middle element: partition is enough
-    medians = np.partition(blocks, middle, axis=-1)[..., middle]
-    return np.repeat(medians, window, axis=-1)[..., :nx]
+    smooth = [np.repeat(np.partition(blocks, middle, axis=-1)[..., middle], window, axis=-1)]
+    if nfull * window < nx:
+        tail = values[..., nfull * window:]
+        smooth.append(np.broadcast_to(np.median(tail, axis=-1, keepdims=True), tail.shape))
+    return np.concatenate(smooth, axis=-1)
 
 
-def poisson_variance(a, q, flux, P, axis=-2):
-    """Modelled Poisson variance ``a + q max(f, 0) P`` of every pixel (rows on ``axis``)."""
-    source = np.clip(np.nan_to_num(q * flux), 0, None)
-    return (np.expand_dims(a, axis) + np.maximum(np.expand_dims(source, axis) * P, 0)).astype(P.dtype, copy=False)
+def _reject_outliers(D, P, vr, vf, terms, good, sol, coverage, out, reject_sigma, max_iterations):
+    """Drop the worst pixel per column while it is an outlier; update the solution in place.
 
-
-def _reject_outliers(D, P, vr, terms, vf, good, rejected, sol, reject_sigma, max_iterations):
-    """Drop the worst pixel per column while it is an outlier; update ``sol`` in place.
-
-    After the full first pass only the columns with an outlier are gathered, as
-    ``(n_columns, ny)`` arrays, and solved again; each iteration keeps only the
-    columns that still have one. The modelled Poisson variance of a column
-    follows its flux as outliers leave it.
+    ``sol``, ``good`` and ``coverage`` are updated, ``out["rejected"]`` and
+    ``out["n_rejected"]`` set. After the full first pass only the columns with
+    an outlier are gathered, as ``(n_columns, ny, 1)`` arrays, and solved again;
+    each iteration keeps only the columns that still have one. The modelled
+    Poisson variance of a column follows its flux as outliers leave it.
     """
     threshold = reject_sigma
     # Signed: only pixels above the model are outliers. Cosmic rays and hot
     # pixels are positive, and a column inflated by one pulls its model above
     # the good pixels, which must not be rejected in its place.
-    chi2 = (D - sol["flux"][..., None, :] * P) * np.sqrt(sol.pop("iv"))
-    columns = np.nonzero(chi2.max(axis=-2) > threshold)
+    chi = P * sol["flux"][..., None, :]
+    np.subtract(D, chi, out=chi)
+    iv = sol.pop("iv")
+    chi *= np.sqrt(iv, out=iv)
+    columns = np.nonzero(chi.max(axis=-2) > threshold)
     if not columns[0].size:
         return
-    # rows last, so that indexing by column gives (n_columns, ny)
-    z = np.moveaxis(chi2, -2, -1)
-    c = (z[columns] > threshold) & _sharp_along_dispersion(z, sol["flux"], columns, threshold)
-    keep = c.any(axis=-1)
+    z = _gather(chi, columns)
+    c = z > threshold
+    candidate, row = np.nonzero(c[..., 0])
+    pixels = (columns[0][candidate], row, columns[1][candidate])
+    c[candidate, row, 0] = _sharp_along_dispersion(chi, sol["flux"], pixels, threshold)
+    keep = c.any(axis=(-2, -1))
     if not keep.any():
         return
     sel = tuple(index[keep] for index in columns)
-    c = c[keep]
-
-    def gather(a):
-        if a is None:
-            return None
-        if a.ndim == 2:  # one frame for all integrations (the profile): index columns only
-            return a.T[sel[-1]]
-        return np.moveaxis(np.broadcast_to(a, D.shape), -2, -1)[sel]
-
-    d, p, r, f, g = (gather(a) for a in (D, P, vr, vf, good))
-    a_col, q_col = (None, None) if terms is None else (terms[0][sel], terms[1][sel])
+    c, z = c[keep], z[keep]
+    d, p, r, f, g = (_gather(a, sel) for a in (D, P, vr, vf, good))
+    p_pos = np.maximum(p, 0)
+    a_col, q_col = (None, None) if terms is None else (terms[0][sel][:, None], terms[1][sel][:, None])
     rej = np.zeros_like(g)
-    out = {k: sol[k][sel] for k in _RESULT_KEYS}
-    todo = np.arange(g.shape[0])
-    row = np.argmax(np.where(c, z[sel], -np.inf), axis=-1)
+    result = {k: sol[k][sel][:, None] for k in _RESULT_KEYS}
+    todo = np.arange(len(g))
+    row = np.argmax(np.where(c, z, -np.inf), axis=-2)[:, 0]
     for _ in range(max_iterations):
         g[todo, row] = False
         rej[todo, row] = True
-        d[todo, row] = 0
-        p_t = p[todo]
-        vpm = None if terms is None else poisson_variance(a_col[todo], q_col[todo], out["flux"][todo], p_t, axis=-1)
-        gt = g[todo]
-        s = solve_columns(d[todo], p_t, r[todo], vpm, None if f is None else f[todo], gt, axis=-1)
-        g[todo] = gt
+        d_t, p_t, f_t = d[todo], p[todo], None if f is None else f[todo]
+        poisson = None if terms is None else (a_col[todo], q_col[todo], result["flux"][todo])
+        V = _model_variance(d_t.shape, r[todo], f_t, poisson, p_pos[todo])
+        s, bad = solve_columns(d_t, p_t, r[todo], f_t, V, ~g[todo])
+        g[todo] = ~bad
         for k in _RESULT_KEYS:
-            out[k][todo] = s[k]
-        chi2 = np.where(c[todo], (d[todo] - s["flux"][:, None] * p_t) * np.sqrt(s["iv"]), -np.inf)
-        row = np.argmax(chi2, axis=-1)
-        still = chi2[np.arange(todo.size), row] > threshold
+            result[k][todo] = s[k]
+        chi_t = np.where(c[todo], (d_t - s["flux"][..., None, :] * p_t) * np.sqrt(s["iv"]), -np.inf)
+        row = np.argmax(chi_t, axis=-2)[:, 0]
+        still = chi_t[np.arange(todo.size), row, 0] > threshold
         todo, row = todo[still], row[still]
         if todo.size == 0:
             break
     for k in _RESULT_KEYS:
-        sol[k][sel] = out[k]
-    np.moveaxis(good, -2, -1)[sel] = g
-    np.moveaxis(rejected, -2, -1)[sel] = rej
+        sol[k][sel] = result[k][:, 0]
+    good[sel[0], :, sel[1]] = g[..., 0]
+    out["rejected"][sel[0], :, sel[1]] = rej[..., 0]
+    out["n_rejected"][sel] = rej.sum(axis=(-2, -1))
+    coverage[sel] = _wsum(g, p)[:, 0]
 
 
-def _sharp_along_dispersion(z: np.ndarray, flux: np.ndarray, columns: tuple, threshold: float) -> np.ndarray:
-    """True where a residual stands out from a neighbouring column, for the given columns only.
+def _gather(a, columns):
+    """The ``columns`` (integration indices, x indices) of a chunk array or frame, as ``(n, ny, 1)``."""
+    if a is None:
+        return None
+    picked = a.T[columns[1]] if a.ndim == 2 else a[columns[0], :, columns[1]]
+    return picked[..., None]
+
+
+def _sharp_along_dispersion(chi: np.ndarray, flux: np.ndarray, pixels: tuple, threshold: float) -> np.ndarray:
+    """True where a residual stands out from a neighbouring column, for the given pixels only.
 
     Cosmic rays and hot pixels are sharp along the dispersion; a profile that
     does not match the data leaves residuals that vary smoothly from column to
@@ -428,23 +451,21 @@ def _sharp_along_dispersion(z: np.ndarray, flux: np.ndarray, columns: tuple, thr
     residual exceeds that of the same row in at least one neighbouring column,
     scaled by the ratio of the two columns' fluxes, by ``threshold``.
 
-    ``z`` is ``(..., nx, ny)`` (rows last) and ``columns`` the indices of the
-    columns to test; returns ``(n_columns, ny)``.
+    ``chi`` is ``(n, ny, nx)``, ``flux`` ``(n, nx)`` and ``pixels`` the
+    (integration, row, x) indices of the pixels to test.
     """
-    nx = z.shape[-2]
-    lead, x = columns[:-1], columns[-1]
-    here = z[columns]
-    best = np.full(here.shape, np.inf, dtype=z.dtype)
+    nx = chi.shape[-1]
+    i, y, x = pixels
+    best = np.full(x.shape, np.inf, dtype=chi.dtype)
     for step in (-1, 1):
         other = x + step
         inside = (other >= 0) & (other < nx)
         other = np.clip(other, 0, nx - 1)
-        f_here, f_there = flux[columns], flux[lead + (other,)]
+        f_here, f_there = flux[i, x], flux[i, other]
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = np.where((f_here > 0) & (f_there > 0), np.clip(f_here / f_there, 0.5, 2.0), 1.0)
-        neighbour = np.where(inside[:, None], z[lead + (other,)] * ratio[:, None], np.inf)
-        best = np.minimum(best, neighbour)
-    return here - best > threshold
+        best = np.minimum(best, np.where(inside, chi[i, y, other] * ratio, np.inf))
+    return chi[i, y, x] - best > threshold
 
 
 _RESULT_KEYS = ("flux", "inv_var", "var_total", "var_rnoise", "var_flat")
