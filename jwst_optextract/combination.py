@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
+from astropy.table import Table
 from scipy import ndimage
 from stdatamodels.jwst.datamodels import dqflags
 
@@ -26,7 +27,7 @@ from .fitting import FitParameters, fit_trace
 from .io import SlitData, Spectrum
 from .io.sources import SourceGroup, cluster_positions
 
-__all__ = ["BACKGROUNDS", "WEIGHT_TYPES", "CombineParameters", "SourceResult", "combine_source"]
+__all__ = ["BACKGROUNDS", "WEIGHT_TYPES", "CombineParameters", "SourceResult", "combine_source", "pixel_table"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ class SourceResult:
     profile: np.ndarray | None = None
     """``(n_exp, ny, nx)`` the profile used in every exposure."""
     background: str = "none"
+    pixels: Table | None = None
+    """The pixel table the spectrum was solved from (see `pixel_table`)."""
 
 
 @dataclass
@@ -170,7 +173,32 @@ def combine_source(group: SourceGroup, params: CombineParameters) -> SourceResul
         dq=np.where(result.valid, 0, DO_NOT_USE).astype(np.uint32), extraction_type="optimal",
         aperture=(float(np.min(centers)), float(np.max(centers))),
     )
-    return SourceResult(spectrum, flagged, centers, profile, background)
+    pixels = pixel_table(final, profile, model, weights, centers, group.filenames)
+    return SourceResult(spectrum, flagged, centers, profile, background, pixels)
+
+
+def pixel_table(final: _Stack, profile, model, weights, centers, filenames: list[str]) -> Table:
+    """Every pixel of every exposure with a wavelength: where it is, its data and what the solution made of it.
+
+    Columns: ``exposure`` (index into the ``EXPOSURES`` list in the table's
+    metadata), ``row``, ``column``, ``wavelength``, ``offset`` (rows from the
+    trace), ``data`` (background removed), ``variance``, ``profile``,
+    ``model`` (per unit flux, with any negative nod images), ``weight`` (0 for
+    pixels not used).
+    """
+    keep = np.isfinite(final.wavelength)
+    exposure, row, column = np.nonzero(keep)
+    table = Table({
+        "exposure": exposure.astype(np.int16), "row": row.astype(np.int16), "column": column.astype(np.int16),
+        "wavelength": final.wavelength[keep].astype(np.float32),
+        "offset": (row - centers[exposure, column]).astype(np.float32),
+        "data": final.data[keep].astype(np.float32), "variance": final.total_variance[keep].astype(np.float32),
+        "profile": profile[keep].astype(np.float32), "model": model[keep].astype(np.float32),
+        "weight": weights[keep].astype(np.float32),
+    })
+    table["wavelength"].unit = "um"
+    table.meta["EXPOSURES"] = list(filenames)
+    return table
 
 
 def _as_slits(group: SourceGroup, stack: _Stack) -> list[SlitData]:

@@ -221,3 +221,20 @@ def test_wrong_input_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="association"):
         (tmp_path / "bad.json").write_text("{not json")
         SlitCombineStep.call(str(tmp_path / "bad.json"))
+
+
+def test_pixel_table_holds_what_the_spectrum_was_solved_from(program, tmp_path):
+    (x1d, _) = SlitCombineStep.call(str(program / "asn.json"), save_pixel_table=True, output_dir=str(tmp_path))
+    from astropy.table import Table
+
+    table = Table.read(tmp_path / "jw01234-o001_s00011_nirspec_clear-prism_pixels.fits")
+    assert set(table.colnames) >= {"exposure", "row", "column", "wavelength", "offset", "data", "weight"}
+    assert sorted(set(table["exposure"])) == [0, 1, 2]
+    # The flux of a column is the weighted fit of the model to that column's pixels of all exposures.
+    column = table[table["column"] == 200]
+    w, m, d, p = (np.asarray(column[k], float) for k in ("weight", "model", "data", "profile"))
+    flux = np.sum(w * p * d) / np.sum(w * p * m)
+    spec = x1d.spec[0].spec_table
+    near = np.argmin(np.abs(spec["WAVELENGTH"] - np.average(column["wavelength"], weights=w * p)))
+    assert spec.columns["FLUX"].unit in ("DN/s", "DN / s")  # simulated in DN/s, no photometric step
+    assert flux == pytest.approx(spec["FLUX"][near], rel=1e-4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from ..combination import CombineParameters, combine_source
 from ..exceptions import InputError
@@ -52,6 +53,7 @@ class SlitCombineStep(OptxStep):
     psf_sigma = float(default=None)  # starting Gaussian sigma of the profile in pixels (default from reference)
     trace_degree = integer(default=None, min=0)  # Legendre degree of the trace when the WCS gives none (default from reference)
     width_degree = integer(default=None, min=0)  # Legendre degree of the profile width along the dispersion (default from reference)
+    save_pixel_table = boolean(default=False)  # also write each source's pixel table (every pixel of every exposure with its offset from the trace, data, variance, profile and weight), suffix pixels, FITS
     """  # noqa: E501
 
     reference_file_types = ["optxextract"]
@@ -98,10 +100,17 @@ class SlitCombineStep(OptxStep):
             run.skipped[group.key] = str(error)
             return None
         output = source_product(group, result.spectrum, product_name)
+        if self.save_pixel_table:
+            self._save_table(result.pixels, output.meta.filename.replace("_x1d.fits", "_pixels.fits"))
         output.meta.cal_step.optx_combine = "COMPLETE"
         output.meta.cal_step.extract_1d = "COMPLETE"
         run.done.append((group.key, result))
         return output
+
+    def _save_table(self, table, filename: str) -> None:
+        path = os.path.join(self.output_dir or "", filename)
+        table.write(path, format="fits", overwrite=True)
+        log.info("Saved the pixel table in %s", path)
 
     def _parameters(self, model) -> CombineParameters:
         values = parameters_or_defaults(self, model, _FROM_REFERENCE)
