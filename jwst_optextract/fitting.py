@@ -13,10 +13,11 @@ import numpy as np
 
 from . import core
 from .core.spline_profile import SplineProfile, fit_spline_profile
+from .core.template_profile import ProfileTemplate, TemplateProfile, fit_template_profile
 from .core.trace import negative_traces, shifted_profiles, trace_shifts
 from .exceptions import SlitError
 from .io import SlitData
-from .products import ProfileModel, TraceModel
+from .products import ProfileModel, TraceModel, read_template
 
 __all__ = [
     "FitParameters", "ProfileFit", "TraceFit", "fit_profile", "fit_trace",
@@ -25,7 +26,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PROFILE_KINDS = ("auto", "spline", "spline2d", "gaussian")
+PROFILE_KINDS = ("auto", "spline", "spline2d", "gaussian", "moffat", "template")
+TRACE_MODELS = ("polynomial", "spline")
 
 
 @dataclass
@@ -43,6 +45,11 @@ class FitParameters:
     smoothing: float = 30.0
     reject_sigma: float = 5.0
     detection_snr: float = 5.0
+    trace_model: str = "polynomial"
+    deconvolve_iterations: int = 0
+    template: str | ProfileTemplate | None = None
+    """A profile template, or its file (see `~jwst_optextract.products.read_template`)."""
+    template_stretch: bool = True
 
 
 @dataclass
@@ -71,15 +78,28 @@ class ProfileFit:
     name: str
     kind: str
     center: np.ndarray
-    model: core.GaussianProfile | SplineProfile
+    model: core.GaussianProfile | core.MoffatProfile | SplineProfile | TemplateProfile
     chi2_per_pixel: float = np.nan
 
     def evaluate(self, ny: int, center: np.ndarray | None = None) -> np.ndarray:
         """The normalised profile ``(ny, nx)`` about ``center`` (default: the fitted trace)."""
         center = self.center if center is None else center
-        if isinstance(self.model, SplineProfile):
+        if isinstance(self.model, (SplineProfile, TemplateProfile)):
             return self.model.evaluate(ny, center)
+        if isinstance(self.model, core.MoffatProfile):
+            return core.moffat_profile(ny, center, self.model.alpha, self.model.beta)
         return core.gaussian_profile(ny, center, self.model.sigma)
+
+    @property
+    def n_parameters(self) -> float:
+        """Number of (effective) free parameters of the shape, for Akaike's criterion."""
+        model = self.model
+        if isinstance(model, SplineProfile):
+            return model.effective_parameters
+        if isinstance(model, TemplateProfile):
+            return 1.0
+        width = model.alpha_coeffs.size + 1 if isinstance(model, core.MoffatProfile) else model.sigma_coeffs.size
+        return float(model.center_coeffs.size + width)
 
     def for_trace(self, ny: int, trace: TraceFit) -> np.ndarray:
         """``(ny, nx)``, or ``(nints, ny, nx)`` following the trace's per-integration shifts."""
@@ -100,7 +120,7 @@ def fit_trace(slit: SlitData, params: FitParameters) -> TraceFit:
     masked for a second one, so that their wings do not pull the trace.
     """
     gaussian, detected = _fit_gaussian(slit, params)
-    trace = TraceFit(slit.name, gaussian.center, detected=detected, gaussian=gaussian)
+    trace = TraceFit(slit.name, gaussian.center, detected=detected, gaussian=gaussian, method=_trace_method(params))
     mean = slit.mean_image()
     if detected:
         positive = core.optimal_extract(mean.image, gaussian.evaluate(), mean.var_rnoise, mean.var_poisson,
@@ -130,19 +150,30 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
     """Profile of a slit about its trace, of the kind asked for.
 
     ``auto`` compares, by Akaike's criterion (chi-square plus twice the
-    effective number of parameters), the Gaussian, a spline whose shape varies
-    linearly across the whole slit, and a spline with knots every ``window``
-    columns: a faint spectrum supports only the simpler shapes.
+    effective number of parameters), the Gaussian, and where the median
+    signal to noise per column supports them (see `_supported_shapes`) the
+    Moffat, a spline whose shape varies linearly across the whole slit and a
+    spline with knots every ``window`` columns, and the template when one is
+    given: a faint spectrum supports only the simpler shapes.
     """
     if params.kind not in PROFILE_KINDS:
         raise SlitError(slit.name, f"unknown profile kind {params.kind!r}; use one of {PROFILE_KINDS}")
+    if params.kind == "template" and params.template is None:
+        raise SlitError(slit.name, "the template profile kind needs a template file (parameter template)")
     gaussian = trace.gaussian
     if gaussian is None:
         gaussian, _ = _fit_gaussian(slit, params, start=trace.center)
     modelled = ~_negative_trace_mask(slit.ny, trace, gaussian)  # no model describes negative traces
     candidates = [ProfileFit(slit.name, "gaussian", trace.center, gaussian)]
-    if params.kind != "gaussian" and trace.detected:
-        windows = [params.window] if params.kind != "auto" else _supported_windows(slit, candidates[0], params)
+    if params.kind == "template" or (params.kind == "auto" and params.template is not None):
+        candidates.append(_fit_template(slit, trace, modelled, params))  # with or without a detection
+    if params.kind not in ("gaussian", "template") and trace.detected:
+        if params.kind == "auto":
+            moffat, windows = _supported_shapes(slit, candidates[0], params)
+        else:
+            moffat, windows = params.kind == "moffat", [] if params.kind == "moffat" else [params.window]
+        if moffat:
+            candidates.append(_fit_moffat(slit, trace, gaussian, modelled, params))
         for window in windows:
             spline = _fit_spline(slit, trace, candidates[0], modelled, params, window)
             if spline is not None:
@@ -153,10 +184,7 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
         return candidates[-1]
 
     def aic(candidate):
-        model = candidate.model
-        k = model.effective_parameters if isinstance(model, SplineProfile) else (
-            model.center_coeffs.size + model.sigma_coeffs.size)
-        return candidate.chi2_per_pixel * n_pixels + 2 * k
+        return candidate.chi2_per_pixel * n_pixels + 2 * candidate.n_parameters
 
     chosen = min(candidates, key=aic)
     log.info("Slit %s: profile chi2/pixel %s (%d pixels): %s chosen", slit.name,
@@ -165,14 +193,15 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
     return chosen
 
 
-def _supported_windows(slit: SlitData, gauss_fit: ProfileFit, params: FitParameters) -> list[float]:
-    """The spline windows ``auto`` may consider, given the median signal to noise per column.
+def _supported_shapes(slit: SlitData, gauss_fit: ProfileFit, params: FitParameters) -> tuple[bool, list[float]]:
+    """Whether ``auto`` may consider the Moffat, and which spline windows, given the median S/N per column.
 
     A spline fitted to pixels whose amplitudes come from the same noisy data is
     biased when those amplitudes are poor (errors in variables: +1 % at S/N 5
     per column with 128-column windows, -14 % at S/N 0.5). So: windows of
     ``params.window`` columns from S/N 10 per column, one shape varying
-    linearly across the slit from S/N 3, and below that the Gaussian only
+    linearly across the slit (and the Moffat, whose index is one more number
+    to learn from the wings) from S/N 3, and below that the Gaussian only
     (PypeIt falls back to a parametric profile below S/N 4).
     """
     mean = slit.mean_image()
@@ -183,9 +212,52 @@ def _supported_windows(slit: SlitData, gauss_fit: ProfileFit, params: FitParamet
     windows = [float(slit.nx)] if snr >= 3 else []
     if snr >= 10 and params.window < slit.nx:
         windows.append(params.window)
-    log.info("Slit %s: median S/N per column %.1f: spline windows considered %s", slit.name, snr,
-             windows or "none (Gaussian only)")
-    return windows
+    log.info("Slit %s: median S/N per column %.1f: %s", slit.name, snr,
+             f"Moffat and spline windows {windows} considered" if windows else "Gaussian only")
+    return snr >= 3, windows
+
+
+def _fit_moffat(slit, trace, gaussian, modelled, params) -> ProfileFit:
+    """A Moffat profile about the trace, started from the Gaussian of the same half width."""
+    beta = _MOFFAT_START_BETA
+    alpha = gaussian.sigma * _FWHM_PER_SIGMA / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+    mean = slit.mean_image(modelled)
+    moffat = core.fit_moffat_profile(
+        mean.image, mean.good, mean.var_rnoise, mean.var_poisson, trace.center, alpha_guess=alpha,
+        beta_guess=beta, alpha_degree=gaussian.sigma_coeffs.size - 1, reject_sigma=params.reject_sigma,
+    )
+    log.info("Slit %s: Moffat profile, alpha %.2f to %.2f px, beta %.2f", slit.name, moffat.alpha.min(),
+             moffat.alpha.max(), moffat.beta)
+    return ProfileFit(slit.name, "moffat", trace.center, moffat)
+
+
+_MOFFAT_START_BETA = 2.5
+_FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
+
+
+def _fit_template(slit, trace, modelled, params) -> ProfileFit:
+    """The template resampled onto the slit about its trace (and its stretch fitted, if asked)."""
+    template = params.template if isinstance(params.template, ProfileTemplate) else read_template(params.template)
+    mean = slit.mean_image(modelled)
+    try:
+        model = fit_template_profile(
+            mean.image, mean.good, mean.var_rnoise, mean.var_poisson, trace.center, template,
+            _trace_wavelength(slit, trace.center), fit_stretch=params.template_stretch and trace.detected,
+            reject_sigma=params.reject_sigma,
+        )
+    except ValueError as error:
+        raise SlitError(slit.name, str(error)) from error
+    return ProfileFit(slit.name, "template", trace.center, model)
+
+
+def _trace_wavelength(slit: SlitData, center: np.ndarray) -> np.ndarray:
+    """Wavelength on the trace in every column (interpolated across columns that have none)."""
+    rows = np.clip(np.round(center).astype(int), 0, slit.ny - 1)
+    wavelength = slit.wavelength[rows, np.arange(slit.nx)]
+    ok = np.isfinite(wavelength)
+    if not ok.any():
+        raise SlitError(slit.name, "no wavelength on the trace, which a profile template needs")
+    return np.interp(np.arange(slit.nx), np.flatnonzero(ok), wavelength[ok])
 
 
 def _fit_spline(slit, trace, gauss_fit, modelled, params, window) -> ProfileFit | None:
@@ -213,51 +285,83 @@ def _fit_gaussian(slit: SlitData, params: FitParameters, start: np.ndarray | Non
     whose extracted flux has a total signal to noise of at least
     ``params.detection_snr``.
     """
-    good_pixels = slit.good if mask is None else slit.good & mask
+    # The fit averages the integrations: give it the mean image, not a copy of the cube.
+    mean = slit.mean_image(mask)
+    shape_from_data = params.trace_model == "spline" or params.deconvolve_iterations > 0
     if start is None:
-        mean = slit.mean_image(mask)
         guess = slit.source_row if slit.source_row is not None and 0 <= slit.source_row < slit.ny else None
-        start = core.find_trace(mean.image, mean.good, guess=guess, degree=params.trace_degree)
+        variance = mean.var_rnoise + (0 if mean.var_poisson is None else np.maximum(mean.var_poisson, 0))
+        start = core.find_trace(mean.image, mean.good, guess=guess, degree=params.trace_degree,
+                                model=params.trace_model, deconvolve_iterations=params.deconvolve_iterations,
+                                psf_sigma=params.psf_sigma, variance=variance)
     # With a WCS trace the centre is a constant offset from it (its shape is
     # exact, its zero point is not: jwst trusts it the same way); without one,
-    # a polynomial. The simpler model is kept unless the full one lowers the
-    # chi-square per pixel, in units of the simpler model's, by more than twice
-    # its extra parameters (Akaike): a faint spectrum cannot carry a wandering
-    # trace or width, and real data's underestimated variances must not favour them.
-    base = slit.source_trace
-    trace_degree = params.wcs_offset_degree if base is not None else params.trace_degree
-    simple = (min(trace_degree, 1), 0)
+    # a polynomial. A spline trace model, or deconvolved centroids, take the
+    # shape from the data instead: the centre is then a constant offset from
+    # the spline, or held at the deconvolved centroids (a fit of one profile
+    # would pull them back towards a blended neighbour). The simpler model is
+    # kept unless the full one lowers the chi-square per pixel, in units of the
+    # simpler model's, by more than twice its extra parameters (Akaike): a
+    # faint spectrum cannot carry a wandering trace or width, and real data's
+    # underestimated variances must not favour them.
+    if shape_from_data:
+        base = np.asarray(start, float)
+        trace_degree = None if params.deconvolve_iterations > 0 else 0
+    else:
+        base = slit.source_trace
+        trace_degree = params.wcs_offset_degree if base is not None else params.trace_degree
+    simple = (None if trace_degree is None else min(trace_degree, 1), 0)
     candidates = []
     for degrees in dict.fromkeys([simple, (trace_degree, params.width_degree)]):
         gaussian = core.fit_gaussian_profile(
-            slit.data, good_pixels, slit.read_noise, slit.var_poisson, start,
+            mean.image, mean.good, mean.var_rnoise, mean.var_poisson, start,
             sigma_guess=params.psf_sigma, center_degree=degrees[0], sigma_degree=degrees[1],
             reject_sigma=params.reject_sigma, base=base,
         )
         if _plausible(gaussian, params.psf_sigma):
             candidates.append(gaussian)
         else:
-            log.info("Slit %s: Gaussian fit with trace degree %d and width degree %d is implausible",
+            log.info("Slit %s: Gaussian fit with trace degree %s and width degree %d is implausible",
                      slit.name, *degrees)
     if candidates:
         reference = candidates[0].chi2 / max(candidates[0].n_pixels, 1)
         n = candidates[0].n_pixels
 
         def score(g):
-            return g.chi2 / max(g.n_pixels, 1) / max(reference, 1e-12) * n + 2 * (g.center_coeffs.size + g.sigma_coeffs.size)
+            n_center = 0 if trace_degree is None else g.center_coeffs.size
+            return g.chi2 / max(g.n_pixels, 1) / max(reference, 1e-12) * n + 2 * (n_center + g.sigma_coeffs.size)
 
         gaussian = min(candidates, key=score)
         if _snr(slit, gaussian, mask) >= params.detection_snr:
             log.info("Slit %s: trace at row %.2f (%.2f to %.2f)%s, Gaussian sigma %.2f to %.2f px",
                      slit.name, gaussian.center.mean(), gaussian.center.min(), gaussian.center.max(),
-                     " about the WCS trace" if base is not None else "", gaussian.sigma.min(), gaussian.sigma.max())
+                     _about(slit, params), gaussian.sigma.min(), gaussian.sigma.max())
             return gaussian, True
     fallback = base if base is not None else start
     log.warning("Slit %s: no source detected; using the %s trace at row %.2f and the prior "
                 "width %.2f px (flagged as not detected in the trace product)", slit.name,
-                "WCS" if base is not None else "estimated", float(np.mean(fallback)), params.psf_sigma)
+                "WCS" if slit.source_trace is not None and not shape_from_data else "estimated",
+                float(np.mean(fallback)), params.psf_sigma)
     coeffs = np.polynomial.legendre.legfit(np.linspace(-1, 1, slit.nx), fallback, params.trace_degree)
     return core.GaussianProfile(coeffs, np.array([params.psf_sigma]), slit.nx, slit.ny), False
+
+
+def _about(slit: SlitData, params: FitParameters) -> str:
+    """What the centre of the trace fit is measured about, for the log."""
+    if params.deconvolve_iterations > 0:
+        return f" (held at deconvolved centroids, {params.trace_model})"
+    if params.trace_model == "spline":
+        return " about a smoothing spline of centroids"
+    return " about the WCS trace" if slit.source_trace is not None else ""
+
+
+def _trace_method(params: FitParameters) -> str:
+    """How the trace is measured, as the trace product says (``method``)."""
+    if params.trace_model not in TRACE_MODELS:
+        raise ValueError(f"unknown trace model {params.trace_model!r}; use one of {TRACE_MODELS}")
+    if params.deconvolve_iterations > 0:
+        return f"deconvolved centroids, {params.trace_model}"
+    return "gaussian" if params.trace_model == "polynomial" else "gaussian, spline shape"
 
 
 def _snr(slit: SlitData, gaussian: core.GaussianProfile, mask: np.ndarray | None) -> float:
@@ -350,6 +454,12 @@ def profile_entry(slit: SlitData, profile: ProfileFit) -> dict:
     if isinstance(model, SplineProfile):
         entry.update(offset_knots=model.offset_knots, column_knots=model.column_knots,
                      column_degree=int(model.column_degree), coefficients=model.coefficients)
+    elif isinstance(model, TemplateProfile):
+        entry.update(template_wavelength=model.template.wavelength, template_offset=model.template.offset,
+                     template_values=model.template.values, wavelength=model.column_wavelength,
+                     stretch=float(model.stretch))
+    elif isinstance(model, core.MoffatProfile):
+        entry.update(sigma=model.alpha, coefficients=np.asarray(model.alpha_coeffs, float), beta=float(model.beta))
     else:
         entry.update(sigma=model.sigma, coefficients=np.asarray(model.sigma_coeffs, float))
     return entry
@@ -361,11 +471,23 @@ def profile_from_entry(entry, slit: SlitData) -> ProfileFit:
     if getattr(entry, "offset_knots", None) is not None:
         model = SplineProfile(np.asarray(entry.offset_knots), np.asarray(entry.column_knots),
                               int(entry.column_degree), np.asarray(entry.coefficients))
+    elif getattr(entry, "template_values", None) is not None:
+        template = ProfileTemplate(np.asarray(entry.template_wavelength), np.asarray(entry.template_offset),
+                                   np.asarray(entry.template_values))
+        wavelength = np.asarray(entry.wavelength, float)
+        if wavelength.shape != (slit.nx,):
+            raise SlitError(slit.name, f"the given template profile has {wavelength.size} column wavelengths "
+                            f"but the slit has {slit.nx} columns")
+        model = TemplateProfile(template, wavelength, float(entry.stretch))
     else:
-        sigma = np.asarray(entry.sigma, float)
-        coeffs = np.polynomial.legendre.legfit(np.linspace(-1, 1, slit.nx), sigma, min(5, slit.nx - 1))
-        center_coeffs = np.polynomial.legendre.legfit(np.linspace(-1, 1, slit.nx), center, min(5, slit.nx - 1))
-        model = core.GaussianProfile(center_coeffs, coeffs, slit.nx, slit.ny)
+        scaled = np.linspace(-1, 1, slit.nx)
+        coeffs = np.polynomial.legendre.legfit(scaled, np.asarray(entry.sigma, float), min(5, slit.nx - 1))
+        center_coeffs = np.polynomial.legendre.legfit(scaled, center, min(5, slit.nx - 1))
+        beta = getattr(entry, "beta", None)
+        if beta is not None:
+            model = core.MoffatProfile(center_coeffs, coeffs, float(beta), slit.nx, slit.ny)
+        else:
+            model = core.GaussianProfile(center_coeffs, coeffs, slit.nx, slit.ny)
     return ProfileFit(slit.name, str(entry.kind), center, model, float(getattr(entry, "chi2_per_pixel", np.nan)))
 
 

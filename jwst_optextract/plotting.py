@@ -80,12 +80,21 @@ def _profile_panels(slit, trace, profile, mean, ax_profile, ax_residual):
         ax_profile.set_ylim(-0.3 * core_values.max(), 1.5 * core_values.max())
     ax_profile.set_xlabel("offset from trace (pixels)")
     ax_profile.set_ylabel("normalised profile")
-    ax_profile.set_title(f"profile fit ({profile.kind}), chi2/pixel {profile.chi2_per_pixel:.3f}")
+    ax_profile.set_title(f"profile fit ({profile.kind}{_shape_note(profile)}), chi2/pixel {profile.chi2_per_pixel:.3f}")
     ax_profile.legend(loc="upper right", fontsize=7)
     resid = np.where(iv > 0, (image - flux[None, :] * P) * np.sqrt(iv), np.nan)
     shown = ax_residual.imshow(resid, origin="lower", aspect="auto", vmin=-5, vmax=5, cmap="RdBu_r")
     ax_residual.set_title("residual (data - model) / sigma")
     ax_residual.figure.colorbar(shown, ax=ax_residual, fraction=0.02)
+
+
+def _shape_note(profile: ProfileFit) -> str:
+    """The fitted shape parameter worth a glance: Moffat index or template stretch."""
+    if isinstance(profile.model, core.MoffatProfile):
+        return f", beta {profile.model.beta:.2f}"
+    if isinstance(profile.model, core.TemplateProfile):
+        return f", stretch {profile.model.stretch:.3f}"
+    return ""
 
 
 def _spectrum_panel(slit, trace, profile, mean, ax, box_width: float = 5.0):
@@ -95,7 +104,7 @@ def _spectrum_panel(slit, trace, profile, mean, ax, box_width: float = 5.0):
     weights = core.aperture_weights(slit.ny, *core.trace_aperture(trace.center, box_width))
     box = core.box_extract(mean.image, weights, mean.var_rnoise, mean.var_poisson, mask=mean.good)
     x = np.arange(slit.nx)
-    for name, flux, var, color in (("box %g px" % box_width, box.flux, box.var_total, "0.5"),
+    for name, flux, var, color in ((f"box {box_width:g} px", box.flux, box.var_total, "0.5"),
                                    ("optimal", optimal.flux, optimal.var_total, "C0")):
         ax.plot(x, flux, color=color, lw=0.7, label=name)
         ax.fill_between(x, flux - np.sqrt(var), flux + np.sqrt(var), color=color, alpha=0.25, lw=0)

@@ -10,11 +10,18 @@ they open with plain ``asdf.open`` (a tree of numbers and arrays), with
 from __future__ import annotations
 
 import importlib.resources
+from pathlib import Path
 
+import asdf
+import numpy as np
 from asdf.resource import DirectoryResourceMapping
+from astropy.io import fits
 from stdatamodels.jwst.datamodels import JwstDataModel
 
-__all__ = ["ProfileModel", "TraceModel", "get_resource_mappings"]
+from .core.template_profile import ProfileTemplate
+from .exceptions import InputError
+
+__all__ = ["ProfileModel", "TraceModel", "get_resource_mappings", "read_template"]
 
 SCHEMA_PREFIX = "http://jwst-optextract.org/schemas/"
 
@@ -43,3 +50,49 @@ def get_resource_mappings() -> list[DirectoryResourceMapping]:
     """The package's schemas, for the ``asdf.resource_mappings`` entry point."""
     root = importlib.resources.files("jwst_optextract") / "schemas"
     return [DirectoryResourceMapping(root, SCHEMA_PREFIX)]
+
+
+TEMPLATE_KEYS = ("profile", "offset", "wavelength")
+"""Arrays of a profile template file: ASDF tree keys, or FITS extension names (upper case)."""
+
+
+def read_template(path: str | Path) -> ProfileTemplate:
+    """Read a cross-dispersion profile template from a FITS or ASDF file.
+
+    The file holds three arrays:
+
+    - ``profile``: ``(n_wave, n_offset)`` monochromatic cross-dispersion
+      profiles, a density per pixel of offset, any normalisation (e.g. a
+      stpsf/WebbPSF monochromatic PSF summed along the dispersion, or a
+      reference star's profile), sampled finely (a quarter pixel or better);
+    - ``offset``: ``(n_offset,)`` increasing offsets from the trace in the
+      slit's cross-dispersion pixels (positive towards higher rows);
+    - ``wavelength``: ``(n_wave,)`` increasing wavelengths in microns, at least
+      two, spanning the wavelengths of the slits it is used for.
+
+    In FITS they are image extensions named ``PROFILE``, ``OFFSET`` and
+    ``WAVELENGTH`` (the profile may instead be the primary array); in ASDF,
+    top-level tree keys ``profile``, ``offset`` and ``wavelength``.
+
+    Raises
+    ------
+    InputError
+        When the file lacks one of the arrays or they are inconsistent.
+    """
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".asdf":
+            with asdf.open(path, memmap=False) as af:
+                arrays = {key: np.array(af.tree[key], dtype=float) for key in TEMPLATE_KEYS}
+        else:
+            with fits.open(path, memmap=False) as hdul:
+                names = {hdu.name.lower(): hdu for hdu in hdul}
+                if "profile" not in names and hdul[0].data is not None:
+                    names["profile"] = hdul[0]
+                arrays = {key: np.array(names[key].data, dtype=float) for key in TEMPLATE_KEYS}
+        return ProfileTemplate(arrays["wavelength"], arrays["offset"], arrays["profile"])
+    except KeyError as missing:
+        raise InputError(f"profile template {path}: no {missing} array (it needs {', '.join(TEMPLATE_KEYS)}; "
+                         "see jwst_optextract.products.read_template)") from None
+    except ValueError as error:
+        raise InputError(f"profile template {path}: {error}") from error

@@ -4,7 +4,14 @@ import asdf
 import numpy as np
 import pytest
 
-from jwst_optextract import OptimalExtractStep, ProfileModel, PsfFitStep, TraceModel, TraceStep, simulate
+from jwst_optextract import (
+    OptimalExtractStep,
+    ProfileModel,
+    PsfFitStep,
+    TraceModel,
+    TraceStep,
+    simulate,
+)
 from jwst_optextract.core import optimal_extract
 from jwst_optextract.io import read_slit
 
@@ -37,9 +44,9 @@ def test_jitter_of_a_time_series_is_recovered():
 
 
 PROFILES = {
-    "gaussian": dict(profile="gaussian", width=(0.9, 1.6)),
-    "moffat": dict(profile="moffat", width=(1.2, 2.0), moffat_beta=2.5),
-    "double": dict(profile="double", width=0.9),
+    "gaussian": {"profile": "gaussian", "width": (0.9, 1.6)},
+    "moffat": {"profile": "moffat", "width": (1.2, 2.0), "moffat_beta": 2.5},
+    "double": {"profile": "double", "width": 0.9},
 }
 
 
@@ -60,16 +67,18 @@ def test_fitted_spline_profile_reaches_the_true_profile_bound(shape, flux):
     assert abs(bias) < max(1e-3 * truth.flux.sum(), 3 * np.sqrt(cramer_rao.sum())), bias / truth.flux.sum()
 
 
-def test_auto_chooses_the_spline_for_a_bright_non_gaussian_profile_and_gaussian_when_faint():
-    kw = dict(nx=2048, ny=32, profile="moffat", width=(1.2, 2.0), background=2.0, seed=7)
+def test_auto_chooses_the_shape_a_bright_profile_has_and_gaussian_when_faint():
+    kw = {"nx": 2048, "ny": 32, "profile": "moffat", "width": (1.2, 2.0), "background": 2.0, "seed": 7}
     bright, t_bright = simulate.make_slit(flux=200.0, **kw)
     faint, t_faint = simulate.make_slit(flux=0.05, **kw)
-    assert PsfFitStep.call(_bsub(bright, t_bright)).profiles[0].kind == "spline"
+    double, t_double = simulate.make_slit(flux=200.0, **{**kw, "profile": "double", "width": 0.9})
+    assert PsfFitStep.call(_bsub(bright, t_bright)).profiles[0].kind == "moffat"
+    assert PsfFitStep.call(_bsub(double, t_double)).profiles[0].kind == "spline"
     assert PsfFitStep.call(_bsub(faint, t_faint)).profiles[0].kind == "gaussian"
 
 
 def test_products_round_trip_and_are_plain_asdf(tmp_path):
-    model, truth = simulate.make_slit(nx=512, flux=100.0, seed=8)
+    model, _truth = simulate.make_slit(nx=512, flux=100.0, seed=8)
     trace = TraceStep.call(model)
     psf = PsfFitStep().run(model, trace)  # products pass positionally in Python
     trace.save(tmp_path / "x_trace.asdf")

@@ -6,18 +6,33 @@ any leading axis for integrations; ``mask`` arrays are True for good pixels.
 
 from .box import BoxResult, aperture_weights, box_extract, trace_aperture
 from .optimal import OptimalResult, optimal_extract
-from .profile import GaussianProfile, fit_gaussian_profile, gaussian_profile
-from .trace import find_trace
+from .profile import (
+    GaussianProfile,
+    MoffatProfile,
+    fit_gaussian_profile,
+    fit_moffat_profile,
+    gaussian_profile,
+    moffat_profile,
+)
+from .template_profile import ProfileTemplate, TemplateProfile, fit_template_profile
+from .trace import find_trace, richardson_lucy
 
 __all__ = [
     "BoxResult",
     "GaussianProfile",
+    "MoffatProfile",
     "OptimalResult",
+    "ProfileTemplate",
+    "TemplateProfile",
     "aperture_weights",
     "box_extract",
     "find_trace",
     "fit_gaussian_profile",
+    "fit_moffat_profile",
+    "fit_template_profile",
     "gaussian_profile",
+    "moffat_profile",
     "optimal_extract",
+    "richardson_lucy",
     "trace_aperture",
 ]

@@ -98,7 +98,7 @@ def offset_knots(half_core: float, low: float, high: float, oversample: float = 
 
 def column_knots(nx: int, window: float, degree: int) -> np.ndarray:
     """Knot vector along the columns with about ``window`` columns between knots."""
-    n_intervals = max(1, int(round((nx - 1) / window)))
+    n_intervals = max(1, round((nx - 1) / window))
     interior = np.linspace(0.0, nx - 1.0, n_intervals + 1)
     return np.concatenate([[interior[0]] * degree, interior, [interior[-1]] * degree])
 

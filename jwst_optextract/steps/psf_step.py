@@ -4,11 +4,26 @@ from __future__ import annotations
 
 import logging
 
-from ..exceptions import SlitError
-from ..fitting import FitParameters, fit_profile, fit_trace, new_profile_model, profile_entry, trace_from_entry
+from ..exceptions import InputError, SlitError
+from ..fitting import (
+    FitParameters,
+    fit_profile,
+    fit_trace,
+    new_profile_model,
+    profile_entry,
+    trace_from_entry,
+)
 from ..io import process_slits
-from ..products import TraceModel
-from .base import OptxStep, PlottingMixin, log_summary, open_model, open_product, parameters_or_defaults
+from ..products import TraceModel, read_template
+from .base import (
+    OptxStep,
+    PlottingMixin,
+    log_summary,
+    open_model,
+    open_product,
+    parameters_or_defaults,
+    worker_count,
+)
 
 __all__ = ["PsfFitStep"]
 
@@ -28,9 +43,17 @@ class PsfFitStep(PlottingMixin, OptxStep):
     - ``spline2d``: the same, cubic along the dispersion too (tensor product);
     - ``gaussian``: a pixel-integrated Gaussian whose centre and width are
       polynomials along the dispersion;
-    - ``auto``: the spline where it lowers the chi-square by more than twice
-      its extra parameters (Akaike), the Gaussian where the data cannot
-      support it (faint sources).
+    - ``moffat``: a pixel-integrated Moffat whose width ``alpha`` is a
+      polynomial along the dispersion, with one fitted index ``beta``;
+    - ``template``: a user-supplied PSF (``template``: monochromatic profiles
+      on a wavelength x offset grid, see
+      `~jwst_optextract.products.read_template`) interpolated to the
+      wavelength of every column, integrated over its pixels about the trace
+      and, with ``template_stretch``, stretched by a fitted factor;
+    - ``auto``: of the Gaussian, the Moffat and the splines (and the template
+      when one is given), the one with the lowest Akaike criterion
+      (chi-square plus twice the parameters); below a median S/N of 3 per
+      column the Gaussian only (and the template).
 
     Weights are signal-independent (read noise plus a smooth Poisson model),
     unflagged cosmic rays are rejected, and a second-difference penalty keeps
@@ -43,7 +66,9 @@ class PsfFitStep(PlottingMixin, OptxStep):
     class_alias = "optx_psf"
 
     spec = """
-    kind = option("auto", "spline", "spline2d", "gaussian", default="auto")  # profile model (see the class documentation)
+    kind = option("auto", "spline", "spline2d", "gaussian", "moffat", "template", default="auto")  # profile model (see the class documentation)
+    template = string(default=None)  # profile template file (FITS or ASDF: profile, offset, wavelength arrays) for kind template; with auto it is one more candidate
+    template_stretch = boolean(default=True)  # fit one factor per slit stretching the template's offsets
     trace = string(default=None)  # a TraceModel (optx_trace product) to fit about; fitted when not given
     window = float(default=128.0, min=2)  # columns between spline knots along the dispersion
     oversample = float(default=4.0, min=1)  # spline knots per pixel in the profile core
@@ -53,6 +78,7 @@ class PsfFitStep(PlottingMixin, OptxStep):
     psf_sigma = float(default=None)  # starting Gaussian sigma in pixels (default from reference)
     reject_sigma = float(default=None)  # outlier threshold in sigma above the model (default from reference)
     save_plots = boolean(default=False)  # write a diagnostic PNG per slit (needs matplotlib)
+    maximum_cores = string(default="none")  # threads over the slits: none, quarter, half, all or a number; the result does not depend on it
     output_ext = string(default=".asdf")  # the profile product is an ASDF file
     """  # noqa: E501
 
@@ -68,7 +94,8 @@ class PsfFitStep(PlottingMixin, OptxStep):
         try:
             params = self.fit_parameters(model)
             product = new_profile_model(model)
-            run = process_slits(model, lambda slit: self._profile(slit, params, traces))
+            run = process_slits(model, lambda slit: self._profile(slit, params, traces),
+                                workers=worker_count(self.maximum_cores))
         finally:
             if model is not input_data:
                 model.close()
@@ -94,5 +121,14 @@ class PsfFitStep(PlottingMixin, OptxStep):
         """Step parameters, with the reference defaults for the exposure type where not given."""
         pick = parameters_or_defaults(self, model, _FIT_NAMES)
         return FitParameters(kind=self.kind, window=self.window, oversample=self.oversample,
-                             smoothing=self.smoothing, fit_jitter=False,
+                             smoothing=self.smoothing, fit_jitter=False, template=self._template(),
+                             template_stretch=self.template_stretch,
                              **pick)
+
+    def _template(self):
+        """The profile template, read once for all slits, or None."""
+        if self.template is None:
+            if self.kind == "template":
+                raise InputError("kind 'template' needs a profile template file (parameter template)")
+            return None
+        return read_template(self.template)

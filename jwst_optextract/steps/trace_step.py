@@ -6,7 +6,14 @@ import logging
 
 from ..fitting import FitParameters, fit_trace, new_trace_model, trace_entry
 from ..io import process_slits
-from .base import OptxStep, PlottingMixin, log_summary, open_model, parameters_or_defaults
+from .base import (
+    OptxStep,
+    PlottingMixin,
+    log_summary,
+    open_model,
+    parameters_or_defaults,
+    worker_count,
+)
 
 __all__ = ["TraceStep"]
 
@@ -21,7 +28,10 @@ class TraceStep(PlottingMixin, OptxStep):
     The centre and a Gaussian width, both Legendre polynomials along the
     dispersion, are fitted jointly to all good pixels, starting from the WCS
     source position where there is one (else the brightest cross-dispersion
-    peak). For integrations, one shared trace plus a per-integration shift
+    peak). With ``trace_model="spline"`` the shape of the trace is a smoothing
+    spline of binned centroids (the fit adds a constant offset); with
+    ``deconvolve_iterations`` the centroids are taken on Richardson-Lucy
+    deconvolved columns and the centre is held there. For integrations, one shared trace plus a per-integration shift
     (jitter) is fitted, vectorised over integrations. Negative traces of
     nod-subtracted data are located. A slit with no detectable source gets the
     WCS (or brightest-row) position, a warning, and ``detected = False``.
@@ -36,9 +46,12 @@ class TraceStep(PlottingMixin, OptxStep):
     width_degree = integer(default=None, min=0)  # Legendre degree of the Gaussian width fitted with it (default from reference)
     psf_sigma = float(default=None)  # starting Gaussian sigma in pixels (default from reference)
     fit_jitter = boolean(default=True)  # for integrations, fit a cross-dispersion shift per integration
+    trace_model = option("polynomial", "spline", default="polynomial")  # smooth model of the centroids along the dispersion: polynomial (about the WCS trace where there is one), or a smoothing spline whose shape replaces the WCS one
+    deconvolve_iterations = integer(default=0, min=0)  # Richardson-Lucy iterations before centring (0: none); the centre is then held at the deconvolved centroids (for blended neighbours or wide wings)
     detection_snr = float(default=5.0)  # a source is detected when its extracted flux has at least this total signal to noise
     reject_sigma = float(default=None)  # outlier threshold in sigma above the model (default from reference)
     save_plots = boolean(default=False)  # write a diagnostic PNG per slit (needs matplotlib)
+    maximum_cores = string(default="none")  # threads over the slits: none, quarter, half, all or a number; the result does not depend on it
     output_ext = string(default=".asdf")  # the trace product is an ASDF file
     """  # noqa: E501
 
@@ -53,7 +66,8 @@ class TraceStep(PlottingMixin, OptxStep):
         try:
             params = self.fit_parameters(model)
             product = new_trace_model(model)
-            run = process_slits(model, lambda slit: self._trace(slit, params))
+            run = process_slits(model, lambda slit: self._trace(slit, params),
+                                workers=worker_count(self.maximum_cores))
         finally:
             if model is not input_data:
                 model.close()
@@ -74,4 +88,5 @@ class TraceStep(PlottingMixin, OptxStep):
         """Step parameters, with the reference defaults for the exposure type where not given."""
         pick = parameters_or_defaults(self, model, _FIT_NAMES)
         return FitParameters(fit_jitter=self.fit_jitter, detection_snr=self.detection_snr,
+                             trace_model=self.trace_model, deconvolve_iterations=self.deconvolve_iterations,
                              **pick)
