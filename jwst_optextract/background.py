@@ -9,6 +9,7 @@ itself. Steps call it and do nothing else of substance.
 from __future__ import annotations
 
 import logging
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,7 +67,8 @@ class BackgroundSummary:
 
 
 def subtract_background(
-    model, params: BackgroundParameters, exposures: list | None = None, keep_background: bool = True
+    model, params: BackgroundParameters, exposures: list | None = None, keep_background: bool = True,
+    workers: int = 1, in_place: bool = False,
 ):
     """Subtract the background from every slit of ``model``.
 
@@ -80,11 +82,15 @@ def subtract_background(
         same slit (``method="nod"``).
     keep_background : bool
         Also build the background model (a second copy of the input).
+    workers : int
+        Threads over the slits (see `~jwst_optextract.io.process_slits`).
+    in_place : bool
+        Subtract from ``model`` itself instead of a copy of it.
 
     Returns
     -------
     result : DataModel
-        Copy of ``model`` with the background subtracted and its variance
+        ``model`` (or its copy) with the background subtracted and its variance
         added to VAR_POISSON / VAR_RNOISE / VAR_FLAT (ERR recomputed). Pixels
         where no background could be estimated are NaN and DO_NOT_USE.
     background : DataModel or None
@@ -105,8 +111,8 @@ def subtract_background(
     if params.method in _FROM_EXPOSURES and not exposures:
         raise InputError(f"method {params.method!r} needs exposures: give the background or other nod files")
     others = [open_exposure(item) for item in exposures or []]
-    result = model.copy()
     background = model.copy() if keep_background else None
+    result = model if in_place else model.copy()
     slits = list(iter_slits(model))
     position = {name: index for index, (name, _) in enumerate(slits)}
     bkg_slits = _slit_models(background) if keep_background else [None] * len(slits)
@@ -116,7 +122,7 @@ def subtract_background(
         matched = matching_slits(others, slit.name, position[slit.name]) if others else None
         return slit, estimate_slit(slit, params, matched)
 
-    run = process_slits(model, estimate)
+    run = process_slits(model, estimate, workers=workers)
     summary = BackgroundSummary(skipped=dict(run.skipped))
     for name in run.skipped:
         log.warning("Slit %s: its data are left as they were (no background subtracted)", name)
@@ -154,10 +160,14 @@ def estimate_slit(
     good = _good_pixels(slit, params)
     source = source_region(slit, params, good)
     mask = good & ~source
-    per_column = mask.sum(axis=-2)
-    if not np.any(per_column > params.poly_degree):
-        raise SlitError(slit.name, f"only {int(per_column.max())} background rows per column are left outside "
-                        "the source; reduce source_half_width or give source_ystart/source_ystop")
+    most = int(mask.sum(axis=-2).max())
+    if most == 0:
+        raise SlitError(slit.name, "no background pixel is left outside the source; reduce source_half_width "
+                        "or give source_ystart/source_ystop")
+    if most <= params.poly_degree and params.method in ("smooth", "poly"):
+        log.warning("Slit %s: only %d background rows per column outside the source: fitting degree %d across "
+                    "the slit instead of %d", slit.name, most, most - 1, params.poly_degree)
+        params = dataclasses.replace(params, poly_degree=most - 1)
     variances = (slit.var_rnoise, slit.var_poisson, slit.var_flat)
     estimate = _run_method(slit.data, mask, variances, params)
     log.info(
@@ -240,17 +250,19 @@ def _clipped(slit: SlitData, estimate: bkg.BackgroundEstimate, source: np.ndarra
 def _write(slit: SlitData, estimate: bkg.BackgroundEstimate, source, out_slit, bkg_slit) -> None:
     """Put the subtracted data (and, if ``bkg_slit`` is given, the background model) into copied models."""
     missing = ~np.isfinite(estimate.background)
-    dtype = slit.data.dtype
-    arrays = {"data": np.where(missing, np.nan, slit.data - np.nan_to_num(estimate.background)).astype(dtype)}
+    dtype = np.dtype(slit.data.dtype.type)  # native byte order (FITS arrays are big-endian)
+    # In the data's type and in place: each temporary of a long time series is the size of the cube.
+    # NaN where the background is: no estimate there.
+    arrays = {"data": np.subtract(slit.data, estimate.background, dtype=dtype)}
     total = np.zeros(slit.data.shape, dtype=dtype)
     for key in ("var_poisson", "var_rnoise", "var_flat"):
         own = getattr(slit, key)
-        value = np.nan_to_num(getattr(estimate, key)).astype(dtype)
+        value = np.nan_to_num(np.array(getattr(estimate, key), dtype=dtype), copy=False)  # the estimate stays
         if own is not None:
-            value += own
+            value = value + own if value.shape != slit.data.shape else np.add(value, own, out=value)
         arrays[key] = np.broadcast_to(value, slit.data.shape)
         total += arrays[key]
-    arrays["err"] = np.sqrt(total)
+    arrays["err"] = np.sqrt(total, out=total)
     arrays["dq"] = slit.dq.astype(np.uint32) | np.where(missing, DO_NOT_USE, 0).astype(np.uint32)
     write_slit(slit, out_slit, **arrays)
     if bkg_slit is None:

@@ -141,7 +141,8 @@ def combine_source(group: SourceGroup, params: CombineParameters) -> SourceResul
                     "model from each instead of nod differences", group.key, len(group.slits))
         background = "model"
     first = _background_removed(group, stack, positions, background, params)
-    centers, sigma = _shared_trace(group, _as_slits(group, first), params)
+    centers, sigma = _initial_trace(group, first, params)
+    centers, sigma = _refine_jointly(first, centers, sigma, params.width_degree)
     # Outliers are looked for in each exposure alone: in a nod difference the
     # other exposures' cosmic rays are negative spikes that pull the fit.
     alone = first if background != "nod" else _subtract_model(group, stack, params)
@@ -253,31 +254,29 @@ def _subtract_model(group: SourceGroup, stack: _Stack, params: CombineParameters
     return _Stack(np.where(good, data, np.nan), good, variances, stack.wavelength, stack.exptime)
 
 
-def _shared_trace(group: SourceGroup, slits: list[SlitData], params: CombineParameters):
-    """Trace centre of every exposure and one Gaussian width for all, from each exposure's own fit.
+def _initial_trace(group: SourceGroup, first: _Stack, params: CombineParameters):
+    """Trace centre of every exposure and a Gaussian width to start the joint fit from.
 
-    With WCS traces, which carry the nod geometry, every exposure takes the
-    median of the fitted offsets from its WCS trace; without, each keeps its
-    own offset about the mean fitted shape.
+    WCS traces carry the nod geometry: the joint fit then only shifts them
+    all together, from the prior width. Without them each exposure's own
+    fit gives its offset about one shared shape (and the mean width).
     """
+    slits = _as_slits(group, first)
+    if all(s.source_trace is not None for s in slits):
+        return np.stack([s.source_trace for s in slits]), np.full(first.data.shape[-1], params.psf_sigma)
     fits = [fit_trace(s, params.fit_parameters()) for s in slits]
     detected = np.array([f.detected for f in fits])
     if not detected.any():
-        log.warning("Source %s: no exposure shows the source on its own; using the traces of the WCS (or of "
-                    "the undetected fits) and the prior width", group.key)
+        log.warning("Source %s: no exposure shows the source on its own and there is no WCS trace; using "
+                    "the rows the trace fits fell back to", group.key)
         detected[:] = True
-    base = np.stack([s.source_trace if s.source_trace is not None else np.zeros(s.nx) for s in slits])
-    residual = np.stack([f.center for f in fits]) - base
-    offsets = residual.mean(axis=1)
-    shape = np.mean(residual[detected] - offsets[detected, None], axis=0)
-    if slits[0].source_trace is not None:
-        offsets[:] = np.median(offsets[detected])
-    centers = base + offsets[:, None] + shape[None, :]
+    centers = np.stack([f.center for f in fits])
+    offsets = centers.mean(axis=1, keepdims=True)
+    shape = np.mean(centers[detected] - offsets[detected], axis=0)
     sigma = np.mean([f.gaussian.sigma for f, d in zip(fits, detected) if d], axis=0)
-    log.info("Source %s: trace offsets %s px from %s; Gaussian sigma %.2f to %.2f px", group.key,
-             ", ".join(f"{o:+.2f}" for o in offsets), "the WCS" if slits[0].source_trace is not None else "row 0",
-             sigma.min(), sigma.max())
-    return centers, sigma
+    log.info("Source %s: trace rows %s from each exposure's fit", group.key,
+             ", ".join(f"{o:.2f}" for o in offsets[:, 0]))
+    return offsets + shape[None, :], sigma
 
 
 def _model(work: _Stack, profile: np.ndarray) -> np.ndarray:
@@ -286,14 +285,16 @@ def _model(work: _Stack, profile: np.ndarray) -> np.ndarray:
 
 
 def _refine_jointly(work: _Stack, centers: np.ndarray, sigma: np.ndarray, degree: int,
-                    iterations: int = 6) -> tuple[np.ndarray, np.ndarray]:
+                    iterations: int = 8, detection_snr: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
     """One shift of all traces and a smooth correction of the width, fitted to all exposures at once.
 
-    Each exposure's own fit sees it alone, and a nod difference's negative
-    images (masked there) pull its width; here the model includes them. The
-    width is multiplied by ``exp`` of a Legendre series of degree ``degree``
-    along the dispersion; the flux of each column is solved for at every
-    step (Gauss-Newton with numerical derivatives, variable projection).
+    The model includes the negative images of nod differences, which a fit
+    of one exposure alone must mask and which then pull its width. The width
+    is multiplied by ``exp`` of a Legendre series of degree ``degree`` along
+    the dispersion; the flux of each column is solved for at every step
+    (damped Gauss-Newton with numerical derivatives, variable projection).
+    A source the pooled data do not detect at ``detection_snr`` keeps the
+    starting trace and width.
     """
     vr, vp, vf = (work.variances[k] for k in ("var_rnoise", "var_poisson", "var_flat"))
     variance = vr + np.maximum(vp, 0) + vf
@@ -303,24 +304,37 @@ def _refine_jointly(work: _Stack, centers: np.ndarray, sigma: np.ndarray, degree
     ny, nx = work.data.shape[1:]
     basis = np.polynomial.legendre.legvander(np.linspace(-1, 1, nx), degree).T  # (degree + 1, nx)
 
-    def residual(theta):
+    def solve(theta):
         width = sigma * np.exp(theta[1:] @ basis)
         model = _model(work, core.gaussian_profile(ny, centers + theta[0], width[None, :])) * root_weight
-        flux = np.sum(model * target, axis=(0, 1)) / np.maximum(np.sum(model * model, axis=(0, 1)), 1e-300)
-        return (target - flux * model).ravel()
+        information = np.maximum(np.sum(model * model, axis=(0, 1)), 1e-300)
+        flux = np.sum(model * target, axis=(0, 1)) / information
+        return (target - flux * model).ravel(), flux, information
 
-    theta = np.zeros(degree + 2)
-    step = 1e-3
+    residual, flux, information = solve(np.zeros(degree + 2))
+    snr = float(np.sum(flux) / np.sqrt(np.sum(1.0 / information)))
+    if not snr >= detection_snr:
+        log.warning("The exposures together detect the source at S/N %.1f only: keeping the starting trace and "
+                    "width", snr)
+        return centers, sigma
+    theta, cost, step = np.zeros(degree + 2), float(residual @ residual), 1e-3
     for _ in range(iterations):
-        r0 = residual(theta)
-        jacobian = np.stack([(residual(theta + step * unit) - r0) / step for unit in np.eye(theta.size)], axis=1)
-        delta = np.linalg.lstsq(jacobian, -r0, rcond=None)[0]
-        theta = theta + np.clip(delta, -0.5, 0.5)
+        jacobian = np.stack([(solve(theta + step * unit)[0] - residual) / step for unit in np.eye(theta.size)],
+                            axis=1)
+        delta = np.clip(np.linalg.lstsq(jacobian, -residual, rcond=None)[0], -0.5, 0.5)
+        for _ in range(6):  # halve the step until the chi-square drops
+            trial = solve(theta + delta)[0]
+            if trial @ trial < cost:
+                break
+            delta = delta / 2
+        else:
+            break
+        theta, residual, cost = theta + delta, trial, float(trial @ trial)
         if np.max(np.abs(delta)) < 1e-4:
             break
     width = sigma * np.exp(theta[1:] @ basis)
-    log.info("Joint fit of all exposures: traces shifted by %+.3f px, width %.2f to %.2f px (each alone: %.2f to "
-             "%.2f)", theta[0], width.min(), width.max(), sigma.min(), sigma.max())
+    log.info("Joint fit of all exposures (S/N %.0f): traces shifted by %+.3f px, width %.2f to %.2f px "
+             "(from %.2f to %.2f)", snr, theta[0], width.min(), width.max(), sigma.min(), sigma.max())
     return centers + theta[0], width
 
 

@@ -8,7 +8,7 @@ nothing else of substance.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from stdatamodels.jwst import datamodels
@@ -17,8 +17,8 @@ from . import core
 from .exceptions import SlitError
 from .fitting import FitParameters, ProfileFit, TraceFit, fit_profile, fit_trace, profile_from_entry, trace_from_entry
 from .io import SlitData, Spectrum, flux_units, iter_slits, make_output_model, process_slits, to_specmodel
-from .io.slits import SlitRun, write_slit
-from .io.spectra import OUTLIER
+from .io.slits import SlitRun, integration_groups, parallel_map, write_slit
+from .io.spectra import OUTLIER, white_light_curve, white_light_summary
 
 __all__ = ["ExtractionParameters", "ExtractionSummary", "extract_model", "extract_slit"]
 
@@ -43,13 +43,14 @@ class ExtractionParameters:
     width_degree: int = 2
     psf_sigma: float = 1.0
     profile_kind: str = "gaussian"
+    template: str | None = None
     chunk_pixels: int = 1 << 19
     keep_scene: bool = False
 
     def fit_parameters(self) -> FitParameters:
         """The trace and profile fit settings these imply."""
         return FitParameters(trace_degree=self.trace_degree, width_degree=self.width_degree,
-                             psf_sigma=self.psf_sigma, kind=self.profile_kind,
+                             psf_sigma=self.psf_sigma, kind=self.profile_kind, template=self.template,
                              reject_sigma=self.reject_sigma or 5.0)
 
 
@@ -64,9 +65,11 @@ class ExtractionSummary:
     """With ``keep_scene``: a copy of the input holding the model of the data (``f P``)."""
     residual: object = None
     """With ``keep_scene``: a copy of the input holding data minus that model."""
+    white_light: list = field(default_factory=list)
+    """For integrations: the white-light curve of every slit (`~jwst_optextract.io.spectra.white_light_curve`)."""
 
 
-def extract_model(model, params: ExtractionParameters, traces=None, profiles=None):
+def extract_model(model, params: ExtractionParameters, traces=None, profiles=None, workers: int = 1):
     """Extract every slit of ``model`` into a MultiSpecModel or TSOMultiSpecModel.
 
     ``traces`` and ``profiles`` (a TraceModel and a ProfileModel) are used for
@@ -75,6 +78,12 @@ def extract_model(model, params: ExtractionParameters, traces=None, profiles=Non
     `~jwst_optextract.io.process_slits`); if it is the only one, or no slit
     can be extracted, an error says why. With ``params.keep_scene`` the summary
     also holds the scene model and the residual image, as copies of the input.
+    For integrations, the white-light curve of every slit is logged and kept
+    in the summary.
+
+    With ``workers > 1`` the slits of a MultiSlitModel are extracted in that
+    many threads; a single slit's groups of integrations are, instead. The
+    product is the same as with one worker.
 
     Returns
     -------
@@ -85,17 +94,22 @@ def extract_model(model, params: ExtractionParameters, traces=None, profiles=Non
     def work(slit: SlitData):
         trace = _given(traces, "trace_for", trace_from_entry, slit)
         profile = _given(profiles, "profile_for", profile_from_entry, slit)
-        spectrum, rejected = extract_slit(slit, params, trace, profile)
+        spectrum, rejected = extract_slit(slit, params, trace, profile, workers=group_workers)
         _check_spectrum(slit, spectrum)
         spec = to_specmodel(slit, model, spectrum, flux_units(model, slit.model))
         return spec, rejected, slit.n_integrations is not None, (slit, spectrum.scene) if params.keep_scene else None
 
-    run = process_slits(model, work)
+    several = isinstance(model, datamodels.MultiSlitModel) and len(model.slits) > 1
+    group_workers = 1 if several else workers
+    run = process_slits(model, work, workers=workers if several else 1)
     output = make_output_model(model, integrations=run.done[0][1][2])
     summary = ExtractionSummary(run)
-    for _, (spec, rejected, _, _) in run.done:
+    for name, (spec, rejected, integrations, _) in run.done:
         output.spec.append(spec)
         summary.rejected_pixels += rejected
+        if integrations:
+            summary.white_light.append(white_light_curve(spec, name))
+            log.info("%s", white_light_summary(summary.white_light[-1]))
     if params.keep_scene:
         summary.scene, summary.residual = _scene_models(model, [item[3] for _, item in run.done])
     return output, summary
@@ -126,14 +140,18 @@ def _check_spectrum(slit: SlitData, spectrum: Spectrum) -> None:
 
 
 def extract_slit(slit: SlitData, params: ExtractionParameters, trace: TraceFit | None = None,
-                 profile: ProfileFit | None = None) -> tuple[Spectrum, int]:
+                 profile: ProfileFit | None = None, workers: int = 1) -> tuple[Spectrum, int]:
     """Extract one slit; returns the spectrum and the number of pixels rejected.
 
     The trace and profile are fitted when not given (box extraction with fixed
-    limits needs neither).
+    limits needs neither). Integrations are extracted in groups of
+    ``_GROUP_CHUNKS`` kernel chunks (``params.chunk_pixels``), so that no
+    profile, weight or temporary array the size of the whole cube is made;
+    with ``workers > 1`` the groups run in that many threads. The groups do
+    not depend on ``workers``, so neither does the result.
     """
     column_mask = _column_mask(slit, params)
-    wl_ok = np.isfinite(slit.wavelength)
+    use = np.isfinite(slit.wavelength) & column_mask
     fixed = _fixed_aperture(slit, params) if params.extraction_type == "box" else None
     needs_profile = params.extraction_type == "optimal" or params.fill_flagged
     if fixed is None or needs_profile:
@@ -141,33 +159,105 @@ def extract_slit(slit: SlitData, params: ExtractionParameters, trace: TraceFit |
         trace = trace or fit_trace(slit, fit)
         profile = profile or (fit_profile(slit, trace, fit) if needs_profile else None)
     lower, upper = fixed if fixed is not None else core.trace_aperture(trace.centers(), params.extract_width)
-    P = None if profile is None else np.where(wl_ok & column_mask, profile.for_trace(slit.ny, trace), 0.0)
+    weights = _Weights(slit.ny, use, trace, profile, lower, upper, is_box=params.extraction_type == "box")
+    extract = _extract_optimal if params.extraction_type == "optimal" else _extract_box
 
+    per_chunk = max(1, params.chunk_pixels // (slit.ny * slit.nx))
+    groups = integration_groups(slit.data.shape, params.chunk_pixels * _GROUP_CHUNKS, multiple=per_chunk)
+    parts = []
+    for part in parallel_map(lambda index: extract(slit.integrations(index), weights.profile_for(index),
+                                                   weights.box_for(index), params), groups, workers):
+        parts.append(part)
+        _report_progress(slit, parts, groups)
+    spectrum, n_rejected = _join(parts, params.extraction_type, slit)
     if params.extraction_type == "optimal":
-        result = core.optimal_extract(
-            slit.data, P, slit.read_noise, slit.var_poisson, slit.var_flat, mask=slit.good,
-            reject_sigma=params.reject_sigma, max_reject_iterations=params.max_reject_iterations,
-            min_coverage=params.min_coverage, chunk_pixels=params.chunk_pixels,
-        )
-        flux = np.where(column_mask[0], result.flux, np.nan)
-        dq = np.where(result.n_rejected > 0, OUTLIER, 0).astype(np.uint32)
-        n_rejected = int(result.n_rejected.sum())
-        if n_rejected:
-            log.info("Slit %s: %d outlier pixels rejected", slit.name, n_rejected)
-        spectrum = Spectrum(
-            wavelength=_weighted_wavelength(slit.wavelength, P if P.ndim == 2 else P.mean(axis=0)),
-            flux=flux, var_poisson=result.var_poisson,
-            var_rnoise=result.var_rnoise, var_flat=result.var_flat, npixels=result.npixels,
-            dq=dq, extraction_type="optimal",
-            aperture=(float(np.mean(lower)), float(np.mean(upper))),
-        )
-        if params.keep_scene:
-            total = P.sum(axis=-2, keepdims=True)
-            shape = np.divide(P, total, out=np.zeros_like(P), where=total != 0)
-            spectrum.scene = np.nan_to_num(result.flux)[..., None, :] * shape
-        return spectrum, n_rejected
+        spectrum.flux = np.where(column_mask[0], spectrum.flux, np.nan)
+    spectrum.aperture = (float(np.mean(lower)), float(np.mean(upper)))
+    if n_rejected:
+        log.info("Slit %s: %d outlier pixels rejected", slit.name, n_rejected)
+    filled = sum(part.filled for part in parts)
+    if filled:
+        log.info("Slit %s: %d flagged pixels in the box filled from the profile", slit.name, filled)
+    return spectrum, n_rejected
 
-    weights = core.aperture_weights(slit.ny, lower, upper) * (wl_ok & column_mask)
+
+_GROUP_CHUNKS = 4
+"""Kernel chunks (``chunk_pixels``) per group of integrations: groups are extracted (and run in threads) whole."""
+
+
+@dataclass
+class _Weights:
+    """The profile and the box weights of a slit, for any group of its integrations."""
+
+    ny: int
+    use: np.ndarray
+    trace: TraceFit | None
+    profile: ProfileFit | None
+    lower: np.ndarray | float
+    upper: np.ndarray | float
+    is_box: bool
+
+    def __post_init__(self):
+        # shared by every group unless they follow per-integration trace shifts
+        shifted = self.trace is not None and self.trace.shifts.size > 0
+        self._profile = None if self.profile is None or shifted else self._masked_profile(self.trace)
+        self._box = self._box_weights(slice(None)) if self.is_box and np.ndim(self.lower) < 2 else None
+
+    def profile_for(self, index: slice) -> np.ndarray | None:
+        """``(ny, nx)``, or ``(n, ny, nx)`` for the integrations ``index`` when the trace shifts."""
+        if self.profile is None or self._profile is not None:
+            return self._profile
+        return self._masked_profile(replace(self.trace, shifts=self.trace.shifts[index]))
+
+    def box_for(self, index: slice) -> np.ndarray | None:
+        """Box aperture weights, ``(ny, nx)`` or ``(n, ny, nx)`` for a trace that shifts."""
+        if not self.is_box or self._box is not None:
+            return self._box
+        return self._box_weights(index)
+
+    def _masked_profile(self, trace: TraceFit) -> np.ndarray:
+        return np.where(self.use, self.profile.for_trace(self.ny, trace), 0.0)
+
+    def _box_weights(self, index: slice) -> np.ndarray:
+        lower, upper = (np.asarray(limit)[index] if np.ndim(limit) == 2 else limit
+                        for limit in (self.lower, self.upper))
+        return core.aperture_weights(self.ny, lower, upper) * self.use
+
+
+@dataclass
+class _Part:
+    """The extraction of one group of integrations (per-column arrays ``(..., nx)``)."""
+
+    flux: np.ndarray
+    var_poisson: np.ndarray
+    var_rnoise: np.ndarray
+    var_flat: np.ndarray
+    npixels: np.ndarray
+    n_rejected: np.ndarray
+    weight_sum: np.ndarray
+    """Sum over the group's integrations of the weights (profile or box), for the wavelength of each column."""
+    count: int
+    """Number of integrations (1 for a single frame)."""
+    filled: int = 0
+    scene: np.ndarray | None = None
+
+
+def _extract_optimal(slit: SlitData, P: np.ndarray, _, params: ExtractionParameters) -> _Part:
+    result = core.optimal_extract(
+        slit.data, P, slit.read_noise, slit.var_poisson, slit.var_flat, mask=slit.good,
+        reject_sigma=params.reject_sigma, max_reject_iterations=params.max_reject_iterations,
+        min_coverage=params.min_coverage, chunk_pixels=params.chunk_pixels,
+    )
+    scene = None
+    if params.keep_scene:
+        total = P.sum(axis=-2, keepdims=True)
+        shape = np.divide(P, total, out=np.zeros_like(P), where=total != 0)
+        scene = np.nan_to_num(result.flux)[..., None, :] * shape
+    return _Part(result.flux, result.var_poisson, result.var_rnoise, result.var_flat, result.npixels,
+                 result.n_rejected, *_weight_sum(P, slit), scene=scene)
+
+
+def _extract_box(slit: SlitData, P: np.ndarray | None, weights: np.ndarray, params: ExtractionParameters) -> _Part:
     fill = {}
     if params.fill_flagged:
         first = core.optimal_extract(slit.data, P, slit.read_noise, slit.var_poisson, slit.var_flat,
@@ -176,21 +266,52 @@ def extract_slit(slit: SlitData, params: ExtractionParameters, trace: TraceFit |
     result = core.box_extract(
         slit.data, weights, slit.read_noise, slit.var_poisson, slit.var_flat, mask=slit.good, **fill
     )
-    if fill and result.filled.any():
-        log.info("Slit %s: %d flagged pixels in the box filled from the profile", slit.name, result.filled.sum())
-    flux = result.flux
-    mean_weights = weights if weights.ndim == 2 else weights.mean(axis=0)
+    scene = None
+    if params.keep_scene:  # as jwst: the mean over the aperture, spread over it
+        mean_level = np.divide(result.flux, result.npixels, out=np.zeros_like(result.flux),
+                               where=result.npixels > 0)
+        scene = np.nan_to_num(mean_level)[..., None, :] * weights
+    return _Part(result.flux, result.var_poisson, result.var_rnoise, result.var_flat, result.npixels,
+                 np.zeros(result.flux.shape, np.int32), *_weight_sum(weights, slit),
+                 filled=int(result.filled.sum()), scene=scene)
+
+
+def _weight_sum(weights: np.ndarray, slit: SlitData) -> tuple[np.ndarray, int]:
+    """Weights summed over the integrations of a group, and their number."""
+    count = slit.n_integrations or 1
+    if weights.ndim == 2:
+        return weights * count, count
+    return weights.sum(axis=0, dtype=np.float64), count
+
+
+def _join(parts: list[_Part], extraction_type: str, slit: SlitData) -> tuple[Spectrum, int]:
+    """One spectrum from the extractions of consecutive groups of integrations."""
+
+    def joined(key):
+        values = [getattr(part, key) for part in parts]
+        return values[0] if len(values) == 1 else np.concatenate(values, axis=0)
+
+    n_rejected = joined("n_rejected")
+    flux = joined("flux")
+    mean_weights = sum(part.weight_sum for part in parts) / sum(part.count for part in parts)
     spectrum = Spectrum(
         wavelength=_weighted_wavelength(slit.wavelength, mean_weights),
-        flux=flux, var_poisson=result.var_poisson, var_rnoise=result.var_rnoise,
-        var_flat=result.var_flat, npixels=result.npixels,
-        dq=np.zeros(flux.shape, np.uint32), extraction_type="box",
-        aperture=(float(np.mean(lower)), float(np.mean(upper))),
+        flux=flux, var_poisson=joined("var_poisson"), var_rnoise=joined("var_rnoise"),
+        var_flat=joined("var_flat"), npixels=joined("npixels"),
+        dq=np.where(n_rejected > 0, OUTLIER, 0).astype(np.uint32), extraction_type=extraction_type,
     )
-    if params.keep_scene:  # as jwst: the mean over the aperture, spread over it
-        mean_level = np.divide(result.flux, result.npixels, out=np.zeros_like(result.flux), where=result.npixels > 0)
-        spectrum.scene = np.nan_to_num(mean_level)[..., None, :] * weights
-    return spectrum, 0
+    if parts[0].scene is not None:
+        spectrum.scene = joined("scene")
+    return spectrum, int(n_rejected.sum())
+
+
+def _report_progress(slit: SlitData, parts: list[_Part], groups: list[slice]) -> None:
+    """Log each quarter of a long (many-group) extraction, so that long runs show progress."""
+    done, total = len(parts), len(groups)
+    quarter = -(-total // 4)
+    if total >= 8 and (done % quarter == 0 or done == total):
+        log.info("Slit %s: %d of %d integrations extracted", slit.name, groups[done - 1].stop,
+                 groups[-1].stop)
 
 
 def _given(product, lookup: str, convert, slit: SlitData):

@@ -10,9 +10,12 @@ mask.
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -21,7 +24,8 @@ from stdatamodels.jwst.datamodels import dqflags
 
 from ..exceptions import InputError, SlitError
 
-__all__ = ["SlitData", "SlitRun", "dq_bits", "iter_slits", "process_slits", "read_slit", "write_slit"]
+__all__ = ["SlitData", "SlitRun", "dq_bits", "integration_groups", "iter_slits", "parallel_map", "process_slits",
+           "read_slit", "write_slit"]
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +102,31 @@ class SlitData:
             return self.var_rnoise
         return np.zeros(self.data.shape[-2:], dtype=self.data.dtype)
 
+    def integrations(self, index: slice) -> SlitData:
+        """The same slit restricted to the integrations ``index`` (views, no copies)."""
+        if self.data.ndim == 2:
+            return self
+
+        def part(a):
+            return a[index] if a is not None and a.ndim == 3 else a
+
+        return replace(self, data=self.data[index], dq=self.dq[index], good=self.good[index],
+                       **{key: part(getattr(self, key)) for key in ("var_poisson", "var_rnoise", "var_flat")})
+
     def mean_image(self, mask: np.ndarray | None = None) -> MeanImage:
         """The mean over integrations of the good pixels (also within ``mask``), with the variances of that mean."""
-        good = self.good if mask is None else self.good & mask
         if self.data.ndim == 2:
+            good = self.good if mask is None else self.good & mask
             return MeanImage(np.where(good, self.data, 0.0), good, self.read_noise, self.var_poisson)
-        n = good.sum(axis=0)
+        # In groups of integrations: no temporary the size of the cube.
+        total = np.zeros(self.data.shape[-2:])
+        n = np.zeros(self.data.shape[-2:], np.int64)
+        for index in integration_groups(self.data.shape, _MEAN_GROUP_PIXELS):
+            good = self.good[index] if mask is None else self.good[index] & mask
+            total += np.where(good, self.data[index], 0).sum(axis=0, dtype=np.float64)
+            n += good.sum(axis=0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            image = np.where(n > 0, np.where(good, self.data, 0.0).sum(axis=0) / n, 0.0)
+            image = np.where(n > 0, total / n, 0.0).astype(self.data.dtype)
         count = self.data.shape[0]
         var_poisson = None if self.var_poisson is None else _mean_frame(self.var_poisson) / count
         return MeanImage(image, n > 0, _mean_frame(self.read_noise) / count, var_poisson)
@@ -119,6 +140,22 @@ class MeanImage:
     good: np.ndarray
     var_rnoise: np.ndarray
     var_poisson: np.ndarray | None
+
+
+_MEAN_GROUP_PIXELS = 1 << 22
+
+
+def integration_groups(shape: tuple[int, ...], pixels: int, multiple: int = 1) -> list[slice]:
+    """Slices of consecutive integrations of a ``(nints, ny, nx)`` array, each of about ``pixels`` pixels.
+
+    Every group but the last holds a multiple of ``multiple`` integrations
+    (at least one multiple). A 2D shape gives one group, ``slice(None)``.
+    """
+    if len(shape) < 3:
+        return [slice(None)]
+    frame = shape[-2] * shape[-1]
+    size = multiple * max(1, pixels // (frame * multiple))
+    return [slice(start, min(start + size, shape[0])) for start in range(0, shape[0], size)]
 
 
 def _mean_frame(var: np.ndarray) -> np.ndarray:
@@ -176,7 +213,7 @@ class SlitRun:
         return f"{verb} {len(self.done)} of {self.total} slits{skipped}"
 
 
-def process_slits(model: datamodels.JwstDataModel, work: Callable[[SlitData], Any]) -> SlitRun:
+def process_slits(model: datamodels.JwstDataModel, work: Callable[[SlitData], Any], workers: int = 1) -> SlitRun:
     """Read every slit of ``model`` and call ``work`` on it, keeping the healthy ones.
 
     A slit that cannot be read or processed is skipped with a warning naming
@@ -184,6 +221,11 @@ def process_slits(model: datamodels.JwstDataModel, work: Callable[[SlitData], An
     (a degenerate input no check foresaw) is reported the same way, as a
     `SlitError` chained to the original, so that one slit cannot take the
     others down.
+
+    With ``workers > 1`` the slits are read and processed in that many
+    threads (see `parallel_map`); the results, the skipped slits and the
+    warnings about them come in slit order, as in a serial run, so the
+    product is the same. ``work`` must then not modify shared state.
 
     Raises
     ------
@@ -196,21 +238,29 @@ def process_slits(model: datamodels.JwstDataModel, work: Callable[[SlitData], An
     slits = list(iter_slits(model))
     filename = getattr(model.meta, "filename", None)
     run = SlitRun(total=len(slits))
-    for number, (name, slit_model) in enumerate(slits, start=1):
+
+    def attempt(item: tuple[int, tuple[str, datamodels.JwstDataModel]]) -> tuple[bool, Any]:
+        number, (name, slit_model) = item
         if len(slits) > 1:
             log.info("Slit %s (%d of %d)", name, number, len(slits))
         try:
-            run.done.append((name, work(read_slit(slit_model, model, name))))
+            return True, work(read_slit(slit_model, model, name))
         except _NOT_PER_SLIT:
             raise
         except Exception as exc:  # noqa: BLE001 -- one slit must not lose the others
-            error = _slit_error(exc, name, filename)
-            if len(slits) == 1:
-                if error is exc:
-                    raise
-                raise error from exc
-            log.warning("Skipping %s", error)
-            run.skipped[name] = error.problem
+            return False, exc
+
+    for (name, _), (ok, value) in zip(slits, parallel_map(attempt, enumerate(slits, start=1), workers)):
+        if ok:
+            run.done.append((name, value))
+            continue
+        error = _slit_error(value, name, filename)
+        if len(slits) == 1:
+            if error is value:
+                raise value
+            raise error from value
+        log.warning("Skipping %s", error)
+        run.skipped[name] = error.problem
     if not run.done:
         reasons = "; ".join(f"{name}: {why}" for name, why in run.skipped.items())
         raise InputError(f"{_describe(model)}: none of its {run.total} slits could be processed ({reasons})")
@@ -219,6 +269,27 @@ def process_slits(model: datamodels.JwstDataModel, work: Callable[[SlitData], An
 
 _NOT_PER_SLIT = (InputError, ImportError, OSError, MemoryError)
 """Errors about the input as a whole or the environment: they stop the run instead of skipping a slit."""
+
+
+def parallel_map(func: Callable[[Any], Any], items: Iterable[Any], workers: int = 1) -> Iterator[Any]:
+    """``map(func, items)`` in ``workers`` threads, results in the order of ``items``.
+
+    Threads, not processes: the work is numpy on arrays that the threads
+    share (a slit's arrays and its datamodel would otherwise be pickled to
+    every process), and numpy releases the GIL in the array operations that
+    dominate. Log records from the threads reach the same handlers as the
+    caller's. An exception raised by ``func`` is raised here when its result
+    is reached, after the work already started has finished. Python's warning
+    filters are process-wide and ``warnings.catch_warnings`` is not thread
+    safe, so they are restored when the map ends.
+    """
+    items = list(items)
+    workers = max(1, min(int(workers), len(items)))
+    if workers == 1:
+        yield from map(func, items)
+        return
+    with warnings.catch_warnings(), ThreadPoolExecutor(workers, thread_name_prefix="optx") as pool:
+        yield from pool.map(func, items)
 
 
 def _slit_error(exc: Exception, name: str, filename: str | None) -> SlitError:
@@ -284,7 +355,7 @@ def read_slit(
                 "optimal extraction needs the pixel variances",
             )
         log.warning("Slit %s: no VAR_* arrays; using ERR**2 as the read-noise variance", name)
-        variances["var_rnoise"] = err.astype(np.float64) ** 2
+        variances["var_rnoise"] = np.square(err, dtype=np.result_type(err.dtype, np.float32))
     wavelength = _wavelength(slit, parent, name, frame)
     bbox = _bounding_box(slit, frame) if isinstance(slit, (datamodels.ImageModel, datamodels.CubeModel)) else None
 
@@ -328,18 +399,24 @@ def _good_pixels(name: str, data: np.ndarray, dq: np.ndarray, variances: list[np
     SlitError
         When no pixel is usable, saying why.
     """
-    finite = np.isfinite(data)
-    unflagged = (dq & DO_NOT_USE) == 0
-    variance_ok = np.ones(data.shape, bool)
-    for value in variances:
-        with np.errstate(invalid="ignore"):
-            variance_ok &= np.isfinite(value) & (value >= 0)
-    good = finite & unflagged & variance_ok
-    bad_variance = int((finite & unflagged & ~variance_ok).sum())
+    good = np.empty(data.shape, bool)
+    counts = np.zeros(3, np.int64)  # not finite, flagged, bad variance only
+    # In groups of integrations: no temporary the size of the cube.
+    for index in integration_groups(data.shape, _MEAN_GROUP_PIXELS):
+        finite = np.isfinite(data[index])
+        unflagged = (dq[index] & DO_NOT_USE) == 0
+        variance_ok = np.ones(finite.shape, bool)
+        for value in variances:
+            part = value[index] if value.ndim == data.ndim else value
+            with np.errstate(invalid="ignore"):
+                variance_ok &= np.isfinite(part) & (part >= 0)
+        np.logical_and(finite & unflagged, variance_ok, out=good[index])
+        counts += [(~finite).sum(), (~unflagged).sum(), (finite & unflagged & ~variance_ok).sum()]
+    not_finite, flagged, bad_variance = (int(c) for c in counts)
     if not good.any():
         raise SlitError(
-            name, f"has no usable pixel (of {data.size}: {int((~finite).sum())} NaN or infinite in SCI, "
-            f"{int((~unflagged).sum())} flagged DO_NOT_USE, {bad_variance} more with a negative or "
+            name, f"has no usable pixel (of {data.size}: {not_finite} NaN or infinite in SCI, "
+            f"{flagged} flagged DO_NOT_USE, {bad_variance} more with a negative or "
             "non-finite VAR_*); check the SCI, DQ and variance arrays of the input",
         )
     if bad_variance:
@@ -408,13 +485,9 @@ def _source_position(slit, parent, origin: tuple[int, int], nx: int) -> tuple[fl
     from jwst.extract_1d.source_location import location_from_wcs
 
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet_in_this_thread(location_from_wcs.__module__):
             warnings.simplefilter("ignore")
-            logging.disable(logging.INFO)
-            try:
-                _, _, location, trace = location_from_wcs(parent, None if slit is parent else slit, make_trace=True)
-            finally:
-                logging.disable(logging.NOTSET)
+            _, _, location, trace = location_from_wcs(parent, None if slit is parent else slit, make_trace=True)
     except Exception:  # a synthetic or partial WCS: no prediction
         return None, None
     if location is None or not np.isfinite(location):
@@ -427,6 +500,31 @@ def _source_position(slit, parent, origin: tuple[int, int], nx: int) -> tuple[fl
             ok = np.isfinite(trace)
             trace = np.interp(np.arange(nx), np.flatnonzero(ok), trace[ok])
     return float(location) - origin[0], trace
+
+
+class _QuietFilter(logging.Filter):
+    """Drops records up to INFO logged by threads inside `_quiet_in_this_thread`."""
+
+    state = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or not getattr(self.state, "quiet", False)
+
+
+_QUIET = _QuietFilter()
+
+
+@contextmanager
+def _quiet_in_this_thread(name: str):
+    """Silence the INFO messages of logger ``name`` from this thread only (``logging.disable`` would silence all)."""
+    logger = logging.getLogger(name)
+    if _QUIET not in logger.filters:
+        logger.addFilter(_QUIET)
+    _QUIET.state.quiet = True
+    try:
+        yield
+    finally:
+        _QUIET.state.quiet = False
 
 
 def write_slit(slit: SlitData, target, **arrays: np.ndarray) -> None:
@@ -444,8 +542,8 @@ def write_slit(slit: SlitData, target, **arrays: np.ndarray) -> None:
         full_shape = slit.model.data.shape
         if current is None or np.shape(current) != full_shape:
             current = np.zeros(full_shape, dtype=value.dtype)
-        else:
-            current = np.array(current, copy=True)
+        else:  # written in place: a second full-size array would double the memory of a large cube
+            current = np.asarray(current)
         row0, col0 = slit.origin if slit.dispaxis != VERTICAL else slit.origin[::-1]
         current[..., row0:row0 + value.shape[-2], col0:col0 + value.shape[-1]] = value
         setattr(target, key, current.astype(current.dtype, copy=False))

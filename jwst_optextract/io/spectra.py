@@ -13,9 +13,11 @@ specutils and jdaviz read the products unchanged:
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from astropy.table import Table
 from jwst.datamodels.utils import flat_multispec
 from jwst.extract_1d import spec_wcs
 from stdatamodels.jwst import datamodels
@@ -23,7 +25,8 @@ from stdatamodels.jwst.datamodels import dqflags
 
 from .slits import HORIZONTAL, SlitData
 
-__all__ = ["Spectrum", "FluxUnits", "flux_units", "make_output_model", "to_specmodel"]
+__all__ = ["FluxUnits", "Spectrum", "flux_units", "make_output_model", "to_specmodel", "white_light_curve",
+           "white_light_summary"]
 
 log = logging.getLogger(__name__)
 
@@ -128,64 +131,54 @@ def to_specmodel(slit: SlitData, parent, spectrum: Spectrum, units: FluxUnits):
     columns = _columns(spectrum, units, keep)
     if spectrum.flux.ndim == 1:
         table = np.zeros(int(keep.sum()), dtype=datamodels.SpecModel().get_dtype("spec_table"))
-        for name, values in columns.items():
+        for name, values in columns:
             table[name] = values
         spec = datamodels.SpecModel(spec_table=table)
     else:
-        spec = _tso_specmodel(columns, parent)
+        spec = _tso_specmodel(columns, (spectrum.flux.shape[0], int(keep.sum())), parent)
     _set_units(spec, units)
     _copy_slit_metadata(slit, parent, spec, spectrum)
     return spec
 
 
-def _columns(spectrum: Spectrum, units: FluxUnits, keep: np.ndarray) -> dict[str, np.ndarray]:
-    npix = spectrum.npixels
+def _columns(spectrum: Spectrum, units: FluxUnits, keep: np.ndarray) -> Iterator[tuple[str, np.ndarray | float]]:
+    """The x1d columns, one at a time: for many integrations a full set is as large as the table itself."""
+    flux, npix = spectrum.flux[..., keep], spectrum.npixels[..., keep]
     npix_safe = np.where(npix > 0, npix, 1.0)
     f, f2 = units.flux_factor, units.flux_factor**2
-    var = {k: getattr(spectrum, f"var_{k}") for k in ("poisson", "rnoise", "flat")}
+    var = {k: getattr(spectrum, f"var_{k}")[..., keep] for k in ("poisson", "rnoise", "flat")}
+    yield "WAVELENGTH", np.broadcast_to(spectrum.wavelength[keep], flux.shape)
+    yield "FLUX", flux * f
+    yield "FLUX_ERROR", np.sqrt(sum(var.values())) * f
+    for k, v in var.items():
+        yield f"FLUX_VAR_{k.upper()}", v * f2
     if units.surface_brightness:
         # For an optimal extraction (where jwst writes zeros) this is the mean
         # surface brightness over the effective number of pixels, so that
         # readers that pick SURF_BRIGHT for extended sources see the spectrum.
-        sb = spectrum.flux / npix_safe
-        sb_var = {k: v / npix_safe**2 for k, v in var.items()}
+        yield "SURF_BRIGHT", flux / npix_safe
+        yield "SB_ERROR", np.sqrt(sum(v / npix_safe**2 for v in var.values()))
+        for k, v in var.items():
+            yield f"SB_VAR_{k.upper()}", v / npix_safe**2
     else:  # NIRSpec point sources, calibrated in MJy: as jwst, no surface brightness
-        sb = np.zeros_like(spectrum.flux)
-        sb_var = {k: np.zeros_like(v) for k, v in var.items()}
-    zeros = np.zeros_like(spectrum.flux)
-    columns = {
-        "WAVELENGTH": np.broadcast_to(spectrum.wavelength, spectrum.flux.shape),
-        "FLUX": spectrum.flux * f,
-        "FLUX_ERROR": np.sqrt(sum(var.values())) * f,
-        "FLUX_VAR_POISSON": var["poisson"] * f2,
-        "FLUX_VAR_RNOISE": var["rnoise"] * f2,
-        "FLUX_VAR_FLAT": var["flat"] * f2,
-        "SURF_BRIGHT": sb,
-        "SB_ERROR": np.sqrt(sum(sb_var.values())),
-        "SB_VAR_POISSON": sb_var["poisson"],
-        "SB_VAR_RNOISE": sb_var["rnoise"],
-        "SB_VAR_FLAT": sb_var["flat"],
-        "DQ": spectrum.dq | np.where(np.isnan(spectrum.flux), DO_NOT_USE, 0).astype(np.uint32),
-        "BACKGROUND": zeros,
-        "BKGD_ERROR": zeros,
-        "BKGD_VAR_POISSON": zeros,
-        "BKGD_VAR_RNOISE": zeros,
-        "BKGD_VAR_FLAT": zeros,
-        "NPIXELS": npix,
-    }
-    return {name: values[..., keep] for name, values in columns.items()}
+        for name in ("SURF_BRIGHT", "SB_ERROR", "SB_VAR_POISSON", "SB_VAR_RNOISE", "SB_VAR_FLAT"):
+            yield name, 0.0
+    yield "DQ", spectrum.dq[..., keep] | np.where(np.isnan(flux), DO_NOT_USE, 0).astype(np.uint32)
+    for name in ("BACKGROUND", "BKGD_ERROR", "BKGD_VAR_POISSON", "BKGD_VAR_RNOISE", "BKGD_VAR_FLAT"):
+        yield name, 0.0
+    yield "NPIXELS", npix
 
 
-def _tso_specmodel(columns: dict[str, np.ndarray], parent):
-    """A TSOSpecModel with one row per integration, filled column-wise."""
+def _tso_specmodel(columns: Iterator[tuple[str, np.ndarray | float]], shape: tuple[int, int], parent):
+    """A TSOSpecModel with one row per integration (``shape``: integrations, columns), filled column-wise."""
     tso = datamodels.TSOSpecModel()
     in_cols = datamodels.SpecModel().schema["properties"]["spec_table"]["datatype"]
     out_cols = tso.schema["properties"]["spec_table"]["datatype"]
     all_cols, is_vector = flat_multispec.determine_vector_and_meta_columns(in_cols, out_cols)
-    nints, n = columns["FLUX"].shape
+    nints, n = shape
     defaults = tso.schema["properties"]["spec_table"]["default"]
     table = flat_multispec.make_empty_recarray(n, nints, all_cols, is_vector, defaults=defaults)
-    for name, values in columns.items():
+    for name, values in columns:
         table[name] = values
     table["N_ALONGDISP"] = n
     table["SEGMENT"] = parent.meta.exposure.segment_number or 1
@@ -279,3 +272,64 @@ def _aperture_sky_position(slit: SlitData, spectrum: Spectrum) -> tuple[float | 
     if len(coords) < 3 or not np.all(np.isfinite(coords[:2])):
         return None, None
     return float(coords[0]), float(coords[1])
+
+
+def white_light_curve(spec, name: str) -> Table:
+    """The white-light curve of one slit's integrations: flux summed over the good wavelengths.
+
+    Parameters
+    ----------
+    spec : TSOSpecModel
+        One slit's spectra, one row per integration (as `to_specmodel` makes them).
+    name : str
+        The slit's name, for the table's metadata.
+
+    Returns
+    -------
+    Table
+        Columns ``int_num``, ``mjd_mid`` (the integration's mid-time, MJD UTC,
+        from INT_TIMES; NaN where the input had no times), ``flux`` and
+        ``flux_error`` (in the units of FLUX). The good wavelengths are the
+        columns with a finite wavelength and flux and no DO_NOT_USE in every
+        integration that has any; the same columns are summed in every
+        integration, so the curve is free of coverage changes. An integration
+        missing one of them gets NaN.
+    """
+    table = spec.spec_table
+    flux = np.asarray(table["FLUX"], dtype=np.float64)
+    usable = np.isfinite(flux) & np.isfinite(table["WAVELENGTH"]) & ((table["DQ"] & DO_NOT_USE) == 0)
+    present = usable.any(axis=1)
+    columns = usable[present].all(axis=0) if present.any() else np.zeros(flux.shape[1], bool)
+    white = np.where(present, flux[:, columns].sum(axis=1), np.nan)
+    error = np.sqrt(np.where(present, (np.asarray(table["FLUX_ERROR"], np.float64)[:, columns] ** 2).sum(axis=1),
+                             np.nan))
+    unit = spec.spec_table.columns["FLUX"].unit
+    wavelength = np.asarray(table["WAVELENGTH"])[present][:, columns] if columns.any() else np.full(1, np.nan)
+    curve = Table(
+        {"int_num": np.asarray(table["INT_NUM"], np.int32), "mjd_mid": np.asarray(table["MJD-AVG"], np.float64),
+         "flux": white, "flux_error": error},
+        meta={"slit": name, "n_wavelengths": int(columns.sum()),
+              "wavelength_range_um": [float(np.nanmin(wavelength)), float(np.nanmax(wavelength))]},
+    )
+    curve["mjd_mid"].unit = "d"
+    for key in ("flux", "flux_error"):
+        curve[key].unit = unit
+    return curve
+
+
+def white_light_summary(curve: Table) -> str:
+    """A line for the log: integrations, median, rms scatter (also point to point) and noise expected, in ppm."""
+    flux = np.asarray(curve["flux"])
+    finite = np.isfinite(flux)
+    if not finite.any():
+        return f"White light {curve.meta['slit']}: no integration has a white-light flux"
+    median = float(np.median(flux[finite]))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        relative = flux[finite] / median - 1
+        rms = 1e6 * float(np.std(relative)) if relative.size > 1 else np.nan
+        point_to_point = 1e6 * float(np.std(np.diff(relative)) / np.sqrt(2)) if relative.size > 2 else np.nan
+        expected = 1e6 * float(np.median(np.asarray(curve["flux_error"])[finite]) / abs(median))
+    return (f"White light {curve.meta['slit']}: {finite.sum()} of {len(flux)} integrations, "
+            f"{curve.meta['n_wavelengths']} wavelengths, median {median:.6g} {curve['flux'].unit or ''}, "
+            f"rms scatter {rms:.0f} ppm (point to point {point_to_point:.0f} ppm, expected from the errors "
+            f"{expected:.0f} ppm)")

@@ -6,7 +6,7 @@ import logging
 
 from ..background import BackgroundParameters, subtract_background
 from ..io.slits import dq_bits
-from .base import OptxStep, open_model
+from .base import OptxStep, open_model, worker_count
 
 __all__ = ["BackgroundStep"]
 
@@ -62,32 +62,41 @@ class BackgroundStep(OptxStep):
     hot_pixel_sigma = float(default=None)  # if set, also exclude pixels this many robust sigma above their neighbours along the dispersion
     mask_cosmic_rays = boolean(default=False)  # also exclude cosmic rays found by astroscrappy (must be installed)
     save_background = boolean(default=False)  # save the background model (suffix bkg)
+    maximum_cores = string(default="none")  # threads over the slits: none, quarter, half, all or a number; the result does not depend on it
     """  # noqa: E501
 
     def default_suffix(self):
         return "bsub"
 
-    def process(self, input_data):
+    def process(self, input_data, in_place=False):
         """Subtract the background from every slit of the input.
 
         Parameters
         ----------
         input_data : str or DataModel
             File name or model of a supported type.
+        in_place : bool
+            Subtract from ``input_data`` itself (a model nobody else uses, as
+            a pipeline passes it) instead of a copy. A file the step opens is
+            always done in place: the copy would double the memory.
 
         Returns
         -------
         DataModel
-            Background-subtracted copy, same type as the input.
+            Background-subtracted model, same type as the input.
         """
         model = open_model(input_data)
+        owned = model is not input_data
         try:
             params = self._parameters()
             result, background, _ = subtract_background(model, params, self.background,
-                                                             keep_background=self.save_background)
-        finally:
-            if model is not input_data:
+                                                        keep_background=self.save_background,
+                                                        workers=worker_count(self.maximum_cores),
+                                                        in_place=owned or bool(in_place))
+        except BaseException:
+            if owned:
                 model.close()
+            raise
         result.meta.cal_step.optx_background = "COMPLETE"
         if background is not None:
             background.meta.cal_step.optx_background = "COMPLETE"

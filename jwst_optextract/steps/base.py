@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 from importlib import resources
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from ..exceptions import InputError, OutputError
 from ..io import SlitRun
 
 __all__ = ["OfflineMixin", "OptxStep", "PACKAGED_REFERENCES", "load_reference", "log_summary", "open_model",
-           "open_product", "packaged_reference", "reference_defaults", "write_atomically"]
+           "open_product", "packaged_reference", "reference_defaults", "worker_count", "write_atomically"]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,32 @@ def parameters_or_defaults(step, model, names) -> dict:
     defaults = reference_defaults(step, model)
     values = {name: getattr(step, name) if getattr(step, name) is not None else defaults.get(name) for name in names}
     return {name: value for name, value in values.items() if value is not None}
+
+
+CORE_FRACTIONS = {"none": 0, "one": 0, "quarter": 4, "half": 2, "all": 1}
+"""``maximum_cores`` names, as in jwst, and the fraction (1/n) of the available cores they mean (0: one core)."""
+
+
+def worker_count(maximum_cores: str) -> int:
+    """Threads to use for ``maximum_cores``: none | quarter | half | all | a number, at most the cores available.
+
+    Raises
+    ------
+    InputError
+        For any other value.
+    """
+    value = str(maximum_cores).strip().lower()
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if value.isdigit() and int(value) > 0:
+        return min(int(value), available)
+    if value not in CORE_FRACTIONS:
+        raise InputError(f"maximum_cores must be one of {', '.join(CORE_FRACTIONS)} or a positive integer, "
+                         f"not {maximum_cores!r}")
+    fraction = CORE_FRACTIONS[value]
+    workers = available // fraction if fraction else 1
+    if workers > 1:
+        log.info("Using %d threads (maximum_cores=%s, %d cores available)", workers, value, available)
+    return max(workers, 1)
 
 
 def log_summary(run: SlitRun, verb: str) -> None:
@@ -241,9 +268,12 @@ class OptxStep(OfflineMixin, JwstStep):
 class PlottingMixin:
     """``save_plots``: one diagnostic PNG per slit, named after the output."""
 
+    _plot_lock = threading.Lock()  # pyplot is not thread safe (slits may run in threads)
+
     def save_plot(self, slit, trace, profile=None):
         from ..plotting import save_slit_plot
 
         name = "".join(c if c.isalnum() or c in "-." else "-" for c in slit.name)
         path = self.make_output_path(suffix=f"{name}_{self.default_suffix()}", ext="png")
-        save_slit_plot(path, slit, trace, profile)
+        with self._plot_lock:
+            save_slit_plot(path, slit, trace, profile)

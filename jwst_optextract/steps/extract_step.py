@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import logging
 
+from astropy.table import vstack
 from stdatamodels.jwst import datamodels
 
 from ..extraction import ExtractionParameters, extract_model
 from ..products import ProfileModel, TraceModel
-from .base import OptxStep, log_summary, open_model, open_product, parameters_or_defaults
+from .base import (
+    OptxStep,
+    log_summary,
+    open_model,
+    open_product,
+    parameters_or_defaults,
+    worker_count,
+)
 
 __all__ = ["OptimalExtractStep"]
 
@@ -44,12 +52,15 @@ class OptimalExtractStep(OptxStep):
     psf_sigma = float(default=None)  # starting Gaussian sigma of the profile in pixels (default from reference)
     trace_degree = integer(default=None)  # Legendre degree of the trace centre along the dispersion (default from reference)
     width_degree = integer(default=None)  # Legendre degree of the profile width along the dispersion (default from reference)
-    profile_kind = option("gaussian", "auto", "spline", "spline2d", default="gaussian")  # profile fitted when no psf is given (see PsfFitStep)
+    profile_kind = option("gaussian", "auto", "spline", "spline2d", "moffat", "template", default="gaussian")  # profile fitted when no psf is given (see PsfFitStep)
+    template = string(default=None)  # profile template file for profile_kind template (see PsfFitStep)
     trace = string(default=None)  # a TraceModel (optx_trace product) to use instead of fitting the trace
     psf = string(default=None)  # a ProfileModel (optx_psf product) to use instead of fitting the profile
     save_scene_model = boolean(default=False)  # also save the model of the data the extraction implies (suffix scene)
     save_residual_image = boolean(default=False)  # also save data minus that model (suffix residual)
     chunk_pixels = integer(default=524288, min=1)  # integrations are extracted in chunks of about this many pixels
+    maximum_cores = string(default="none")  # threads: none, quarter, half, all or a number (the slits of a MultiSlitModel, else groups of integrations); the result does not depend on it
+    save_white_light = boolean(default=False)  # for integrations, also save the white-light curve (flux summed over the good wavelengths) as an ECSV table (suffix whitelight)
     """  # noqa: E501
 
     reference_file_types = ["optxextract"]
@@ -77,7 +88,8 @@ class OptimalExtractStep(OptxStep):
         profiles = open_product(psf if psf is not None else self.psf, ProfileModel)
         try:
             params = self._parameters(model)
-            output, summary = extract_model(model, params, traces, profiles)
+            output, summary = extract_model(model, params, traces, profiles,
+                                            workers=worker_count(self.maximum_cores))
         finally:
             if model is not input_data:
                 model.close()
@@ -90,7 +102,22 @@ class OptimalExtractStep(OptxStep):
             self.save_model(summary.scene, suffix="scene", force=True)
         if self.save_residual_image:
             self.save_model(summary.residual, suffix="residual", force=True)
+        if self.save_white_light:
+            self._save_white_light(summary.white_light)
         return output
+
+    def _save_white_light(self, curves: list) -> None:
+        """One ECSV table for all slits (a ``slit`` column tells them apart), named after the output."""
+        if not curves:
+            log.warning("save_white_light: the input has no integrations; no white-light curve to save")
+            return
+        for curve in curves:
+            curve.add_column(curve.meta["slit"], name="slit", index=0)
+        table = vstack(curves, metadata_conflicts="silent")
+        table.meta = {"slits": {curve.meta["slit"]: dict(curve.meta) for curve in curves}}
+        path = self.make_output_path(suffix="whitelight", ext="ecsv")
+        table.write(path, format="ascii.ecsv", overwrite=True)
+        log.info("Saved the white-light curve in %s", path)
 
     def _parameters(self, model) -> ExtractionParameters:
         values = parameters_or_defaults(self, model, _FROM_REFERENCE)
@@ -99,7 +126,7 @@ class OptimalExtractStep(OptxStep):
         params = ExtractionParameters(
             extraction_type=self.extraction_type,
             ystart=self.ystart, ystop=self.ystop, xstart=self.xstart, xstop=self.xstop,
-            fill_flagged=self.fill_flagged, profile_kind=self.profile_kind,
+            fill_flagged=self.fill_flagged, profile_kind=self.profile_kind, template=self.template,
             keep_scene=self.save_scene_model or self.save_residual_image,
             max_reject_iterations=self.max_reject_iterations,
             chunk_pixels=self.chunk_pixels,

@@ -44,7 +44,8 @@ class OptimalExtractionPipeline(OfflinePipelineMixin, JwstPipeline):
     class_alias = "optx_spec"
 
     spec = """
-    """
+    maximum_cores = string(default="none")  # threads for every step whose own maximum_cores is none: none, quarter, half, all or a number
+    """  # noqa: E501
 
     step_defs = {
         "optx_background": BackgroundStep,
@@ -59,8 +60,13 @@ class OptimalExtractionPipeline(OfflinePipelineMixin, JwstPipeline):
     def process(self, input_data):
         """Run the chain on one exposure; returns a MultiSpecModel or TSOMultiSpecModel."""
         model = open_model(input_data)
+        steps = (self.optx_background, self.optx_trace, self.optx_psf, self.optx_extract)
+        for step in steps:
+            if str(step.maximum_cores).lower() == "none":
+                step.maximum_cores = self.maximum_cores
         log.info("optx_spec: background %s", "skipped" if self.optx_background.skip else self.optx_background.method)
-        model = self.optx_background.run(model)
+        # a model the pipeline opened itself is nobody else's: the background is subtracted in place
+        model = self.optx_background.run(model, model is not input_data)
         trace = _product(self.optx_trace.run(model), TraceModel)
         psf = _product(self.optx_psf.run(model, trace), ProfileModel)
         result = self.optx_extract.run(model, trace, psf)
