@@ -215,11 +215,16 @@ def _extract_chunk(data, P, vr, vp, vf, mask, out, reject_sigma, max_iterations,
 
 def _screen(a, good, non_negative):
     """Mark in ``good`` the pixels where ``a`` is not finite (or is negative); ``a`` with them zeroed."""
-    finite = np.isfinite(a)
-    good &= finite
-    if non_negative:
-        good &= a >= 0
-    return a if finite.all() else np.where(finite, a, 0)
+    if non_negative:  # one comparison catches NaN and negatives; +inf, rare, costs a second look
+        usable = a >= 0
+        if not a.max(initial=0) < np.inf:
+            usable &= a < np.inf
+    else:
+        usable = np.isfinite(a)
+    good &= usable
+    if usable.all() or not non_negative:
+        return a if usable.all() else np.where(usable, a, 0)
+    return np.where(np.isfinite(a), a, 0)
 
 
 def _normalise(profile: np.ndarray) -> np.ndarray:
@@ -268,9 +273,11 @@ def _inverse(V, bad):
     """``1/V``, computed in place, zero on bad pixels.
 
     Pixels whose ``V`` is not positive and finite become bad. Returns the
-    inverse and the bad-pixel mask (None if there is no bad pixel).
+    inverse and the bad-pixel mask (None if there is no bad pixel). ``V`` is a
+    sum of screened, finite, non-negative terms, so one reduction (its
+    minimum) tells whether any pixel needs a look.
     """
-    if not (V.min() > 0 and V.max() < np.inf):
+    if not V.min() > 0:
         unusable = ~((V > 0) & (V < np.inf))
         bad = unusable if bad is None else bad | unusable
     if bad is not None:
