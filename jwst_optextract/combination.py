@@ -54,6 +54,8 @@ class CombineParameters:
     width_degree: int = 2
     psf_sigma: float = 1.0
     background_method: str = "smooth"
+    keep_rectified: bool = False
+    """Also resample every exposure about its trace and average them, for display (`rectified_image`)."""
 
     def fit_parameters(self) -> FitParameters:
         return FitParameters(trace_degree=self.trace_degree, width_degree=self.width_degree,
@@ -75,6 +77,8 @@ class SourceResult:
     background: str = "none"
     pixels: Table | None = None
     """The pixel table the spectrum was solved from (see `pixel_table`)."""
+    rectified: tuple[np.ndarray, np.ndarray] | None = None
+    """With ``keep_rectified``: the image and variance of `rectified_image`."""
 
 
 @dataclass
@@ -175,7 +179,42 @@ def combine_source(group: SourceGroup, params: CombineParameters) -> SourceResul
         aperture=(float(np.min(centers)), float(np.max(centers))),
     )
     pixels = pixel_table(final, profile, model, weights, centers, group.filenames)
-    return SourceResult(spectrum, flagged, centers, profile, background, pixels)
+    rectified = None
+    if params.keep_rectified:
+        rectified = rectified_image(final, centers, final.data.shape[1] // 2)
+    return SourceResult(spectrum, flagged, centers, profile, background, pixels, rectified)
+
+
+def rectified_image(final: _Stack, centers: np.ndarray, half_height: int) -> tuple[np.ndarray, np.ndarray]:
+    """For display only: the exposures resampled about their traces and averaged.
+
+    Each exposure's background-removed data are interpolated linearly along
+    the rows to offsets ``-half_height .. half_height`` from its trace and the
+    exposures averaged with inverse-variance weights. The spectrum never comes
+    from this image (resampling correlates the noise of neighbouring rows).
+
+    Returns
+    -------
+    image, variance : ndarray
+        ``(2 * half_height + 1, nx)``; NaN where no exposure covers a pixel.
+    """
+    ny = final.data.shape[1]
+    rows = centers[:, None, :] + np.arange(-half_height, half_height + 1)[None, :, None]
+    below = np.clip(np.floor(rows).astype(int), 0, ny - 2)
+    t = rows - below
+    variance = final.total_variance
+    usable = final.good & (variance > 0)
+    data = np.where(usable, final.data, 0.0)
+    d0, d1 = np.take_along_axis(data, below, axis=1), np.take_along_axis(data, below + 1, axis=1)
+    v0, v1 = (np.take_along_axis(np.where(usable, variance, 0.0), i, axis=1) for i in (below, below + 1))
+    ok = (np.take_along_axis(usable, below, axis=1) & np.take_along_axis(usable, below + 1, axis=1)
+          & (rows >= 0) & (rows <= ny - 1))
+    value = (1 - t) * d0 + t * d1
+    value_var = (1 - t) ** 2 * v0 + t**2 * v1
+    weight = np.where(ok, 1.0 / np.where(ok, value_var, 1.0), 0.0)
+    total = weight.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sum(weight * value, axis=0) / total, np.where(total > 0, 1.0 / total, np.nan)
 
 
 def pixel_table(final: _Stack, profile, model, weights, centers, filenames: list[str]) -> Table:
@@ -312,7 +351,8 @@ def _refine_jointly(work: _Stack, centers: np.ndarray, sigma: np.ndarray, degree
         return (target - flux * model).ravel(), flux, information
 
     residual, flux, information = solve(np.zeros(degree + 2))
-    snr = float(np.sum(flux) / np.sqrt(np.sum(1.0 / information)))
+    seen = information > 1e-300  # columns with pixels
+    snr = float(np.sum(flux[seen]) / np.sqrt(np.sum(1.0 / information[seen]))) if seen.any() else 0.0
     if not snr >= detection_snr:
         log.warning("The exposures together detect the source at S/N %.1f only: keeping the starting trace and "
                     "width", snr)

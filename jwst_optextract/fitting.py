@@ -17,6 +17,7 @@ from .core.template_profile import ProfileTemplate, TemplateProfile, fit_templat
 from .core.trace import negative_traces, shifted_profiles, trace_shifts
 from .exceptions import SlitError
 from .io import SlitData
+from .io.slits import MeanImage
 from .products import ProfileModel, TraceModel, read_template
 
 __all__ = [
@@ -164,22 +165,23 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
     if gaussian is None:
         gaussian, _ = _fit_gaussian(slit, params, start=trace.center)
     modelled = ~_negative_trace_mask(slit.ny, trace, gaussian)  # no model describes negative traces
+    mean = slit.mean_image(modelled)  # every candidate is fitted to, and judged on, this one image
     candidates = [ProfileFit(slit.name, "gaussian", trace.center, gaussian)]
     if params.kind == "template" or (params.kind == "auto" and params.template is not None):
-        candidates.append(_fit_template(slit, trace, modelled, params))  # with or without a detection
+        candidates.append(_fit_template(slit, trace, mean, params))  # with or without a detection
     if params.kind not in ("gaussian", "template") and trace.detected:
         if params.kind == "auto":
-            moffat, windows = _supported_shapes(slit, candidates[0], params)
+            moffat, windows = _supported_shapes(slit, candidates[0], params, mean)
         else:
             moffat, windows = params.kind == "moffat", [] if params.kind == "moffat" else [params.window]
         if moffat:
-            candidates.append(_fit_moffat(slit, trace, gaussian, modelled, params))
+            candidates.append(_fit_moffat(slit, trace, gaussian, mean, params))
         for window in windows:
-            spline = _fit_spline(slit, trace, candidates[0], modelled, params, window)
+            spline = _fit_spline(slit, trace, candidates[0], mean, params, window)
             if spline is not None:
                 candidates.append(spline)
     for candidate in candidates:
-        candidate.chi2_per_pixel, n_pixels = _chi2(slit, candidate, trace, modelled)
+        candidate.chi2_per_pixel, n_pixels = _chi2(slit, candidate, trace, mean)
     if params.kind != "auto":
         return candidates[-1]
 
@@ -193,7 +195,8 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
     return chosen
 
 
-def _supported_shapes(slit: SlitData, gauss_fit: ProfileFit, params: FitParameters) -> tuple[bool, list[float]]:
+def _supported_shapes(slit: SlitData, gauss_fit: ProfileFit, params: FitParameters,
+                      mean: MeanImage) -> tuple[bool, list[float]]:
     """Whether ``auto`` may consider the Moffat, and which spline windows, given the median S/N per column.
 
     A spline fitted to pixels whose amplitudes come from the same noisy data is
@@ -204,7 +207,6 @@ def _supported_shapes(slit: SlitData, gauss_fit: ProfileFit, params: FitParamete
     to learn from the wings) from S/N 3, and below that the Gaussian only
     (PypeIt falls back to a parametric profile below S/N 4).
     """
-    mean = slit.mean_image()
     result = core.optimal_extract(mean.image, gauss_fit.evaluate(slit.ny), mean.var_rnoise, mean.var_poisson,
                                   mask=mean.good)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -217,11 +219,10 @@ def _supported_shapes(slit: SlitData, gauss_fit: ProfileFit, params: FitParamete
     return snr >= 3, windows
 
 
-def _fit_moffat(slit, trace, gaussian, modelled, params) -> ProfileFit:
+def _fit_moffat(slit, trace, gaussian, mean: MeanImage, params) -> ProfileFit:
     """A Moffat profile about the trace, started from the Gaussian of the same half width."""
     beta = _MOFFAT_START_BETA
     alpha = gaussian.sigma * _FWHM_PER_SIGMA / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
-    mean = slit.mean_image(modelled)
     moffat = core.fit_moffat_profile(
         mean.image, mean.good, mean.var_rnoise, mean.var_poisson, trace.center, alpha_guess=alpha,
         beta_guess=beta, alpha_degree=gaussian.sigma_coeffs.size - 1, reject_sigma=params.reject_sigma,
@@ -235,10 +236,9 @@ _MOFFAT_START_BETA = 2.5
 _FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
 
-def _fit_template(slit, trace, modelled, params) -> ProfileFit:
+def _fit_template(slit, trace, mean: MeanImage, params) -> ProfileFit:
     """The template resampled onto the slit about its trace (and its stretch fitted, if asked)."""
     template = params.template if isinstance(params.template, ProfileTemplate) else read_template(params.template)
-    mean = slit.mean_image(modelled)
     try:
         model = fit_template_profile(
             mean.image, mean.good, mean.var_rnoise, mean.var_poisson, trace.center, template,
@@ -260,9 +260,8 @@ def _trace_wavelength(slit: SlitData, center: np.ndarray) -> np.ndarray:
     return np.interp(np.arange(slit.nx), np.flatnonzero(ok), wavelength[ok])
 
 
-def _fit_spline(slit, trace, gauss_fit, modelled, params, window) -> ProfileFit | None:
+def _fit_spline(slit, trace, gauss_fit, mean: MeanImage, params, window) -> ProfileFit | None:
     """A spline profile fitted to the mean image, or None (with a warning) when it cannot be."""
-    mean = slit.mean_image(modelled)
     kind = "spline2d" if params.kind == "spline2d" else "spline"
     try:
         spline = fit_spline_profile(
@@ -387,15 +386,14 @@ def _plausible(profile: core.GaussianProfile, prior_sigma: float) -> bool:
     )
 
 
-def _chi2(slit: SlitData, profile: ProfileFit, trace: TraceFit, mask: np.ndarray | None = None) -> tuple[float, int]:
+def _chi2(slit: SlitData, profile: ProfileFit, trace: TraceFit, mean: MeanImage) -> tuple[float, int]:
     """Chi-square per pixel of the mean image about ``f P``, each pixel's term capped at 25.
 
-    Over every good pixel (within ``mask``) and with the same weights (the
-    pixel variances) whatever the profile, so that profiles compare fairly: a
+    Over every good pixel of ``mean`` and with the same weights (the pixel
+    variances) whatever the profile, so that profiles compare fairly: a
     Gaussian that is exactly zero far from the trace is judged on those pixels
     too.
     """
-    mean = slit.mean_image(mask)
     P = profile.evaluate(slit.ny, trace.center)
     result = core.optimal_extract(mean.image, P, mean.var_rnoise, mean.var_poisson, mask=mean.good,
                                   min_coverage=0.0)

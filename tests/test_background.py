@@ -206,11 +206,16 @@ def test_dispersion_along_y_and_integrations():
     assert np.nanstd(residual[:, away]) < 1.2 * np.sqrt(np.nanmean(result.err[:, away] ** 2))
 
 
-def test_source_rows_given_by_the_user():
+def test_source_rows_given_by_the_user(caplog):
     model, _ = scene("linear", nx=256, seed=10, flux=50.0)
-    params = BackgroundParameters(method="poly", poly_degree=1, source_ystart=0.0, source_ystop=30.0)
-    with pytest.raises(SlitError, match="background rows"):
+    params = BackgroundParameters(method="poly", poly_degree=1, source_ystart=0.0, source_ystop=31.0)
+    with pytest.raises(SlitError, match="no background pixel is left"):
         subtract_background(model, params)
+    params = BackgroundParameters(method="poly", poly_degree=1, source_ystart=0.0, source_ystop=30.0)
+    with caplog.at_level(logging.WARNING, logger="jwst_optextract"):
+        result, _, _ = subtract_background(model, params)  # one row left: a constant across the slit
+    assert "fitting degree 0 across the slit instead of 1" in caplog.text
+    assert abs(np.nanmedian(result.data[25:])) < 0.2 * np.nanmedian(model.data[25:])
     params = BackgroundParameters(method="poly", poly_degree=1, source_ystart=10, source_ystop=21)
     _, background, _ = subtract_background(model, params)
     assert (background.dq[10:22] & 1).all() and not (background.dq[:10] & 1).all()

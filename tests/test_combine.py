@@ -238,3 +238,21 @@ def test_pixel_table_holds_what_the_spectrum_was_solved_from(program, tmp_path):
     near = np.argmin(np.abs(spec["WAVELENGTH"] - np.average(column["wavelength"], weights=w * p)))
     assert spec.columns["FLUX"].unit in ("DN/s", "DN / s")  # simulated in DN/s, no photometric step
     assert flux == pytest.approx(spec["FLUX"][near], rel=1e-4)
+
+
+def test_threads_over_sources_give_the_serial_result(program):
+    serial = SlitCombineStep.call(str(program / "asn.json"))
+    threaded = SlitCombineStep.call(str(program / "asn.json"), maximum_cores="2")
+    assert [s.meta.filename for s in serial] == [t.meta.filename for t in threaded]
+    for a, b in zip(serial, threaded):
+        for column in ("FLUX", "FLUX_ERROR", "WAVELENGTH", "NPIXELS"):
+            np.testing.assert_array_equal(a.spec[0].spec_table[column], b.spec[0].spec_table[column])
+
+
+def test_rectified_image_shows_the_source_on_its_row(program, tmp_path):
+    SlitCombineStep.call(str(program / "asn.json"), save_rectified=True, output_dir=str(tmp_path))
+    with datamodels.open(tmp_path / "jw01234-o001_s00011_nirspec_clear-prism_rect.fits") as image:
+        assert image.data.shape == (25, 400)
+        profile = np.nanmedian(image.data, axis=1)
+        assert np.argmax(profile) == 12  # the trace, in the middle row
+        assert np.isfinite(image.wavelength).all() and np.all(np.diff(image.wavelength[12]) > 0)

@@ -17,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 from stdatamodels.jwst import datamodels
+from stdatamodels.jwst.datamodels import dqflags
 
 from ..exceptions import InputError, SlitError
 from .slits import VERTICAL, SlitData, iter_slits, read_slit
 from .spectra import Spectrum, flux_units, make_output_model, to_specmodel
 
-__all__ = ["Program", "SourceGroup", "cluster_positions", "group_sources", "read_program", "source_product"]
+__all__ = ["Program", "SourceGroup", "cluster_positions", "group_sources", "read_program", "rectified_product", "source_product"]
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +261,18 @@ def source_product(group: SourceGroup, spectrum: Spectrum, product_name: str) ->
     stem = product_name.replace("{source_id}", source) if "{source_id}" in product_name else f"{product_name}_{source}"
     output.meta.filename = f"{stem}_x1d.fits"
     return output
+
+
+def rectified_product(group: SourceGroup, image: np.ndarray, variance: np.ndarray,
+                      wavelength: np.ndarray) -> datamodels.SlitModel:
+    """A SlitModel holding a combined, rectified 2D spectrum (for display; no WCS)."""
+    product = datamodels.SlitModel(data=image.astype(np.float32))
+    product.update(group.parents[0], only="PRIMARY")
+    product.err = np.sqrt(variance).astype(np.float32)
+    product.dq = np.where(np.isfinite(image), 0, dqflags.pixel["DO_NOT_USE"]).astype(np.uint32)
+    product.wavelength = np.broadcast_to(wavelength, image.shape).astype(np.float32)
+    product.name, product.source_id = group.name, group.source_id
+    return product
 
 
 def _filename(model) -> str:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import partial
 
 from ..combination import CombineParameters, combine_source
 from ..exceptions import InputError
-from ..io.slits import SlitRun
-from ..io.sources import group_sources, read_program, source_product
-from .base import OptxStep, log_summary, parameters_or_defaults
+from ..io.slits import SlitRun, parallel_map
+from ..io.sources import group_sources, read_program, rectified_product, source_product
+from .base import OptxStep, log_summary, parameters_or_defaults, worker_count
 
 __all__ = ["SlitCombineStep"]
 
@@ -53,6 +54,8 @@ class SlitCombineStep(OptxStep):
     psf_sigma = float(default=None)  # starting Gaussian sigma of the profile in pixels (default from reference)
     trace_degree = integer(default=None, min=0)  # Legendre degree of the trace when the WCS gives none (default from reference)
     width_degree = integer(default=None, min=0)  # Legendre degree of the profile width along the dispersion (default from reference)
+    maximum_cores = string(default="none")  # threads over the sources: none, quarter, half, all or a number; the result does not depend on it
+    save_rectified = boolean(default=False)  # also save, for display only, the exposures resampled about their traces and averaged (suffix rect; the spectrum never comes from it)
     save_pixel_table = boolean(default=False)  # also write each source's pixel table (every pixel of every exposure with its offset from the trace, data, variance, profile and weight), suffix pixels, FITS
     """  # noqa: E501
 
@@ -80,7 +83,8 @@ class SlitCombineStep(OptxStep):
             params = self._parameters(program.exposures[0])
             groups, skipped = group_sources(program.exposures)
             run = SlitRun(total=len(groups) + len(skipped), skipped=dict(skipped))
-            outputs = [self._combine(group, params, program.product_name, run) for group in groups]
+            work = partial(self._combine, params=params, product_name=program.product_name, run=run)
+            outputs = list(parallel_map(work, groups, worker_count(self.maximum_cores)))
         finally:
             for model in program.opened:
                 model.close()
@@ -102,6 +106,10 @@ class SlitCombineStep(OptxStep):
         output = source_product(group, result.spectrum, product_name)
         if self.save_pixel_table:
             self._save_table(result.pixels, output.meta.filename.replace("_x1d.fits", "_pixels.fits"))
+        if self.save_rectified:
+            image = rectified_product(group, *result.rectified, result.spectrum.wavelength)
+            self.save_model(image, suffix="rect", output_file=output.meta.filename.replace("_x1d.fits", ".fits"),
+                            force=True)
         output.meta.cal_step.optx_combine = "COMPLETE"
         output.meta.cal_step.extract_1d = "COMPLETE"
         run.done.append((group.key, result))
@@ -118,7 +126,8 @@ class SlitCombineStep(OptxStep):
         params = CombineParameters(
             background=self.background, weight_type=self.weight_type, repeat_sigma=self.repeat_sigma or None,
             outside_factor=self.outside_factor or None, dilate_failed_open=self.dilate_failed_open,
-            clip_percentiles=tuple(self.clip_percentiles) if self.clip_percentiles else None, **values,
+            clip_percentiles=tuple(self.clip_percentiles) if self.clip_percentiles else None,
+            keep_rectified=self.save_rectified, **values,
         )
         log.info("Combination parameters: %s", params)
         return params
