@@ -86,7 +86,7 @@ def main() -> None:
                  timed(lambda: subprocess.run(batch, check=True, capture_output=True))))
     for cores in ("none", "all"):
         rows.append((f"optx_combine, maximum_cores={cores}",
-                     timed(lambda: SlitCombineStep.call(str(asn), maximum_cores=cores))))
+                     timed(lambda cores=cores: SlitCombineStep.call(str(asn), maximum_cores=cores))))
     for label, seconds in rows:
         print(f"{label:45s} {seconds:7.1f} s wall  ({seconds / args.sources:.3f} s per source)")
 
