@@ -64,13 +64,7 @@ def scene(kind: str, nx: int, seed: int):
     u = (np.arange(nx) - (nx - 1) / 2) / (nx - 1)
     across = {"linear": 1 + 0.5 * v, "quadratic": 1 + 0.3 * v + 0.1 * (12 * v**2 - 1)}[kind]
     background = 2.0 * across[:, None] * (1 + 0.4 * u + 0.1 * np.sin(2 * np.pi * np.arange(nx) / 700))[None, :]
-    data = model.data.astype(np.float64) + np.random.default_rng(seed + 1000).poisson(background * TG) / TG
-    good = ~truth.flagged
-    model.data = np.where(good, data, np.nan).astype(np.float32)
-    model.var_poisson = np.where(good, np.maximum(data, 0) / TG, 0).astype(np.float32)
-    model.err = np.sqrt(model.var_poisson + model.var_rnoise).astype(np.float32)
-    truth.background = background
-    truth.variance = truth.variance + background / TG
+    simulate.add_background(model, truth, background, TG, seed=seed + 1000)
     return model, truth
 
 

@@ -206,7 +206,8 @@ def rectified_image(final: _Stack, centers: np.ndarray, half_height: int) -> tup
     usable = final.good & (variance > 0)
     data = np.where(usable, final.data, 0.0)
     d0, d1 = np.take_along_axis(data, below, axis=1), np.take_along_axis(data, below + 1, axis=1)
-    v0, v1 = (np.take_along_axis(np.where(usable, variance, 0.0), i, axis=1) for i in (below, below + 1))
+    variance = np.where(usable, variance, 0.0)
+    v0, v1 = np.take_along_axis(variance, below, axis=1), np.take_along_axis(variance, below + 1, axis=1)
     ok = (np.take_along_axis(usable, below, axis=1) & np.take_along_axis(usable, below + 1, axis=1)
           & (rows >= 0) & (rows <= ny - 1))
     value = (1 - t) * d0 + t * d1

@@ -111,6 +111,7 @@ __all__ = [
     "make_multislit",
     "make_tso",
     "make_nods",
+    "add_background",
     "write_example",
     "cramer_rao_variance",
     "MJYSR_PER_DNS",
@@ -1180,6 +1181,40 @@ def make_nods(
         models.append(model)
         truths.append(real.truth)
     return models, truths
+
+
+def add_background(
+    model: datamodels.SlitModel, truth: SceneTruth, background: np.ndarray, photons_per_unit: float,
+    seed: int | np.random.Generator | None = 0,
+) -> None:
+    """Add a background of any shape to a simulated single-frame exposure, in place.
+
+    Its photons are an independent Poisson draw, so the data stay exactly
+    Poisson in the total rate; ``var_poisson`` and ``err`` are derived from the
+    new data as the pipeline would, and ``truth.background`` and
+    ``truth.variance`` gain the background and its variance.
+
+    Parameters
+    ----------
+    model : SlitModel
+        A 2D exposure from `make_slit` (dispersion along x).
+    truth : SceneTruth
+        Its truth.
+    background : ndarray
+        ``(ny, nx)`` background rate in the data's units.
+    photons_per_unit : float
+        Counted photons per unit of the data (``exptime * gain`` for DN/s).
+    seed : int or numpy.random.Generator, optional
+        Random seed of the photons.
+    """
+    rng = _as_rng(seed)
+    data = model.data.astype(np.float64) + rng.poisson(background * photons_per_unit) / photons_per_unit
+    good = ~truth.flagged
+    model.data = np.where(good, data, np.nan).astype(np.float32)
+    model.var_poisson = np.where(good, np.maximum(data, 0) / photons_per_unit, 0).astype(np.float32)
+    model.err = np.sqrt(model.var_poisson + model.var_rnoise).astype(np.float32)
+    truth.background = background
+    truth.variance = truth.variance + background / photons_per_unit
 
 
 def make_tso(

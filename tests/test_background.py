@@ -37,15 +37,7 @@ def scene(kind="quadratic", nx=2048, seed=5, flux=0.5, **config):
         nx=nx, ny=NY, flux=flux, background=0.0, width=(0.9, 1.6), trace_curvature=2.0, trace_tilt=0.8,
         cosmic_ray_fraction=0.001, nan_fraction=0.002, seed=seed, **config,
     )
-    background = background_image(nx, kind)
-    rng = np.random.default_rng(seed + 1000)
-    data = model.data.astype(np.float64) + rng.poisson(background * TG) / TG
-    good = ~truth.flagged
-    model.data = np.where(good, data, np.nan).astype(np.float32)
-    model.var_poisson = np.where(good, np.maximum(data, 0) / TG, 0).astype(np.float32)
-    model.err = np.sqrt(model.var_poisson + model.var_rnoise).astype(np.float32)
-    truth.background = background
-    truth.variance = truth.variance + background / TG
+    simulate.add_background(model, truth, background_image(nx, kind), TG, seed=seed + 1000)
     return model, truth
 
 

@@ -142,8 +142,24 @@ def _moffat_derivatives(ny, center, alpha, beta, derivatives=True):
     }
 
 
+class _LegendreCentre:
+    """The centre of a parametric profile: a Legendre series along the dispersion, about ``base`` if given.
+
+    For dataclasses with ``center_coeffs``, ``base`` and ``nx``.
+    """
+
+    def _along_dispersion(self, coeffs: np.ndarray) -> np.ndarray:
+        return legendre.legval(_scaled(np.arange(self.nx), self.nx), coeffs)
+
+    @property
+    def center(self) -> np.ndarray:
+        """Centre row per column."""
+        offset = self._along_dispersion(self.center_coeffs)
+        return offset if self.base is None else self.base + offset
+
+
 @dataclass
-class GaussianProfile:
+class GaussianProfile(_LegendreCentre):
     """Gaussian cross-dispersion profile with Legendre centre and width.
 
     Attributes
@@ -165,15 +181,9 @@ class GaussianProfile:
     n_pixels: int = 0
 
     @property
-    def center(self) -> np.ndarray:
-        """Centre row per column."""
-        offset = legendre.legval(_scaled(np.arange(self.nx), self.nx), self.center_coeffs)
-        return offset if self.base is None else self.base + offset
-
-    @property
     def sigma(self) -> np.ndarray:
         """Gaussian sigma per column, in pixels."""
-        return legendre.legval(_scaled(np.arange(self.nx), self.nx), self.sigma_coeffs)
+        return self._along_dispersion(self.sigma_coeffs)
 
     def evaluate(self) -> np.ndarray:
         """The normalised profile, shape ``(ny, nx)``."""
@@ -181,7 +191,7 @@ class GaussianProfile:
 
 
 @dataclass
-class MoffatProfile:
+class MoffatProfile(_LegendreCentre):
     """Moffat cross-dispersion profile with Legendre centre and width and one index ``beta``.
 
     Attributes
@@ -206,15 +216,9 @@ class MoffatProfile:
     n_pixels: int = 0
 
     @property
-    def center(self) -> np.ndarray:
-        """Centre row per column."""
-        offset = legendre.legval(_scaled(np.arange(self.nx), self.nx), self.center_coeffs)
-        return offset if self.base is None else self.base + offset
-
-    @property
     def alpha(self) -> np.ndarray:
         """Moffat width per column, in pixels."""
-        return legendre.legval(_scaled(np.arange(self.nx), self.nx), self.alpha_coeffs)
+        return self._along_dispersion(self.alpha_coeffs)
 
     def evaluate(self) -> np.ndarray:
         """The normalised profile, shape ``(ny, nx)``."""
