@@ -506,12 +506,12 @@ def _checked_center(entry, slit: SlitData, what: str) -> np.ndarray:
 
 
 def new_trace_model(source) -> TraceModel:
-    product = TraceModel()
+    product = TraceModel(validate_on_assignment=False)  # validated on save
     product.update(source, only="PRIMARY")
     return product
 
 
 def new_profile_model(source) -> ProfileModel:
-    product = ProfileModel()
+    product = ProfileModel(validate_on_assignment=False)  # validated on save
     product.update(source, only="PRIMARY")
     return product

@@ -12,6 +12,7 @@ specutils and jdaviz read the products unchanged:
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -110,7 +111,8 @@ def _meta_value(model, key):
 
 def make_output_model(input_model: datamodels.JwstDataModel, integrations: bool):
     """An empty MultiSpecModel (or TSOMultiSpecModel) carrying the input's metadata."""
-    output = datamodels.TSOMultiSpecModel() if integrations else datamodels.MultiSpecModel()
+    kind = datamodels.TSOMultiSpecModel if integrations else datamodels.MultiSpecModel
+    output = kind(validate_on_assignment=False)  # validated once, on save: see `to_specmodel`
     for key in ("int_times", "int_times_stripe"):
         table = getattr(input_model, key, None)
         if table is not None:
@@ -123,22 +125,30 @@ def make_output_model(input_model: datamodels.JwstDataModel, integrations: bool)
 def to_specmodel(slit: SlitData, parent, spectrum: Spectrum, units: FluxUnits):
     """Build the SpecModel (or TSOSpecModel for integrations) of one slit.
 
-    Columns whose wavelength is undefined are left out, as jwst does.
+    Columns whose wavelength is undefined are left out, as jwst does. The
+    model does not validate each assignment: stdatamodels parses schemas anew
+    on every one, which took 0.1 s per slit. The whole product is validated
+    when it is saved.
     """
     keep = np.isfinite(spectrum.wavelength)
     if not keep.all():
         log.info("Slit %s: %d columns without a wavelength are left out", slit.name, (~keep).sum())
     columns = _columns(spectrum, units, keep)
     if spectrum.flux.ndim == 1:
-        table = np.zeros(int(keep.sum()), dtype=datamodels.SpecModel().get_dtype("spec_table"))
+        table = np.zeros(int(keep.sum()), dtype=_spec_table_dtype())
         for name, values in columns:
             table[name] = values
-        spec = datamodels.SpecModel(spec_table=table)
+        spec = datamodels.SpecModel(spec_table=table, validate_on_assignment=False)
     else:
         spec = _tso_specmodel(columns, (spectrum.flux.shape[0], int(keep.sum())), parent)
     _set_units(spec, units)
     _copy_slit_metadata(slit, parent, spec, spectrum)
     return spec
+
+
+@functools.cache
+def _spec_table_dtype() -> np.dtype:
+    return datamodels.SpecModel().get_dtype("spec_table")
 
 
 def _columns(spectrum: Spectrum, units: FluxUnits, keep: np.ndarray) -> Iterator[tuple[str, np.ndarray | float]]:
@@ -171,7 +181,7 @@ def _columns(spectrum: Spectrum, units: FluxUnits, keep: np.ndarray) -> Iterator
 
 def _tso_specmodel(columns: Iterator[tuple[str, np.ndarray | float]], shape: tuple[int, int], parent):
     """A TSOSpecModel with one row per integration (``shape``: integrations, columns), filled column-wise."""
-    tso = datamodels.TSOSpecModel()
+    tso = datamodels.TSOSpecModel(validate_on_assignment=False)
     in_cols = datamodels.SpecModel().schema["properties"]["spec_table"]["datatype"]
     out_cols = tso.schema["properties"]["spec_table"]["datatype"]
     all_cols, is_vector = flat_multispec.determine_vector_and_meta_columns(in_cols, out_cols)
