@@ -8,8 +8,8 @@ itself. Steps call it and do nothing else of substance.
 
 from __future__ import annotations
 
-import logging
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,7 +22,7 @@ from .core.trace import collapse_integrations, find_trace
 from .exceptions import InputError, SlitError
 from .io import SlitData, iter_slits, process_slits
 from .io.exposures import matching_slits, open_exposure, stack_exposures
-from .io.slits import write_slit
+from .io.slits import FATAL_ERRORS, integration_groups, slit_views
 
 __all__ = ["METHODS", "BackgroundParameters", "BackgroundSummary", "estimate_slit", "subtract_background"]
 
@@ -118,22 +118,20 @@ def subtract_background(
     bkg_slits = _slit_models(background) if keep_background else [None] * len(slits)
     targets = list(zip(_slit_models(result), bkg_slits))
 
-    def estimate(slit: SlitData):
+    def subtract(slit: SlitData) -> _SlitCounts:
         matched = matching_slits(others, slit.name, position[slit.name]) if others else None
-        return slit, estimate_slit(slit, params, matched)
+        return subtract_slit(slit, params, matched, *targets[position[slit.name]])
 
-    run = process_slits(model, estimate, workers=workers)
-    summary = BackgroundSummary(skipped=dict(run.skipped))
+    run = process_slits(model, subtract, workers=workers)
     for name in run.skipped:
         log.warning("Slit %s: its data are left as they were (no background subtracted)", name)
         if targets[position[name]][1] is not None:
             _mark_skipped(targets[position[name]][1])
-    for name, (slit, (fit, source)) in run.done:
-        out_slit, bkg_slit = targets[position[name]]
-        _write(slit, fit, source, out_slit, bkg_slit)
+    summary = BackgroundSummary(skipped=dict(run.skipped))
+    for name, counts in run.done:
         summary.subtracted.append(name)
-        summary.pixels_used += int(fit.used.sum())
-        summary.pixels_clipped += int(_clipped(slit, fit, source).sum())
+        summary.pixels_used += counts.used
+        summary.pixels_clipped += counts.clipped
     log.info(
         "Background (%s) subtracted from %d of %d slits, from %d pixels (%d clipped)%s",
         params.method, len(summary.subtracted), len(slits), summary.pixels_used, summary.pixels_clipped,
@@ -146,21 +144,93 @@ def _slit_models(model):
     return list(model.slits) if isinstance(model, datamodels.MultiSlitModel) else [model]
 
 
+@dataclass
+class _SlitCounts:
+    used: int = 0
+    clipped: int = 0
+
+
+_GROUP_PIXELS = 1 << 22
+"""Pixels of the integrations estimated and written together: bounds the memory of a long time series."""
+
+
+def subtract_slit(
+    slit: SlitData, params: BackgroundParameters, exposures: list[SlitData] | None, out_slit, bkg_slit=None
+) -> _SlitCounts:
+    """Subtract the background of one slit into ``out_slit`` (and the model into ``bkg_slit``), in groups of integrations.
+
+    Every method fits each integration alone, so a time series is estimated
+    and written a group of integrations at a time and no array the size of
+    the cube is made. A group whose estimate fails is left NaN and DO_NOT_USE
+    (with a warning naming its integrations); when every group fails, nothing
+    has been written and the error is raised, so the slit is left as it was.
+    """
+    plan = _plan(slit, params)
+    dtype = np.dtype(slit.data.dtype.type)  # native byte order (FITS arrays are big-endian)
+    out = slit_views(slit, out_slit, dict.fromkeys(_WRITTEN, dtype) | {"dq": np.uint32})
+    model = None if bkg_slit is None else slit_views(slit, bkg_slit, dict.fromkeys(_WRITTEN, dtype) | {"dq": np.uint32})
+    counts, failed, done, log_sums = _SlitCounts(), [], 0, np.zeros(4)
+    # exposures with other integrations than the science are averaged over theirs: they need the whole slit
+    whole = exposures and any(e.data.shape != slit.data.shape for e in exposures)
+    groups = [slice(None)] if whole else integration_groups(slit.data.shape, _GROUP_PIXELS)
+    for index in groups:
+        part = slit.integrations(index)
+        try:
+            estimate = _estimate(part, plan, exposures and [e.integrations(index) for e in exposures], index)
+        except FATAL_ERRORS:
+            raise
+        except Exception as exc:  # the other integrations are still good
+            if not done and len(failed) == len(groups) - 1:  # every group failed: nothing was written
+                raise
+            failed.append((index, exc))
+            continue
+        clipped = _clipped(part, estimate, plan.source)
+        _write_subtracted(part, estimate, {k: v[index] for k, v in out.items()})
+        if model is not None:
+            _write_model(estimate, clipped, {k: v[index] for k, v in model.items()})
+        done += 1
+        counts.used += int(estimate.used.sum())
+        counts.clipped += int(clipped.sum())
+        log_sums += _log_sums(estimate, plan.source)
+    for index, exc in failed:
+        log.warning("Slit %s: no background for integrations %d to %d (%s); they are NaN and DO_NOT_USE", slit.name,
+                    index.start + 1, index.stop, exc)
+        for views in (out, model):
+            if views is not None:
+                views["data"][index] = np.nan
+                views["dq"][index] |= DO_NOT_USE
+    _log_estimate(slit, plan, log_sums)
+    return counts
+
+
+_WRITTEN = ("data", "var_poisson", "var_rnoise", "var_flat", "err")
+
+
 def estimate_slit(
     slit: SlitData, params: BackgroundParameters, exposures: list[SlitData] | None = None
 ) -> tuple[bkg.BackgroundEstimate, np.ndarray | None]:
-    """Background of one slit and the source region masked for it (None for exposure methods)."""
+    """Background of one whole slit and the source region masked for it (None for exposure methods)."""
+    plan = _plan(slit, params)
+    estimate = _estimate(slit, plan, exposures)
+    _log_estimate(slit, plan, _log_sums(estimate, plan.source))
+    return estimate, plan.source
+
+
+@dataclass
+class _Plan:
+    """What is decided once for a whole slit: its usable pixels, its source rows, the parameters that fit it."""
+
+    params: BackgroundParameters
+    good: np.ndarray | None = None
+    source: np.ndarray | None = None
+
+
+def _plan(slit: SlitData, params: BackgroundParameters) -> _Plan:
     if params.method in _FROM_EXPOSURES:
-        stack = stack_exposures(exposures, slit)
-        statistic = "mean" if params.method == "nod" else "median"
-        estimate = bkg.combine_exposures(stack["data"], stack["mask"], stack["var_rnoise"], stack["var_poisson"],
-                                         stack["var_flat"], statistic=statistic)
-        log.info("Slit %s: %s of %d exposure(s) subtracted", slit.name, statistic, len(exposures))
-        return estimate, None
+        return _Plan(params)
     good = _good_pixels(slit, params)
     source = source_region(slit, params, good)
-    mask = good & ~source
-    most = int(mask.sum(axis=-2).max())
+    most = int((good & ~source).sum(axis=-2).max())
     if most == 0:
         raise SlitError(slit.name, "no background pixel is left outside the source; reduce source_half_width "
                         "or give source_ystart/source_ystop")
@@ -168,14 +238,22 @@ def estimate_slit(
         log.warning("Slit %s: only %d background rows per column outside the source: fitting degree %d across "
                     "the slit instead of %d", slit.name, most, most - 1, params.poly_degree)
         params = dataclasses.replace(params, poly_degree=most - 1)
-    variances = (slit.var_rnoise, slit.var_poisson, slit.var_flat)
-    estimate = _run_method(slit.data, mask, variances, params)
-    log.info(
-        "Slit %s: %s background, mean %.4g, rms error of the model %.3g under the source",
-        slit.name, params.method, np.nanmean(estimate.background),
-        np.sqrt(np.nanmean(np.where(np.broadcast_to(source, estimate.background.shape), estimate.var_total, np.nan))),
-    )
-    return estimate, source
+    return _Plan(params, good, source)
+
+
+def _estimate(
+    slit: SlitData, plan: _Plan, exposures: list[SlitData] | None, index: slice = slice(None)
+) -> bkg.BackgroundEstimate:
+    """The background of ``slit``: a whole slit, or the integrations ``index`` of the slit ``plan`` was made for."""
+    params = plan.params
+    if params.method in _FROM_EXPOSURES:
+        stack = stack_exposures(exposures, slit)
+        statistic = "mean" if params.method == "nod" else "median"
+        log.debug("Slit %s: %s of %d exposure(s) subtracted", slit.name, statistic, len(exposures))
+        return bkg.combine_exposures(stack["data"], stack["mask"], stack["var_rnoise"], stack["var_poisson"],
+                                     stack["var_flat"], statistic=statistic)
+    good = plan.good[index] if plan.good.ndim == 3 else plan.good
+    return _run_method(slit.data, good & ~plan.source, (slit.var_rnoise, slit.var_poisson, slit.var_flat), params)
 
 
 def _run_method(data, mask, variances, params: BackgroundParameters) -> bkg.BackgroundEstimate:
@@ -247,37 +325,44 @@ def _clipped(slit: SlitData, estimate: bkg.BackgroundEstimate, source: np.ndarra
     return slit.good & ~source & ~estimate.used
 
 
-def _write(slit: SlitData, estimate: bkg.BackgroundEstimate, source, out_slit, bkg_slit) -> None:
-    """Put the subtracted data (and, if ``bkg_slit`` is given, the background model) into copied models."""
-    missing = ~np.isfinite(estimate.background)
-    dtype = np.dtype(slit.data.dtype.type)  # native byte order (FITS arrays are big-endian)
-    # In the data's type and in place: each temporary of a long time series is the size of the cube.
-    # NaN where the background is: no estimate there.
-    arrays = {"data": np.subtract(slit.data, estimate.background, dtype=dtype)}
-    total = np.zeros(slit.data.shape, dtype=dtype)
+def _write_subtracted(slit: SlitData, estimate: bkg.BackgroundEstimate, out: dict[str, np.ndarray]) -> None:
+    """Data minus background, NaN and DO_NOT_USE where there is no estimate; the estimate's variance added."""
+    np.subtract(slit.data, estimate.background, out=out["data"])
+    out["err"][...] = 0.0
     for key in ("var_poisson", "var_rnoise", "var_flat"):
         own = getattr(slit, key)
-        value = np.nan_to_num(np.array(getattr(estimate, key), dtype=dtype), copy=False)  # the estimate stays
-        if own is not None:
-            value = value + own if value.shape != slit.data.shape else np.add(value, own, out=value)
-        arrays[key] = np.broadcast_to(value, slit.data.shape)
-        total += arrays[key]
-    arrays["err"] = np.sqrt(total, out=total)
-    arrays["dq"] = slit.dq.astype(np.uint32) | np.where(missing, DO_NOT_USE, 0).astype(np.uint32)
-    write_slit(slit, out_slit, **arrays)
-    if bkg_slit is None:
-        return
-    clipped = _clipped(slit, estimate, source)
-    bkg_dq = np.where(estimate.used, 0, DO_NOT_USE) | np.where(clipped, OUTLIER, 0)
-    write_slit(
-        slit, bkg_slit,
-        data=estimate.background.astype(dtype),
-        var_poisson=estimate.var_poisson.astype(dtype),
-        var_rnoise=estimate.var_rnoise.astype(dtype),
-        var_flat=estimate.var_flat.astype(dtype),
-        err=np.sqrt(estimate.var_total).astype(dtype),
-        dq=bkg_dq.astype(np.uint32),
-    )
+        if own is None:
+            out[key][...] = 0.0
+        elif not np.may_share_memory(own, out[key]):  # not in place, or a variance given per frame
+            out[key][...] = own
+        out[key] += np.nan_to_num(getattr(estimate, key))
+        out["err"] += out[key]
+    np.sqrt(out["err"], out=out["err"])
+    out["dq"][...] = slit.dq
+    out["dq"][~np.isfinite(estimate.background)] |= DO_NOT_USE
+
+
+def _write_model(estimate: bkg.BackgroundEstimate, clipped: np.ndarray, out: dict[str, np.ndarray]) -> None:
+    """The background model and its variances; DQ DO_NOT_USE where the fit did not use a pixel, OUTLIER if clipped."""
+    out["data"][...] = estimate.background
+    for key in ("var_poisson", "var_rnoise", "var_flat"):
+        out[key][...] = getattr(estimate, key)
+    out["err"][...] = np.sqrt(estimate.var_total)
+    out["dq"][...] = np.where(estimate.used, 0, DO_NOT_USE) | np.where(clipped, OUTLIER, 0)
+
+
+def _log_sums(estimate: bkg.BackgroundEstimate, source: np.ndarray | None) -> np.ndarray:
+    """Sum and count of the finite background, and of its variance under the source (everywhere without one)."""
+    finite = np.isfinite(estimate.background)
+    under = finite if source is None else finite & source
+    return np.array([estimate.background[finite].sum(dtype=float), finite.sum(),
+                     np.broadcast_to(estimate.var_total, finite.shape)[under].sum(dtype=float), under.sum()])
+
+
+def _log_estimate(slit: SlitData, plan: _Plan, sums: np.ndarray) -> None:
+    where = "" if plan.source is None else " under the source"
+    log.info("Slit %s: %s background, mean %.4g, rms error of the model %.3g%s", slit.name, plan.params.method,
+             sums[0] / max(sums[1], 1), np.sqrt(sums[2] / max(sums[3], 1)), where)
 
 
 def _mark_skipped(bkg_slit) -> None:

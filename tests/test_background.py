@@ -7,6 +7,7 @@ import pytest
 from stdatamodels.jwst import datamodels
 
 from jwst_optextract import InputError, OptimalExtractStep, SlitError, simulate
+from jwst_optextract import background as background_module
 from jwst_optextract.background import BackgroundParameters, subtract_background
 from jwst_optextract.core import background as bkg
 from jwst_optextract.core import masking
@@ -308,3 +309,65 @@ def test_core_fit_equals_the_dense_weighted_least_squares(method):
     single = getattr(bkg, f"{method}_background")(data[0], mask[0], var[0], degree=degree, clip_sigma=None,
                                                    **({"knot_spacing": 20.0} if method == "smooth" else {}))
     np.testing.assert_allclose(single.background, fit.background[0], rtol=1e-6)
+
+
+def _time_series(**kwargs):
+    return simulate.make_slit(nx=300, ny=30, nints=7, background=20.0, background_gradient=(0.2, 0.2), flux=50.0,
+                              seed=6, **kwargs)
+
+
+@pytest.mark.parametrize("dispersion_axis", [1, 2])
+def test_integrations_in_groups_give_the_whole_cube_result(monkeypatch, dispersion_axis):
+    model, _ = _time_series(dispersion_axis=dispersion_axis)
+    params = BackgroundParameters(method="smooth", poly_degree=1)
+    whole, whole_bkg, whole_summary = subtract_background(model, params)
+    frame = model.data.shape[-2] * model.data.shape[-1]
+    monkeypatch.setattr(background_module, "_GROUP_PIXELS", 2 * frame)  # groups of 2, 2, 2 and 1 integrations
+    grouped, grouped_bkg, grouped_summary = subtract_background(model, params)
+    for key in ("data", "dq", "err", "var_poisson", "var_rnoise", "var_flat"):
+        np.testing.assert_allclose(getattr(grouped, key), getattr(whole, key), rtol=1e-6, atol=1e-6, err_msg=key)
+        np.testing.assert_allclose(getattr(grouped_bkg, key), getattr(whole_bkg, key), rtol=1e-6, atol=1e-6,
+                                   err_msg=key)
+    assert (grouped_summary.pixels_used, grouped_summary.pixels_clipped) == (
+        whole_summary.pixels_used, whole_summary.pixels_clipped)
+
+
+def test_in_place_subtraction_equals_the_copy_and_keeps_the_input_arrays():
+    model, _ = _time_series()
+    params = BackgroundParameters(method="smooth", poly_degree=1)
+    copied, _, _ = subtract_background(model, params, keep_background=False)
+    data = model.data
+    in_place, _, _ = subtract_background(model, params, keep_background=False, in_place=True)
+    assert in_place is model and model.data is data  # no second cube
+    np.testing.assert_array_equal(in_place.data, copied.data)
+    np.testing.assert_array_equal(in_place.err, copied.err)
+
+
+def test_a_failing_group_of_integrations_is_flagged_and_the_others_are_kept(monkeypatch, caplog):
+    model, _ = _time_series()
+    original = model.data.copy()
+    frame = model.data.shape[-2] * model.data.shape[-1]
+    monkeypatch.setattr(background_module, "_GROUP_PIXELS", 3 * frame)  # integrations 1-3, 4-6, 7
+    run_method = background_module._run_method
+    calls = []
+
+    def second_fails(data, *args, **kwargs):
+        calls.append(len(data))
+        if len(calls) == 2:
+            raise np.linalg.LinAlgError("singular")
+        return run_method(data, *args, **kwargs)
+
+    monkeypatch.setattr(background_module, "_run_method", second_fails)
+    with caplog.at_level(logging.WARNING, logger="jwst_optextract"):
+        result, _, summary = subtract_background(model, BackgroundParameters(method="smooth", poly_degree=1))
+    assert "no background for integrations 4 to 6 (singular)" in caplog.text
+    assert np.isnan(result.data[3:6]).all() and (result.dq[3:6] & 1).all()
+    assert np.isfinite(result.data[:3]).mean() > 0.99 and np.isfinite(result.data[6]).mean() > 0.99
+    assert len(summary.subtracted) == 1 and not summary.skipped
+
+    # when every group fails, nothing is written and the slit is left as it was
+    monkeypatch.setattr(background_module, "_run_method", lambda *a, **k: (_ for _ in ()).throw(ValueError("bad")))
+    model.data = original.copy()
+    with pytest.raises(SlitError, match="bad"):
+        subtract_background(model, BackgroundParameters(method="smooth", poly_degree=1), in_place=True)
+    np.testing.assert_array_equal(model.data, original)

@@ -24,8 +24,8 @@ from stdatamodels.jwst.datamodels import dqflags
 
 from ..exceptions import InputError, SlitError
 
-__all__ = ["SlitData", "SlitRun", "dq_bits", "integration_groups", "iter_slits", "parallel_map", "process_slits",
-           "read_slit", "write_slit"]
+__all__ = ["FATAL_ERRORS", "SlitData", "SlitRun", "dq_bits", "integration_groups", "iter_slits", "parallel_map",
+           "process_slits", "read_slit", "slit_views", "write_slit"]
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ def process_slits(model: datamodels.JwstDataModel, work: Callable[[SlitData], An
             log.info("Slit %s (%d of %d)", name, number, len(slits))
         try:
             return True, work(read_slit(slit_model, model, name))
-        except _NOT_PER_SLIT:
+        except FATAL_ERRORS:
             raise
         except Exception as exc:  # noqa: BLE001 -- one slit must not lose the others
             return False, exc
@@ -267,7 +267,7 @@ def process_slits(model: datamodels.JwstDataModel, work: Callable[[SlitData], An
     return run
 
 
-_NOT_PER_SLIT = (InputError, ImportError, OSError, MemoryError)
+FATAL_ERRORS = (InputError, ImportError, OSError, MemoryError)
 """Errors about the input as a whole or the environment: they stop the run instead of skipping a slit."""
 
 
@@ -532,21 +532,37 @@ def write_slit(slit: SlitData, target, **arrays: np.ndarray) -> None:
 
     ``target`` is the slit (or model) the arrays belong in, typically a copy of
     ``slit.model``; each keyword names a model array (``data``, ``dq``,
-    ``var_rnoise``, ...) and gives its canonical ``(..., ny, nx)`` value, which
-    is transposed back for dispersion along y and placed at ``slit.origin``
-    (inside the WCS bounding box of a full-frame image).
+    ``var_rnoise``, ...) and gives its canonical ``(..., ny, nx)`` value.
     """
+    views = slit_views(slit, target, {key: value.dtype for key, value in arrays.items()})
     for key, value in arrays.items():
-        value = np.swapaxes(value, -1, -2) if slit.dispaxis == VERTICAL else value
+        views[key][...] = value
+
+
+def slit_views(slit: SlitData, target, arrays: dict[str, np.dtype]) -> dict[str, np.ndarray]:
+    """Writable canonical views of arrays of ``target``, which has the layout of ``slit.model``.
+
+    Writing into a view writes into ``target``: the view is transposed back
+    for dispersion along y and placed at ``slit.origin`` (inside the WCS
+    bounding box of a full-frame image). Where ``target`` has no such array,
+    or one of another shape (a variance given per frame), a full-size array of
+    the given dtype is attached first, holding the old values (or zeros).
+    """
+    full_shape = np.shape(slit.model.data)
+    frame = (slit.ny, slit.nx) if slit.dispaxis != VERTICAL else (slit.nx, slit.ny)
+    row0, col0 = slit.origin if slit.dispaxis != VERTICAL else slit.origin[::-1]
+    views = {}
+    for key, dtype in arrays.items():
         current = getattr(target, key, None)
-        full_shape = slit.model.data.shape
         if current is None or np.shape(current) != full_shape:
-            current = np.zeros(full_shape, dtype=value.dtype)
-        else:  # written in place: a second full-size array would double the memory of a large cube
-            current = np.asarray(current)
-        row0, col0 = slit.origin if slit.dispaxis != VERTICAL else slit.origin[::-1]
-        current[..., row0:row0 + value.shape[-2], col0:col0 + value.shape[-1]] = value
-        setattr(target, key, current.astype(current.dtype, copy=False))
+            full = np.zeros(full_shape, dtype=dtype)
+            if current is not None and np.shape(current) == full_shape[-2:]:  # a frame for every integration
+                full[...] = current
+            setattr(target, key, full)
+            current = getattr(target, key)
+        view = np.asarray(current)[..., row0:row0 + frame[0], col0:col0 + frame[1]]
+        views[key] = np.swapaxes(view, -1, -2) if slit.dispaxis == VERTICAL else view
+    return views
 
 
 def dq_bits(flags: str | int | None) -> int:
