@@ -31,7 +31,10 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["BatchResult", "main", "parse_parameters", "resolve_step", "run_batch", "run_one"]
+import numpy as np
+
+__all__ = ["BatchResult", "main", "merge_parts", "parse_parameters", "resolve_step", "run_batch", "run_one",
+           "slit_ranges"]
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +93,13 @@ def parse_parameters(items: list[str]) -> dict:
     return parameters
 
 
-def run_one(step_name: str, path: str, output_dir: str, parameters: dict, config_file: str | None = None) -> BatchResult:
+def run_one(step_name: str, path: str, output_dir: str, parameters: dict, config_file: str | None = None,
+            slits: tuple[int, int] | None = None) -> BatchResult:
     """Run the step on one input, saving its results in ``output_dir``; never raises.
 
     This is the task a Dask worker runs. The step's log goes to
-    ``<output_dir>/<input name>.log``.
+    ``<output_dir>/<input name>.log``. With ``slits=(start, stop)`` the step
+    runs on those slits of a MultiSlitModel only (see `run_batch`).
     """
     start = time.perf_counter()
     log_file = os.path.join(output_dir, f"{Path(path).name}.log")
@@ -109,7 +114,8 @@ def run_one(step_name: str, path: str, output_dir: str, parameters: dict, config
             logger.addHandler(handler)
             logger.setLevel(logging.INFO)
         kwargs = {"config_file": config_file} if config_file else {}
-        output = cls.call(path, output_dir=output_dir, save_results=True, configure_log=False,
+        step_input = path if slits is None else _slit_subset(path, *slits)
+        output = cls.call(step_input, output_dir=output_dir, save_results=True, configure_log=False,
                           **kwargs, **parameters)
         result.outputs = _saved_files(output, output_dir)
     except Exception as exc:  # noqa: BLE001 -- reported in the summary; the other inputs go on
@@ -123,6 +129,98 @@ def run_one(step_name: str, path: str, output_dir: str, parameters: dict, config
     return result
 
 
+def slit_ranges(path: str, tasks: int) -> list[tuple[int, int]]:
+    """``tasks`` runs of consecutive slits of a MultiSlitModel file, as ``(start, stop)``; ``[]`` for other inputs.
+
+    Only the FITS headers are read. Fewer ranges come back when the file
+    has fewer slits than ``tasks``.
+    """
+    from astropy.io import fits
+
+    if tasks < 2 or not str(path).lower().endswith(".fits"):
+        return []
+    try:
+        with fits.open(path) as hdus:
+            if hdus[0].header.get("DATAMODL") != "MultiSlitModel":
+                return []
+            count = sum(1 for hdu in hdus if hdu.header.get("EXTNAME") == "SCI")
+    except OSError:
+        return []  # the step itself will say what is wrong with the file
+    edges = np.linspace(0, count, min(tasks, count) + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])] if count > 1 else []
+
+
+def _slit_subset(path: str, start: int, stop: int):
+    """The slits ``start`` to ``stop - 1`` of a MultiSlitModel file, as a MultiSlitModel with the file's metadata."""
+    from stdatamodels.jwst import datamodels
+
+    whole = datamodels.open(path)
+    part = datamodels.MultiSlitModel(validate_on_assignment=False)  # the file's slits, validated as it was read
+    part.update(whole)
+    part.meta.filename = whole.meta.filename  # products are named after the input, as for the whole file
+    for index in range(start, stop):
+        part.slits.append(whole.slits[index])
+    return part
+
+
+def merge_parts(path: str, output_dir: str, parts: list[BatchResult]) -> BatchResult:
+    """Merge the products of the slit ranges of one input into the products of the whole file; never raises.
+
+    Every product that a part saved (``x1d``, and any other the step saved)
+    is merged, in slit order, by concatenating its list of spectra
+    (``spec``), slits (``slits``), traces or profiles, and saved in
+    ``output_dir`` under the name the whole-file run gives it; the parts'
+    logs are joined in ``<input name>.log``. A part that failed is reported
+    in ``error``, naming its slits; the others are still merged. The parts'
+    folders are removed once everything is merged.
+    """
+    import shutil
+
+    from stdatamodels.jwst import datamodels
+
+    start = time.perf_counter()
+    result = BatchResult(input=path, seconds=sum(part.seconds for part in parts),
+                         log_file=os.path.join(output_dir, f"{Path(path).name}.log"))
+    with open(result.log_file, "w") as log_out:
+        for part in parts:
+            log_out.write(f"=== {Path(part.log_file).parent.name} ===\n")
+            if os.path.isfile(part.log_file):
+                log_out.write(Path(part.log_file).read_text())
+    failed = [part for part in parts if part.error]
+    if failed:
+        result.error = "; ".join(f"{Path(part.log_file).parent.name}: {part.error}" for part in failed)
+    names = dict.fromkeys(Path(output).name for part in parts for output in part.outputs)
+    for name in names:
+        files = [next(o for o in part.outputs if Path(o).name == name) for part in parts
+                 if any(Path(o).name == name for o in part.outputs)]
+        try:
+            merged = datamodels.open(files[0])
+            entries = _list_attribute(merged)
+            for other in files[1:]:
+                with datamodels.open(other) as model:
+                    for entry in getattr(model, entries):
+                        getattr(merged, entries).append(entry)
+            target = os.path.join(output_dir, name)
+            merged.save(target)
+            merged.close()
+            result.outputs.append(target)
+        except Exception as exc:  # noqa: BLE001 -- reported; the parts' files are kept
+            result.error = "; ".join(filter(None, [result.error, f"merging {name}: {type(exc).__name__}: {exc}"]))
+            continue
+    if not result.error:
+        for part in parts:
+            shutil.rmtree(Path(part.log_file).parent, ignore_errors=True)
+    result.seconds += time.perf_counter() - start
+    return result
+
+
+def _list_attribute(model) -> str:
+    for name in ("spec", "slits", "traces", "profiles"):
+        if getattr(model, name, None) is not None:
+            return name
+    raise TypeError(f"a {type(model).__name__} has no list of slits or spectra to merge")
+
+
 def _saved_files(output, output_dir: str) -> list[str]:
     """The files in ``output_dir`` that the step's result (a model, or several) was saved as."""
     from stdatamodels import DataModel
@@ -134,7 +232,8 @@ def _saved_files(output, output_dir: str) -> list[str]:
 
 
 def run_batch(step_name: str, inputs: list[str], output_dir: str, parameters: dict | None = None,
-              config_file: str | None = None, client=None, progress: bool = True) -> list[BatchResult]:
+              config_file: str | None = None, client=None, progress: bool = True,
+              slit_tasks: int = 1) -> list[BatchResult]:
     """Run the step on every input as Dask tasks on ``client``; results in the order of ``inputs``.
 
     Parameters
@@ -153,6 +252,13 @@ def run_batch(step_name: str, inputs: list[str], output_dir: str, parameters: di
         The cluster to run on.
     progress : bool
         Show a progress bar (``dask.distributed.progress``).
+    slit_tasks : int
+        Split every MultiSlitModel file into this many tasks of consecutive
+        slits, whose products are merged into those of the whole file (see
+        `merge_parts`): for programs of few files with many slits each, which
+        one task per file would leave on too few workers. Each task reads the
+        whole file (stdatamodels cannot read part of one), so more tasks than
+        workers only adds reading. The products equal those of one task.
     """
     from dask.distributed import progress as progress_bar
 
@@ -161,9 +267,21 @@ def run_batch(step_name: str, inputs: list[str], output_dir: str, parameters: di
     os.makedirs(output_dir, exist_ok=True)
     inputs = [os.path.abspath(path) for path in inputs]
     config_file = os.path.abspath(config_file) if config_file else None
-    futures = [client.submit(run_one, step_name, path, output_dir, parameters or {}, config_file,
-                             key=f"{step_name}-{index}-{Path(path).name}", pure=False)
-               for index, path in enumerate(inputs)]
+    futures = []
+    for index, path in enumerate(inputs):
+        key = f"{step_name}-{index}-{Path(path).name}"
+        ranges = slit_ranges(path, slit_tasks)
+        if not ranges:
+            futures.append(client.submit(run_one, step_name, path, output_dir, parameters or {}, config_file,
+                                         key=key, pure=False))
+            continue
+        parts = []
+        for start, stop in ranges:
+            part_dir = os.path.join(output_dir, f"{Path(path).name}.slits{start}-{stop - 1}")
+            os.makedirs(part_dir, exist_ok=True)
+            parts.append(client.submit(run_one, step_name, path, part_dir, parameters or {}, config_file,
+                                       (start, stop), key=f"{key}-slits{start}-{stop - 1}", pure=False))
+        futures.append(client.submit(merge_parts, path, output_dir, parts, key=f"{key}-merge", pure=False))
     if progress:
         progress_bar(futures)
     results = []
@@ -201,6 +319,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=None,
                         help="local cluster: worker processes (default: one per core)")
     parser.add_argument("--memory-limit", default="auto", help="local cluster: memory limit per worker")
+    parser.add_argument("--slit-tasks", type=int, default=1, metavar="N",
+                        help="split each MultiSlitModel file into N tasks of consecutive slits, their products "
+                             "merged (default: 1, one task per file)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -235,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("Running %s on %d inputs on %s", args.step, len(args.inputs), client)
     try:
         results = run_batch(args.step, args.inputs, args.output_dir, parameters, args.config, client,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress, slit_tasks=args.slit_tasks)
     finally:
         client.close()
         if cluster is not None:

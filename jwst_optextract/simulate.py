@@ -932,7 +932,7 @@ def _fill_exposure_meta(model: datamodels.JwstDataModel, cfg: SceneConfig) -> No
     meta.dither.dithered_dec = _DEC0
     meta.subarray.name = {
         "NRS_FIXEDSLIT": f"SUBS{cfg.slit_name[1:]}"
-        if cfg.slit_name in _NIRSPEC_FS_SLITS
+        if cfg.slit_name in ("S200A1", "S200A2", "S200B1", "S400A1")  # S1600A1 has no subarray of its own
         else "FULL",
         "NRS_BRIGHTOBJ": "SUB2048",
         "MIR_LRS-SLITLESS": "SLITLESSPRISM",

@@ -9,7 +9,7 @@ import pytest
 from stdatamodels.jwst import datamodels
 
 from jwst_optextract import OptimalExtractStep, simulate
-from jwst_optextract.batch import parse_parameters, resolve_step, run_batch
+from jwst_optextract.batch import parse_parameters, resolve_step, run_batch, slit_ranges
 
 distributed = pytest.importorskip("dask.distributed")
 
@@ -84,3 +84,30 @@ def test_command_line_on_a_local_cluster(inputs, tmp_path):
     with datamodels.open(out / "source2_x1d.fits") as x1d:
         assert x1d.meta.cal_step.optx_extract == "COMPLETE"
         assert np.isfinite(np.asarray(x1d.spec[0].spec_table["FLUX"])).mean() > 0.9
+
+
+def test_slit_tasks_merge_into_the_whole_file_product(tmp_path):
+    model, _ = simulate.make_multislit(n_slits=5, nx=200, ny=20, flux=20.0, seed=8)
+    model.slits[3].data[...] = np.nan  # a slit no step can use: skipped in its part, as in the whole file
+    path = str(tmp_path / "jw01234001001_03101_00001_nrs1_cal.fits")
+    model.save(path)
+    assert slit_ranges(path, 2) == [(0, 2), (2, 5)]
+    assert slit_ranges(path, 9) == [(k, k + 1) for k in range(5)] and slit_ranges(path, 1) == []
+    whole = OptimalExtractStep.call(path, profile_kind="gaussian")
+    out = tmp_path / "out"
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
+        [result] = run_batch("optx_extract", [path], str(out), {"profile_kind": "gaussian"}, client=client,
+                             progress=False, slit_tasks=2)
+    assert result.error is None and result.outputs == [str(out / "jw01234001001_03101_00001_nrs1_x1d.fits")]
+    with datamodels.open(result.outputs[0]) as merged:
+        assert [spec.name for spec in merged.spec] == [spec.name for spec in whole.spec]
+        assert len(merged.spec) == 4 and model.slits[3].name not in [spec.name for spec in merged.spec]
+        for ours, theirs in zip(merged.spec, whole.spec):
+            for column in ("WAVELENGTH", "FLUX", "FLUX_ERROR", "DQ", "NPIXELS"):
+                np.testing.assert_array_equal(np.asarray(ours.spec_table[column]),
+                                              np.asarray(theirs.spec_table[column]), err_msg=column)
+    assert sorted(os.listdir(out)) == ["jw01234001001_03101_00001_nrs1_cal.fits.log",
+                                       "jw01234001001_03101_00001_nrs1_x1d.fits"]  # the parts' folders are gone
+    with open(result.log_file) as handle:
+        text = handle.read()
+    assert text.count("=== jw01234001001_03101_00001_nrs1_cal.fits.slits") == 2 and "Skipping" in text
