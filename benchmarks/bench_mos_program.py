@@ -9,7 +9,8 @@ quiet one):
 
 - ``optx_spec`` on the three exposures: serial (a loop in one process), with
   ``maximum_cores=all`` (threads over the slits), and through ``optx-batch`` on a
-  Dask ``LocalCluster`` (one task per exposure; includes the cluster's start-up);
+  Dask ``LocalCluster`` (one task per exposure, then ``--slit-tasks`` tasks per
+  exposure; both include the cluster's start-up);
 - ``optx_combine`` on the association: serial and with ``maximum_cores=all``
   (threads over the sources).
 """
@@ -69,6 +70,7 @@ def main() -> None:
     parser.add_argument("--sources", type=int, default=200)
     parser.add_argument("--nx", type=int, default=400)
     parser.add_argument("--workdir", default="/tmp/optx_mos")
+    parser.add_argument("--slit-tasks", type=int, default=2, help="optx-batch --slit-tasks for its second run")
     args = parser.parse_args()
     folder = Path(args.workdir)
     files, asn = write_program(folder, args.sources, args.nx)
@@ -84,6 +86,9 @@ def main() -> None:
     batch = [sys.executable, "-m", "jwst_optextract", "optx_spec", *map(str, files), "-o", str(folder / "batch")]
     rows.append(("optx_spec, optx-batch (Dask LocalCluster)",
                  timed(lambda: subprocess.run(batch, check=True, capture_output=True))))
+    split = [*batch, "--slit-tasks", str(args.slit_tasks)]
+    rows.append((f"optx_spec, optx-batch --slit-tasks {args.slit_tasks}",
+                 timed(lambda: subprocess.run(split, check=True, capture_output=True))))
     for cores in ("none", "all"):
         rows.append((f"optx_combine, maximum_cores={cores}",
                      timed(lambda cores=cores: SlitCombineStep.call(str(asn), maximum_cores=cores))))

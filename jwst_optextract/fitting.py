@@ -426,6 +426,7 @@ def trace_entry(slit: SlitData, trace: TraceFit) -> dict:
         "center": np.asarray(trace.center, float), "shifts": np.asarray(trace.shifts, float),
         "negative_offsets": np.asarray(trace.negative_offsets, float),
         "detected": bool(trace.detected), "method": trace.method,
+        **({} if trace.gaussian is None else {"sigma_coefficients": np.asarray(trace.gaussian.sigma_coeffs, float)}),
     }
 
 
@@ -438,8 +439,13 @@ def trace_from_entry(entry, slit: SlitData) -> TraceFit:
     if not np.isfinite(shifts).all():
         raise SlitError(slit.name, "the given trace has non-finite per-integration shifts; fit the trace again")
     negatives = getattr(entry, "negative_offsets", None)
+    sigma = getattr(entry, "sigma_coefficients", None)
+    gaussian = None
+    if sigma is not None and np.size(sigma) and np.isfinite(sigma).all():
+        gaussian = core.GaussianProfile(np.zeros(1), np.asarray(sigma, float), slit.nx, slit.ny, base=center)
     return TraceFit(slit.name, center, shifts, np.asarray(negatives if negatives is not None else [], float),
-                    detected=bool(getattr(entry, "detected", True)), method=str(getattr(entry, "method", "given")))
+                    detected=bool(getattr(entry, "detected", True)), method=str(getattr(entry, "method", "given")),
+                    gaussian=gaussian)
 
 
 def profile_entry(slit: SlitData, profile: ProfileFit) -> dict:

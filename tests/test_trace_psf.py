@@ -119,3 +119,24 @@ def test_undetected_source_falls_back_and_says_so(caplog):
     trace = TraceStep.call(model).traces[0]
     assert not trace.detected
     assert any("no source detected" in r.getMessage() for r in caplog.records)
+
+
+def test_the_trace_product_carries_the_fitted_width_to_the_profile_step(tmp_path):
+    from jwst_optextract.fitting import FitParameters, fit_profile, fit_trace, trace_from_entry
+
+    model, truth = simulate.make_slit(nx=400, flux=50.0, width=(1.0, 1.6), seed=9)
+    slit = read_slit(model, model, model.name)
+    params = FitParameters(kind="gaussian")
+    in_memory = fit_trace(slit, params)
+    product = TraceStep.call(model)
+    product.save(tmp_path / "t_trace.asdf")
+    with asdf.open(tmp_path / "t_trace.asdf") as af:
+        coefficients = np.asarray(af.tree["traces"][0]["sigma_coefficients"])
+    np.testing.assert_allclose(coefficients, in_memory.gaussian.sigma_coeffs, atol=1e-6)  # the step's defaults
+    given = trace_from_entry(TraceModel(str(tmp_path / "t_trace.asdf")).trace_for(model.name), slit)
+    np.testing.assert_allclose(given.gaussian.sigma, in_memory.gaussian.sigma, rtol=1e-5)
+    np.testing.assert_allclose(given.gaussian.center, in_memory.center, atol=1e-5)
+    # the Gaussian profile from the product is the one fitted with the trace, and it is right
+    profile = fit_profile(slit, given, params).model
+    np.testing.assert_allclose(profile.sigma, given.gaussian.sigma)
+    assert np.abs(profile.sigma - truth.width).max() < 0.05
