@@ -147,6 +147,12 @@ def fit_trace(slit: SlitData, params: FitParameters) -> TraceFit:
     return trace
 
 
+def fit_slit_profile(slit: SlitData, given: TraceFit | None, params: FitParameters) -> tuple[TraceFit, ProfileFit]:
+    """The trace (``given``, else fitted) and the profile of one slit: `PsfFitStep`'s work on one slit."""
+    trace = fit_trace(slit, params) if given is None else given
+    return trace, fit_profile(slit, trace, params)
+
+
 def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> ProfileFit:
     """Profile of a slit about its trace, of the kind asked for.
 

@@ -1,5 +1,6 @@
 """maximum_cores: threads over slits and over groups of integrations give the serial result, bit for bit."""
 
+import functools
 import logging
 import os
 
@@ -10,7 +11,8 @@ from jwst_optextract import BackgroundStep, OptimalExtractStep, PsfFitStep, Trac
 from jwst_optextract.background import BackgroundParameters, subtract_background
 from jwst_optextract.exceptions import InputError
 from jwst_optextract.extraction import ExtractionParameters, extract_model
-from jwst_optextract.io.slits import integration_groups, parallel_map
+from jwst_optextract.fitting import FitParameters, fit_slit_profile
+from jwst_optextract.io.slits import integration_groups, parallel_map, process_slits
 from jwst_optextract.steps.base import worker_count
 
 
@@ -150,3 +152,32 @@ def test_parallel_map_keeps_order_and_raises_in_order():
     assert [next(results) for _ in range(3)] == [0, 1, 2]
     with pytest.raises(ValueError, match="three"):
         next(results)
+
+
+def test_fits_in_worker_processes_give_the_serial_products_and_log(multislit, caplog):
+    model, _ = multislit
+    params = FitParameters(kind="auto")
+    work = functools.partial(fit_slit_profile, params=params)
+
+    def run(workers):
+        return process_slits(model, work, workers=workers, processes=True, prepare=lambda slit: (None,),
+                             finish=lambda slit, fits: (slit.model is not None, fits))
+
+    serial = run(1)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="jwst_optextract"):
+        in_processes = run(2)
+    assert [name for name, _ in in_processes.done] == [name for name, _ in serial.done]
+    assert list(in_processes.skipped) == list(serial.skipped) == [model.slits[2].name]
+    for (_, (attached, (trace, profile))), (_, (_, (trace1, profile1))) in zip(in_processes.done, serial.done):
+        assert attached  # finish sees the slit with its datamodel, here
+        np.testing.assert_array_equal(trace.center, trace1.center)
+        assert profile.kind == profile1.kind
+        np.testing.assert_array_equal(profile.evaluate(24), profile1.evaluate(24))
+    # the workers' records reach this process's log, in slit order, and the skip is a warning here
+    worker_records = [r for r in caplog.records if r.processName != "MainProcess"]
+    numbered = [r.getMessage() for r in worker_records if " of 5)" in r.getMessage()]
+    assert numbered == [f"Slit {slit.name} ({k} of 5)" for k, slit in enumerate(model.slits, start=1) if k != 3]
+    assert any("profile chi2/pixel" in r.getMessage() for r in worker_records)
+    skips = [r for r in caplog.records if r.getMessage().startswith("Skipping")]
+    assert len(skips) == 1 and skips[0].processName == "MainProcess"

@@ -9,7 +9,9 @@ mask.
 
 from __future__ import annotations
 
+import functools
 import logging
+import multiprocessing
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -25,7 +27,7 @@ from stdatamodels.jwst.datamodels import dqflags
 from ..exceptions import InputError, SlitError
 
 __all__ = ["FATAL_ERRORS", "SlitData", "SlitRun", "dq_bits", "integration_groups", "iter_slits", "parallel_map",
-           "process_slits", "read_slit", "slit_views", "write_slit"]
+           "process_map", "process_slits", "processes_allowed", "read_slit", "slit_views", "write_slit"]
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,10 @@ class SlitData:
         if self.var_rnoise is not None:
             return self.var_rnoise
         return np.zeros(self.data.shape[-2:], dtype=self.data.dtype)
+
+    def detached(self) -> SlitData:
+        """The same slit without its datamodel (``model`` None): arrays only, to send to another process."""
+        return replace(self, model=None)
 
     def integrations(self, index: slice) -> SlitData:
         """The same slit restricted to the integrations ``index`` (views, no copies)."""
@@ -213,7 +219,11 @@ class SlitRun:
         return f"{verb} {len(self.done)} of {self.total} slits{skipped}"
 
 
-def process_slits(model: datamodels.JwstDataModel, work: Callable[[SlitData], Any], workers: int = 1) -> SlitRun:
+def process_slits(
+    model: datamodels.JwstDataModel, work: Callable[..., Any], workers: int = 1,
+    finish: Callable[[SlitData, Any], Any] | None = None, processes: bool = False,
+    prepare: Callable[[SlitData], tuple] | None = None,
+) -> SlitRun:
     """Read every slit of ``model`` and call ``work`` on it, keeping the healthy ones.
 
     A slit that cannot be read or processed is skipped with a warning naming
@@ -222,10 +232,18 @@ def process_slits(model: datamodels.JwstDataModel, work: Callable[[SlitData], An
     `SlitError` chained to the original, so that one slit cannot take the
     others down.
 
-    With ``workers > 1`` the slits are read and processed in that many
-    threads (see `parallel_map`); the results, the skipped slits and the
-    warnings about them come in slit order, as in a serial run, so the
-    product is the same. ``work`` must then not modify shared state.
+    With ``workers > 1`` the slits are processed in that many threads (see
+    `parallel_map`), or, with ``processes=True`` and several slits, in that
+    many worker processes (see `process_map`): ``work`` then gets the slit's
+    arrays without its datamodel (``slit.model`` is None), so it must be a
+    module-level function (or a ``functools.partial`` of one) that needs only
+    the arrays. ``prepare(slit)``, if given, is called here first and its
+    tuple passed on as further arguments, ``work(slit, *prepare(slit))``;
+    ``finish(slit, value)``, if given, turns each value into the result here,
+    in this thread, in slit order (for what needs the datamodel: plots,
+    products). Results, skipped slits and their warnings come in slit order,
+    as in a serial run, so the product is the same. ``work`` must not modify
+    shared state.
 
     Raises
     ------
@@ -238,19 +256,24 @@ def process_slits(model: datamodels.JwstDataModel, work: Callable[[SlitData], An
     slits = list(iter_slits(model))
     filename = getattr(model.meta, "filename", None)
     run = SlitRun(total=len(slits))
+    numbered = [(number, len(slits)) for number in range(1, len(slits) + 1)]
+    def read(item: tuple[str, datamodels.JwstDataModel]) -> tuple[SlitData, tuple]:
+        slit = read_slit(item[1], model, item[0])
+        return slit, (() if prepare is None else tuple(prepare(slit)))
 
-    def attempt(item: tuple[int, tuple[str, datamodels.JwstDataModel]]) -> tuple[bool, Any]:
-        number, (name, slit_model) = item
-        if len(slits) > 1:
-            log.info("Slit %s (%d of %d)", name, number, len(slits))
-        try:
-            return True, work(read_slit(slit_model, model, name))
-        except FATAL_ERRORS:
-            raise
-        except Exception as exc:  # noqa: BLE001 -- one slit must not lose the others
-            return False, exc
+    if processes and workers > 1 and len(slits) > 1 and processes_allowed():
+        outcomes = _in_processes(work, slits, [_attempt(read, item) for item in slits], numbered, workers)
+    else:
+        def read_and_work(item):
+            (name, slit_model), counter = item
+            _log_number(name, *counter)
+            slit, arguments = read((name, slit_model))
+            return slit, work(slit, *arguments)
 
-    for (name, _), (ok, value) in zip(slits, parallel_map(attempt, enumerate(slits, start=1), workers)):
+        outcomes = parallel_map(functools.partial(_attempt, read_and_work), zip(slits, numbered), workers)
+    for (name, _), (ok, value) in zip(slits, outcomes):
+        if ok:
+            ok, value = _attempt(lambda pair: pair[1] if finish is None else finish(*pair), value)
         if ok:
             run.done.append((name, value))
             continue
@@ -271,17 +294,51 @@ FATAL_ERRORS = (InputError, ImportError, OSError, MemoryError)
 """Errors about the input as a whole or the environment: they stop the run instead of skipping a slit."""
 
 
+def _attempt(func: Callable[[Any], Any], item: Any) -> tuple[bool, Any]:
+    """``(True, func(item))``, or ``(False, the exception)``; the `FATAL_ERRORS` are raised."""
+    try:
+        return True, func(item)
+    except FATAL_ERRORS:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- one slit must not lose the others
+        return False, exc
+
+
+def _log_number(name: str, number: int, total: int) -> None:
+    if total > 1:
+        log.info("Slit %s (%d of %d)", name, number, total)
+
+
+def _numbered(work: Callable[..., Any], item: tuple[SlitData, tuple, int, int]) -> Any:
+    slit, arguments, number, total = item
+    _log_number(slit.name, number, total)
+    return work(slit, *arguments)
+
+
+def _in_processes(work, slits: list, read: list[tuple[bool, Any]], numbered: list[tuple[int, int]], workers: int):
+    """``(ok, (slit, value))`` per read slit, ``work`` run in worker processes on the slits that could be read."""
+    jobs = [(value[0].detached(), value[1], *counter) for (ok, value), counter in zip(read, numbered) if ok]
+    results = process_map(functools.partial(_attempt, functools.partial(_numbered, work)), jobs, workers)
+    for (ok, value), (name, _), counter in zip(read, slits, numbered):
+        if not ok:  # the slit could not be read: its number is logged here, before its warning
+            _log_number(name, *counter)
+            yield ok, value
+            continue
+        done, result = next(results)
+        yield done, ((value[0], result) if done else result)
+
+
 def parallel_map(func: Callable[[Any], Any], items: Iterable[Any], workers: int = 1) -> Iterator[Any]:
     """``map(func, items)`` in ``workers`` threads, results in the order of ``items``.
 
-    Threads, not processes: the work is numpy on arrays that the threads
-    share (a slit's arrays and its datamodel would otherwise be pickled to
-    every process), and numpy releases the GIL in the array operations that
-    dominate. Log records from the threads reach the same handlers as the
-    caller's. An exception raised by ``func`` is raised here when its result
-    is reached, after the work already started has finished. Python's warning
-    filters are process-wide and ``warnings.catch_warnings`` is not thread
-    safe, so they are restored when the map ends.
+    Threads share the arrays (nothing is copied), and numpy releases the GIL
+    in the large array operations that dominate the work on large slits and
+    time series; work that is mostly Python (fits of many small slits) goes
+    to `process_map` instead. Log records from the threads reach the same
+    handlers as the caller's. An exception raised by ``func`` is raised here
+    when its result is reached, after the work already started has finished.
+    Python's warning filters are process-wide and ``warnings.catch_warnings``
+    is not thread safe, so they are restored when the map ends.
     """
     items = list(items)
     workers = max(1, min(int(workers), len(items)))
@@ -290,6 +347,73 @@ def parallel_map(func: Callable[[Any], Any], items: Iterable[Any], workers: int 
         return
     with warnings.catch_warnings(), ThreadPoolExecutor(workers, thread_name_prefix="optx") as pool:
         yield from pool.map(func, items)
+
+
+def processes_allowed() -> bool:
+    """False inside a daemonic process (a Dask or multiprocessing worker), which may not start processes."""
+    return not multiprocessing.current_process().daemon
+
+
+_IDLE_SECONDS = 300
+"""Worker processes wait this long for more work: the steps of a pipeline reuse them, imports and all."""
+
+
+def process_map(func: Callable[[Any], Any], items: Iterable[Any], workers: int) -> Iterator[Any]:
+    """``map(func, items)`` in ``workers`` processes, results in the order of ``items``.
+
+    For work that holds the GIL (the Python-level fits of many small slits),
+    on joblib's reusable loky executor: its workers are fresh interpreters
+    (no fork of this process and its threads) that do not run the caller's
+    ``__main__`` again, so scripts need no ``if __name__ == "__main__"``
+    guard. ``func`` and the items are pickled to them and the results back.
+    The records that this package's loggers emit in a worker, at this
+    process's level, are handled here, with the item's result, by this
+    process's handlers: the log reads as a serial run's.
+    """
+    items = list(items)
+    workers = max(1, min(int(workers), len(items)))
+    if workers == 1:
+        yield from map(func, items)
+        return
+    from joblib.externals.loky import get_reusable_executor
+
+    executor = get_reusable_executor(max_workers=workers, timeout=_IDLE_SECONDS)
+    level = logging.getLogger(_PACKAGE).getEffectiveLevel()
+    for value, records in executor.map(functools.partial(_logged, func, level), items):
+        for record in records:
+            logging.getLogger(record.name).handle(record)
+        yield value
+
+
+_PACKAGE = __name__.split(".")[0]
+
+
+class _Collect(logging.Handler):
+    """Keeps the records it is given, made picklable."""
+
+    def __init__(self):
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        record.msg, record.args, record.exc_info, record.exc_text = self.format(record), None, None, None
+        self.records.append(record)
+
+
+def _logged(func: Callable[[Any], Any], level: int, item: Any) -> tuple[Any, list[logging.LogRecord]]:
+    """``func(item)`` and the records this package logged meanwhile, from ``level`` up (in a worker process)."""
+    package = logging.getLogger(_PACKAGE)
+    collect, before = _Collect(), (package.level, package.propagate)
+    collect.setFormatter(logging.Formatter("%(message)s"))
+    package.addHandler(collect)
+    package.setLevel(level)
+    package.propagate = False
+    try:
+        return func(item), collect.records
+    finally:
+        package.removeHandler(collect)
+        package.setLevel(before[0])
+        package.propagate = before[1]
 
 
 def _slit_error(exc: Exception, name: str, filename: str | None) -> SlitError:

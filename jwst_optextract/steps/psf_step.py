@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from ..exceptions import InputError, SlitError
 from ..fitting import (
     FitParameters,
-    fit_profile,
-    fit_trace,
+    TraceFit,
+    fit_slit_profile,
     new_profile_model,
     profile_entry,
     trace_from_entry,
@@ -94,8 +95,9 @@ class PsfFitStep(PlottingMixin, OptxStep):
         try:
             params = self.fit_parameters(model)
             product = new_profile_model(model)
-            run = process_slits(model, lambda slit: self._profile(slit, params, traces),
-                                workers=worker_count(self.maximum_cores))
+            run = process_slits(model, functools.partial(fit_slit_profile, params=params),
+                                workers=worker_count(self.maximum_cores), processes=True,
+                                prepare=lambda slit: (self._given_trace(slit, traces),), finish=self._finish)
         finally:
             if model is not input_data:
                 model.close()
@@ -105,16 +107,22 @@ class PsfFitStep(PlottingMixin, OptxStep):
         product.meta.cal_step.optx_psf = "COMPLETE"
         return product
 
-    def _profile(self, slit, params: FitParameters, traces: TraceModel | None) -> dict:
-        """The ProfileModel entry of one slit (and its plot), about the given trace or a fitted one."""
-        given = None if traces is None else traces.trace_for(slit.name)
-        if traces is not None and given is None:
+    @staticmethod
+    def _given_trace(slit, traces: TraceModel | None) -> TraceFit | None:
+        """The slit's trace from the given TraceModel, or None to fit it."""
+        if traces is None:
+            return None
+        entry = traces.trace_for(slit.name)
+        if entry is None:
             raise SlitError(slit.name, "the given TraceModel has no entry for this slit; give the trace "
                             "product of this exposure, or none to fit the trace")
-        slit_trace = fit_trace(slit, params) if given is None else trace_from_entry(given, slit)
-        profile = fit_profile(slit, slit_trace, params)
+        return trace_from_entry(entry, slit)
+
+    def _finish(self, slit, fits) -> dict:
+        """The ProfileModel entry of one slit (and its plot)."""
+        trace, profile = fits
         if self.save_plots:
-            self.save_plot(slit, slit_trace, profile)
+            self.save_plot(slit, trace, profile)
         return profile_entry(slit, profile)
 
     def fit_parameters(self, model) -> FitParameters:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from ..fitting import FitParameters, fit_trace, new_trace_model, trace_entry
@@ -66,8 +67,8 @@ class TraceStep(PlottingMixin, OptxStep):
         try:
             params = self.fit_parameters(model)
             product = new_trace_model(model)
-            run = process_slits(model, lambda slit: self._trace(slit, params),
-                                workers=worker_count(self.maximum_cores))
+            run = process_slits(model, functools.partial(fit_trace, params=params),
+                                workers=worker_count(self.maximum_cores), processes=True, finish=self._finish)
         finally:
             if model is not input_data:
                 model.close()
@@ -77,9 +78,8 @@ class TraceStep(PlottingMixin, OptxStep):
         product.meta.cal_step.optx_trace = "COMPLETE"
         return product
 
-    def _trace(self, slit, params: FitParameters) -> dict:
+    def _finish(self, slit, trace) -> dict:
         """The TraceModel entry of one slit (and its plot)."""
-        trace = fit_trace(slit, params)
         if self.save_plots:
             self.save_plot(slit, trace)
         return trace_entry(slit, trace)
