@@ -154,7 +154,9 @@ def _slit_subset(path: str, start: int, stop: int):
     """The slits ``start`` to ``stop - 1`` of a MultiSlitModel file, as a MultiSlitModel with the file's metadata."""
     from stdatamodels.jwst import datamodels
 
-    whole = datamodels.open(path)
+    from .io.opening import open_datamodel
+
+    whole = open_datamodel(path)
     part = datamodels.MultiSlitModel(validate_on_assignment=False)  # the file's slits, validated as it was read
     part.update(whole)
     part.meta.filename = whole.meta.filename  # products are named after the input, as for the whole file

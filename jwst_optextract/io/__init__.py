@@ -1,5 +1,6 @@
 """The datamodel I/O layer: the only part of the package that touches stdatamodels."""
 
+from .opening import open_datamodel
 from .slits import SlitData, SlitRun, iter_slits, process_slits, read_slit
 from .spectra import FluxUnits, Spectrum, flux_units, make_output_model, to_specmodel
 
@@ -11,6 +12,7 @@ __all__ = [
     "flux_units",
     "iter_slits",
     "make_output_model",
+    "open_datamodel",
     "process_slits",
     "read_slit",
     "to_specmodel",

@@ -10,6 +10,7 @@ import numpy as np
 from stdatamodels.jwst import datamodels
 
 from ..exceptions import InputError, SlitError
+from .opening import open_datamodel
 from .slits import SlitData, iter_slits, read_slit
 
 __all__ = ["expand_exposures", "matching_slits", "stack_exposures"]
@@ -55,7 +56,7 @@ def open_exposure(item) -> datamodels.JwstDataModel:
     if isinstance(item, datamodels.JwstDataModel):
         return item
     try:
-        return datamodels.open(item)
+        return open_datamodel(item)
     except Exception as exc:
         raise InputError(f"cannot open the background exposure {item!r}: {exc}") from exc
 

@@ -257,12 +257,13 @@ def process_slits(
     filename = getattr(model.meta, "filename", None)
     run = SlitRun(total=len(slits))
     numbered = [(number, len(slits)) for number in range(1, len(slits) + 1)]
+
     def read(item: tuple[str, datamodels.JwstDataModel]) -> tuple[SlitData, tuple]:
         slit = read_slit(item[1], model, item[0])
         return slit, (() if prepare is None else tuple(prepare(slit)))
 
     if processes and workers > 1 and len(slits) > 1 and processes_allowed():
-        outcomes = _in_processes(work, slits, [_attempt(read, item) for item in slits], numbered, workers)
+        outcomes = _in_processes(work, slits, read, numbered, workers)
     else:
         def read_and_work(item):
             (name, slit_model), counter = item
@@ -315,16 +316,31 @@ def _numbered(work: Callable[..., Any], item: tuple[SlitData, tuple, int, int]) 
     return work(slit, *arguments)
 
 
-def _in_processes(work, slits: list, read: list[tuple[bool, Any]], numbered: list[tuple[int, int]], workers: int):
-    """``(ok, (slit, value))`` per read slit, ``work`` run in worker processes on the slits that could be read."""
-    jobs = [(value[0].detached(), value[1], *counter) for (ok, value), counter in zip(read, numbered) if ok]
-    results = process_map(functools.partial(_attempt, functools.partial(_numbered, work)), jobs, workers)
-    for (ok, value), (name, _), counter in zip(read, slits, numbered):
+def _in_processes(work, slits: list, read: Callable, numbered: list[tuple[int, int]], workers: int):
+    """``(ok, (slit, value))`` per slit, ``work`` run in worker processes on the slits that could be read.
+
+    Each slit goes to the workers as soon as it is read here: they start on
+    the first while the others are being read.
+    """
+    outcomes = []
+
+    def jobs():
+        for item, counter in zip(slits, numbered):
+            outcomes.append(_attempt(read, item))
+            if outcomes[-1][0]:
+                slit, arguments = outcomes[-1][1]
+                yield slit.detached(), arguments, *counter
+
+    results = process_map(functools.partial(_attempt, functools.partial(_numbered, work)), jobs(),
+                          min(workers, len(slits)))
+    first = next(results, None)  # every slit is read (and sent) by now
+    for (ok, value), (name, _), counter in zip(outcomes, slits, numbered):
         if not ok:  # the slit could not be read: its number is logged here, before its warning
             _log_number(name, *counter)
             yield ok, value
             continue
-        done, result = next(results)
+        done, result = first if first is not None else next(results)
+        first = None
         yield done, ((value[0], result) if done else result)
 
 
@@ -357,6 +373,9 @@ def processes_allowed() -> bool:
 _IDLE_SECONDS = 300
 """Worker processes wait this long for more work: the steps of a pipeline reuse them, imports and all."""
 
+_ONE_THREAD_EACH = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+"""As many workers as cores were asked for: their numerical libraries must not start threads of their own."""
+
 
 def process_map(func: Callable[[Any], Any], items: Iterable[Any], workers: int) -> Iterator[Any]:
     """``map(func, items)`` in ``workers`` processes, results in the order of ``items``.
@@ -365,19 +384,18 @@ def process_map(func: Callable[[Any], Any], items: Iterable[Any], workers: int) 
     on joblib's reusable loky executor: its workers are fresh interpreters
     (no fork of this process and its threads) that do not run the caller's
     ``__main__`` again, so scripts need no ``if __name__ == "__main__"``
-    guard. ``func`` and the items are pickled to them and the results back.
-    The records that this package's loggers emit in a worker, at this
-    process's level, are handled here, with the item's result, by this
-    process's handlers: the log reads as a serial run's.
+    guard. ``func`` and the items are pickled to them, each item as soon as
+    ``items`` yields it, and the results back. The records that this
+    package's loggers emit in a worker, at this process's level, are handled
+    here, with the item's result, by this process's handlers: the log reads
+    as a serial run's.
     """
-    items = list(items)
-    workers = max(1, min(int(workers), len(items)))
-    if workers == 1:
+    if workers <= 1:
         yield from map(func, items)
         return
     from joblib.externals.loky import get_reusable_executor
 
-    executor = get_reusable_executor(max_workers=workers, timeout=_IDLE_SECONDS)
+    executor = get_reusable_executor(max_workers=int(workers), timeout=_IDLE_SECONDS, env=_ONE_THREAD_EACH)
     level = logging.getLogger(_PACKAGE).getEffectiveLevel()
     for value, records in executor.map(functools.partial(_logged, func, level), items):
         for record in records:
@@ -678,13 +696,14 @@ def slit_views(slit: SlitData, target, arrays: dict[str, np.dtype]) -> dict[str,
     views = {}
     for key, dtype in arrays.items():
         current = getattr(target, key, None)
-        if current is None or np.shape(current) != full_shape:
+        writable = isinstance(current, np.ndarray) and current.flags.writeable
+        if not writable or current.shape != full_shape:
             full = np.zeros(full_shape, dtype=dtype)
-            if current is not None and np.shape(current) == full_shape[-2:]:  # a frame for every integration
+            if current is not None and np.shape(current) in (full_shape, full_shape[-2:]):  # a frame per integration
                 full[...] = current
             setattr(target, key, full)
             current = getattr(target, key)
-        view = np.asarray(current)[..., row0:row0 + frame[0], col0:col0 + frame[1]]
+        view = current[..., row0:row0 + frame[0], col0:col0 + frame[1]]
         views[key] = np.swapaxes(view, -1, -2) if slit.dispaxis == VERTICAL else view
     return views
 

@@ -20,6 +20,7 @@ from stdatamodels.jwst import datamodels
 from stdatamodels.jwst.datamodels import dqflags
 
 from ..exceptions import InputError, SlitError
+from .opening import open_datamodel
 from .slits import VERTICAL, SlitData, iter_slits, read_slit
 from .spectra import Spectrum, flux_units, make_output_model, to_specmodel
 
@@ -102,7 +103,7 @@ def read_program(inputs) -> Program:
             exposures.append(item)
             continue
         try:
-            model = datamodels.open(item)
+            model = open_datamodel(item)
         except Exception as exc:
             raise InputError(f"cannot open the exposure {item!r} ({type(exc).__name__}: {exc})") from exc
         exposures.append(model)

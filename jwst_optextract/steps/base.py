@@ -28,6 +28,7 @@ from stpipe import crds_client
 
 from ..exceptions import InputError, OutputError
 from ..io import SlitRun
+from ..io.opening import open_datamodel
 
 __all__ = ["OfflineMixin", "OptxStep", "PACKAGED_REFERENCES", "load_reference", "log_summary", "open_model",
            "open_product", "packaged_reference", "reference_defaults", "worker_count", "write_atomically"]
@@ -59,7 +60,7 @@ def open_model(input_data):
         raise InputError(f"{os.fspath(input_data)} is an association; this step takes one exposure (a _cal, "
                          "_calints or _s2d file or model): run it on each member")
     try:
-        return datamodels.open(input_data)
+        return open_datamodel(input_data)
     except Exception as exc:
         raise InputError(
             f"cannot open {input_data!r} as a JWST datamodel ({type(exc).__name__}: {exc}); give a complete "
