@@ -166,9 +166,10 @@ def subtract_slit(
     has been written and the error is raised, so the slit is left as it was.
     """
     plan = _plan(slit, params)
-    dtype = np.dtype(slit.data.dtype.type)  # native byte order (FITS arrays are big-endian)
-    out = slit_views(slit, out_slit, dict.fromkeys(_WRITTEN, dtype) | {"dq": np.uint32})
-    model = None if bkg_slit is None else slit_views(slit, bkg_slit, dict.fromkeys(_WRITTEN, dtype) | {"dq": np.uint32})
+    # dtypes of the arrays a target lacks: native byte order (FITS arrays are big-endian)
+    written = dict.fromkeys(_WRITTEN, np.dtype(slit.data.dtype.type)) | {"dq": np.uint32}
+    out = slit_views(slit, out_slit, written)
+    model = None if bkg_slit is None else slit_views(slit, bkg_slit, written)
     counts, failed, done, log_sums = _SlitCounts(), [], 0, np.zeros(4)
     # exposures with other integrations than the science are averaged over theirs: they need the whole slit
     whole = exposures and any(e.data.shape != slit.data.shape for e in exposures)
@@ -252,8 +253,7 @@ def _estimate(
         log.debug("Slit %s: %s of %d exposure(s) subtracted", slit.name, statistic, len(exposures))
         return bkg.combine_exposures(stack["data"], stack["mask"], stack["var_rnoise"], stack["var_poisson"],
                                      stack["var_flat"], statistic=statistic)
-    good = plan.good[index] if plan.good.ndim == 3 else plan.good
-    return _run_method(slit.data, good & ~plan.source, (slit.var_rnoise, slit.var_poisson, slit.var_flat), params)
+    return _run_method(slit.data, plan.good[index] & ~plan.source, (slit.var_rnoise, slit.var_poisson, slit.var_flat), params)
 
 
 def _run_method(data, mask, variances, params: BackgroundParameters) -> bkg.BackgroundEstimate:

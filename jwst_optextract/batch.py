@@ -178,7 +178,7 @@ def merge_parts(path: str, output_dir: str, parts: list[BatchResult]) -> BatchRe
     """
     import shutil
 
-    from stdatamodels.jwst import datamodels
+    from .io.opening import open_datamodel
 
     start = time.perf_counter()
     result = BatchResult(input=path, seconds=sum(part.seconds for part in parts),
@@ -196,10 +196,10 @@ def merge_parts(path: str, output_dir: str, parts: list[BatchResult]) -> BatchRe
         files = [next(o for o in part.outputs if Path(o).name == name) for part in parts
                  if any(Path(o).name == name for o in part.outputs)]
         try:
-            merged = datamodels.open(files[0])
+            merged = open_datamodel(files[0])
             entries = _list_attribute(merged)
             for other in files[1:]:
-                with datamodels.open(other) as model:
+                with open_datamodel(other) as model:
                     for entry in getattr(model, entries):
                         getattr(merged, entries).append(entry)
             target = os.path.join(output_dir, name)

@@ -42,15 +42,14 @@ def open_datamodel(item):
 class _IndexedHDUList(fits.HDUList):
     """An HDUList whose ``(EXTNAME, EXTVER)`` lookups are a dictionary's, not a scan of every header."""
 
-    _index: dict[tuple[str, int], int] | None = None
+    _index: dict[tuple[str, int], int] = {}
 
     def index_of(self, key):
         if isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], str) and isinstance(key[1], int):
-            if self._index is None or len(self._index_keys) != len(self):
-                self._index_keys = [(str(hdu.name).strip().upper(), hdu.ver) for hdu in self]
+            if len(self._index) != len(self):  # made on the first lookup, again if HDUs were added
                 self._index = {}
-                for position, pair in enumerate(self._index_keys):
-                    self._index.setdefault(pair, position)  # the first match, as astropy's scan finds
+                for position, hdu in enumerate(self):
+                    self._index.setdefault((str(hdu.name).strip().upper(), hdu.ver), position)  # astropy's first
             position = self._index.get((key[0].strip().upper(), key[1]))
             if position is not None:
                 return position
