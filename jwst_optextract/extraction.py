@@ -46,12 +46,20 @@ class ExtractionParameters:
     template: str | None = None
     chunk_pixels: int = 1 << 19
     keep_scene: bool = False
+    scene_background: str = "none"
+    scene_degree: int = 1
+    scene_knot_spacing: float = 32.0
+
+    @property
+    def background(self) -> core.SceneBackground:
+        """The background fitted with the source (the scene model), or ``none`` for subtracted data."""
+        return core.SceneBackground(self.scene_background, self.scene_degree, self.scene_knot_spacing)
 
     def fit_parameters(self) -> FitParameters:
         """The trace and profile fit settings these imply."""
         return FitParameters(trace_degree=self.trace_degree, width_degree=self.width_degree,
                              psf_sigma=self.psf_sigma, kind=self.profile_kind, template=self.template,
-                             reject_sigma=self.reject_sigma or 5.0)
+                             reject_sigma=self.reject_sigma or 5.0, background=self.background)
 
 
 @dataclass
@@ -243,16 +251,18 @@ class _Part:
 
 
 def _extract_optimal(slit: SlitData, P: np.ndarray, _, params: ExtractionParameters) -> _Part:
-    result = core.optimal_extract(
-        slit.data, P, slit.read_noise, slit.var_poisson, slit.var_flat, mask=slit.good,
-        reject_sigma=params.reject_sigma, max_reject_iterations=params.max_reject_iterations,
-        min_coverage=params.min_coverage, chunk_pixels=params.chunk_pixels,
-    )
+    settings = dict(mask=slit.good, reject_sigma=params.reject_sigma, max_reject_iterations=params.max_reject_iterations,
+                    min_coverage=params.min_coverage, chunk_pixels=params.chunk_pixels)
+    total = P.sum(axis=-2, keepdims=True)
+    shape = np.divide(P, total, out=np.zeros_like(P), where=total != 0)
+    if params.background.fitted:
+        result = params.background.fit(slit.data, shape, slit.read_noise, slit.var_poisson, slit.var_flat,
+                                       **settings)
+    else:
+        result = core.optimal_extract(slit.data, P, slit.read_noise, slit.var_poisson, slit.var_flat, **settings)
     scene = None
     if params.keep_scene:
-        total = P.sum(axis=-2, keepdims=True)
-        shape = np.divide(P, total, out=np.zeros_like(P), where=total != 0)
-        scene = np.nan_to_num(result.flux)[..., None, :] * shape
+        scene = np.nan_to_num(result.flux)[..., None, :] * shape + getattr(result, "background", 0.0)
     return _Part(result.flux, result.var_poisson, result.var_rnoise, result.var_flat, result.npixels,
                  result.n_rejected, *_weight_sum(P, slit), scene=scene)
 

@@ -7,11 +7,12 @@ fits what it is not given).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from . import core
+from .core.scene import SceneBackground
 from .core.spline_profile import SplineProfile, fit_spline_profile
 from .core.template_profile import ProfileTemplate, TemplateProfile, fit_template_profile
 from .core.trace import negative_traces, shifted_profiles, trace_shifts
@@ -51,6 +52,8 @@ class FitParameters:
     template: str | ProfileTemplate | None = None
     """A profile template, or its file (see `~jwst_optextract.products.read_template`)."""
     template_stretch: bool = True
+    background: SceneBackground = field(default_factory=lambda: SceneBackground("none"))
+    """For data that still hold their background: fitted with the source at every step (the scene model)."""
 
 
 @dataclass
@@ -183,11 +186,11 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
         if moffat:
             candidates.append(_fit_moffat(slit, trace, gaussian, mean, params))
         for window in windows:
-            spline = _fit_spline(slit, trace, candidates[0], mean, params, window)
+            spline = _fit_spline_in_scene(slit, trace, candidates[0], candidates[-1], mean, params, window)
             if spline is not None:
                 candidates.append(spline)
     for candidate in candidates:
-        candidate.chi2_per_pixel, n_pixels = _chi2(slit, candidate, trace, mean)
+        candidate.chi2_per_pixel, n_pixels = _chi2(slit, candidate, trace, mean, params.background)
     if params.kind != "auto":
         return candidates[-1]
 
@@ -199,6 +202,20 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
              ", ".join(f"{c.kind} {c.chi2_per_pixel:.3f} (AIC {aic(c):.0f})" for c in candidates), n_pixels,
              chosen.kind)
     return chosen
+
+
+def _less_background(mean: MeanImage, parametric: ProfileFit, trace: TraceFit,
+                     background: SceneBackground) -> MeanImage:
+    """``mean`` less the background of its scene fit with a parametric profile (itself if none is fitted).
+
+    The shapes that are not fitted with the background (splines) are fitted
+    to this; the parametric profile's wings are source, not background.
+    """
+    if not background.fitted:
+        return mean
+    scene = _amplitudes(mean, parametric.evaluate(mean.image.shape[0], trace.center), background,
+                        min_coverage=0.0)
+    return replace(mean, image=np.where(mean.good, mean.image - scene.background, 0.0))
 
 
 def _supported_shapes(slit: SlitData, gauss_fit: ProfileFit, params: FitParameters,
@@ -213,8 +230,7 @@ def _supported_shapes(slit: SlitData, gauss_fit: ProfileFit, params: FitParamete
     to learn from the wings) from S/N 3, and below that the Gaussian only
     (PypeIt falls back to a parametric profile below S/N 4).
     """
-    result = core.optimal_extract(mean.image, gauss_fit.evaluate(slit.ny), mean.var_rnoise, mean.var_poisson,
-                                  mask=mean.good)
+    result = _amplitudes(mean, gauss_fit.evaluate(slit.ny), params.background)
     with np.errstate(invalid="ignore", divide="ignore"):
         snr = float(np.nanmedian(result.flux / np.sqrt(result.var_total)))
     windows = [float(slit.nx)] if snr >= 3 else []
@@ -226,13 +242,39 @@ def _supported_shapes(slit: SlitData, gauss_fit: ProfileFit, params: FitParamete
 
 
 def _fit_moffat(slit, trace, gaussian, mean: MeanImage, params) -> ProfileFit:
-    """A Moffat profile about the trace, started from the Gaussian of the same half width."""
+    """A Moffat profile about the trace, started from the Gaussian of the same half width.
+
+    Its width varies along the dispersion with the degree the Gaussian fit
+    chose, and, where that is lower, also with ``params.width_degree``; the
+    lower Akaike criterion wins. A Gaussian that is the wrong shape can prefer
+    a constant width that the Moffat does not.
+    """
     beta = _MOFFAT_START_BETA
     alpha = gaussian.sigma * _FWHM_PER_SIGMA / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
-    moffat = core.fit_moffat_profile(
-        mean.image, mean.good, mean.var_rnoise, mean.var_poisson, trace.center, alpha_guess=alpha,
-        beta_guess=beta, alpha_degree=gaussian.sigma_coeffs.size - 1, reject_sigma=params.reject_sigma,
-    )
+    # With the background in the data, a joint fit started far off can trade the wings against the
+    # background and settle on a broad, Gaussian-like minimum: first fit the data less the
+    # Gaussian scene's background, then refine jointly from there.
+    seeded = _less_background(mean, ProfileFit(slit.name, "gaussian", trace.center, gaussian), trace,
+                              params.background)
+    fits = []
+    for degree in sorted({gaussian.sigma_coeffs.size - 1, params.width_degree}):
+        moffat = None
+        for image, background in ((seeded.image, None), (mean.image, params.background)):
+            if background is not None and not background.fitted:
+                break
+            moffat = core.fit_moffat_profile(
+                image, mean.good, mean.var_rnoise, mean.var_poisson, trace.center,
+                alpha_guess=alpha if moffat is None else moffat.alpha,
+                beta_guess=beta if moffat is None else moffat.beta, alpha_degree=degree,
+                reject_sigma=params.reject_sigma, background=background,
+            )
+        fits.append(moffat)
+    n = fits[0].n_pixels
+
+    def aic(fit):
+        return fit.chi2 / max(fit.n_pixels, 1) * n + 2 * (fit.alpha_coeffs.size + 1)
+
+    moffat = min(fits, key=aic)
     log.info("Slit %s: Moffat profile, alpha %.2f to %.2f px, beta %.2f", slit.name, moffat.alpha.min(),
              moffat.alpha.max(), moffat.beta)
     return ProfileFit(slit.name, "moffat", trace.center, moffat)
@@ -264,6 +306,28 @@ def _trace_wavelength(slit: SlitData, center: np.ndarray) -> np.ndarray:
     if not ok.any():
         raise SlitError(slit.name, "no wavelength on the trace, which a profile template needs")
     return np.interp(np.arange(slit.nx), np.flatnonzero(ok), wavelength[ok])
+
+
+def _fit_spline_in_scene(slit, trace, gauss_fit, parametric: ProfileFit, mean: MeanImage, params,
+                         window) -> ProfileFit | None:
+    """A spline profile, alternated with the background of its scene when the data hold their background.
+
+    The first spline is fitted to the data less the background of the
+    parametric profile's scene; the background is then fitted again with that
+    spline, and the spline to the data less it, ``_SCENE_PASSES`` times: the
+    alternation approaches the joint fit of the spline and the background.
+    """
+    spline, shape = None, parametric
+    for _ in range(_SCENE_PASSES if params.background.fitted else 1):
+        fitted = _fit_spline(slit, trace, gauss_fit, _less_background(mean, shape, trace, params.background),
+                             params, window)
+        if fitted is None:
+            break
+        spline = shape = fitted
+    return spline
+
+
+_SCENE_PASSES = 2
 
 
 def _fit_spline(slit, trace, gauss_fit, mean: MeanImage, params, window) -> ProfileFit | None:
@@ -321,7 +385,7 @@ def _fit_gaussian(slit: SlitData, params: FitParameters, start: np.ndarray | Non
         gaussian = core.fit_gaussian_profile(
             mean.image, mean.good, mean.var_rnoise, mean.var_poisson, start,
             sigma_guess=params.psf_sigma, center_degree=degrees[0], sigma_degree=degrees[1],
-            reject_sigma=params.reject_sigma, base=base,
+            reject_sigma=params.reject_sigma, base=base, background=params.background,
         )
         if _plausible(gaussian, params.psf_sigma):
             candidates.append(gaussian)
@@ -337,7 +401,7 @@ def _fit_gaussian(slit: SlitData, params: FitParameters, start: np.ndarray | Non
             return g.chi2 / max(g.n_pixels, 1) / max(reference, 1e-12) * n + 2 * (n_center + g.sigma_coeffs.size)
 
         gaussian = min(candidates, key=score)
-        if _snr(slit, gaussian, mask) >= params.detection_snr:
+        if _snr(slit, gaussian, mask, params.background) >= params.detection_snr:
             log.info("Slit %s: trace at row %.2f (%.2f to %.2f)%s, Gaussian sigma %.2f to %.2f px",
                      slit.name, gaussian.center.mean(), gaussian.center.min(), gaussian.center.max(),
                      _about(slit, params), gaussian.sigma.min(), gaussian.sigma.max())
@@ -369,11 +433,11 @@ def _trace_method(params: FitParameters) -> str:
     return "gaussian" if params.trace_model == "polynomial" else "gaussian, spline shape"
 
 
-def _snr(slit: SlitData, gaussian: core.GaussianProfile, mask: np.ndarray | None) -> float:
-    """Total signal to noise of the slit's flux extracted with this profile."""
+def _snr(slit: SlitData, gaussian: core.GaussianProfile, mask: np.ndarray | None,
+         background: SceneBackground) -> float:
+    """Total signal to noise of the slit's flux extracted with this profile (and the background, if fitted)."""
     mean = slit.mean_image(mask)
-    result = core.optimal_extract(mean.image, gaussian.evaluate(), mean.var_rnoise, mean.var_poisson,
-                                  mask=mean.good, reject_sigma=None)
+    result = _amplitudes(mean, gaussian.evaluate(), background, reject_sigma=None)
     ok = result.valid
     total_var = np.sum(result.var_total[ok])
     return float(np.sum(result.flux[ok]) / np.sqrt(total_var)) if total_var > 0 else 0.0
@@ -392,8 +456,18 @@ def _plausible(profile: core.GaussianProfile, prior_sigma: float) -> bool:
     )
 
 
-def _chi2(slit: SlitData, profile: ProfileFit, trace: TraceFit, mean: MeanImage) -> tuple[float, int]:
-    """Chi-square per pixel of the mean image about ``f P``, each pixel's term capped at 25.
+def _amplitudes(mean: MeanImage, P: np.ndarray, background: SceneBackground, **kwargs):
+    """The optimal extraction of ``mean`` with profile ``P``, or its scene fit when the background is fitted."""
+    if background.fitted:
+        total = P.sum(axis=0)
+        P = np.divide(P, total, out=np.zeros_like(P, dtype=float), where=total > 0)
+        return background.fit(mean.image, P, mean.var_rnoise, mean.var_poisson, mask=mean.good, **kwargs)
+    return core.optimal_extract(mean.image, P, mean.var_rnoise, mean.var_poisson, mask=mean.good, **kwargs)
+
+
+def _chi2(slit: SlitData, profile: ProfileFit, trace: TraceFit, mean: MeanImage,
+          background: SceneBackground) -> tuple[float, int]:
+    """Chi-square per pixel of the mean image about ``f P`` (plus the fitted background), each term capped at 25.
 
     Over every good pixel of ``mean`` and with the same weights (the pixel
     variances) whatever the profile, so that profiles compare fairly: a
@@ -401,12 +475,12 @@ def _chi2(slit: SlitData, profile: ProfileFit, trace: TraceFit, mean: MeanImage)
     too.
     """
     P = profile.evaluate(slit.ny, trace.center)
-    result = core.optimal_extract(mean.image, P, mean.var_rnoise, mean.var_poisson, mask=mean.good,
-                                  min_coverage=0.0)
+    result = _amplitudes(mean, P, background, min_coverage=0.0)
+    sky = getattr(result, "background", 0.0)
     variance = mean.var_rnoise + (0 if mean.var_poisson is None else np.maximum(mean.var_poisson, 0))
     use = mean.good & (variance > 0) & np.isfinite(result.flux)[None, :]
     with np.errstate(invalid="ignore", divide="ignore"):
-        resid2 = (mean.image - np.nan_to_num(result.flux) * P) ** 2 / variance
+        resid2 = (mean.image - np.nan_to_num(result.flux) * P - sky) ** 2 / variance
     count = int(use.sum())
     # capped at 5 sigma: unflagged cosmic rays far from the trace are no one's model
     return float(np.minimum(resid2[use], 25.0).sum() / max(count, 1)), count

@@ -14,6 +14,7 @@ from .profile import (
     gaussian_profile,
     moffat_profile,
 )
+from .scene import SceneBackground, SceneResult, fit_scene
 from .template_profile import ProfileTemplate, TemplateProfile, fit_template_profile
 from .trace import find_trace, richardson_lucy
 
@@ -23,10 +24,13 @@ __all__ = [
     "MoffatProfile",
     "OptimalResult",
     "ProfileTemplate",
+    "SceneBackground",
+    "SceneResult",
     "TemplateProfile",
     "aperture_weights",
     "box_extract",
     "find_trace",
+    "fit_scene",
     "fit_gaussian_profile",
     "fit_moffat_profile",
     "fit_template_profile",

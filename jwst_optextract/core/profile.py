@@ -22,6 +22,7 @@ from scipy.special import beta as beta_function
 from scipy.special import digamma, erf
 
 from .optimal import optimal_extract
+from .scene import SceneBackground
 from .trace import _scaled, collapse_integrations
 
 __all__ = [
@@ -238,6 +239,7 @@ def fit_gaussian_profile(
     max_iterations: int = 15,
     sigma_limits: tuple[float, float] = (0.3, 10.0),
     base: np.ndarray | None = None,
+    background: SceneBackground | None = None,
 ) -> GaussianProfile:
     """Fit a Gaussian profile of smoothly varying centre and width to a slit.
 
@@ -269,6 +271,9 @@ def fit_gaussian_profile(
     base : ndarray, optional
         A trace ``(nx,)`` (e.g. from the WCS) whose shape is kept: the centre
         polynomial is then an offset from it.
+    background : SceneBackground, optional
+        For data that still hold their background: it is fitted with the
+        amplitudes at every step (see `fit_shape`).
 
     Returns
     -------
@@ -284,7 +289,7 @@ def fit_gaussian_profile(
         return _gaussian_derivatives(ny, values["center"], values["width"])
 
     coeffs, chi2, n_pixels = fit_shape(image, mask, vr, vp, model, coeffs, about, limits, reject_sigma,
-                                       max_iterations)
+                                       max_iterations, background=background)
     return GaussianProfile(center_coeffs=coeffs.get("center", np.zeros(1)), sigma_coeffs=coeffs["width"],
                            nx=nx, ny=ny, base=base, chi2=chi2, n_pixels=n_pixels)
 
@@ -304,12 +309,13 @@ def fit_moffat_profile(
     alpha_limits: tuple[float, float] = (0.5, 20.0),
     beta_limits: tuple[float, float] = (1.0, 20.0),
     base: np.ndarray | None = None,
+    background: SceneBackground | None = None,
 ) -> MoffatProfile:
     """Fit a Moffat profile of smoothly varying centre and width, and one ``beta``, to a slit.
 
     Parameters
     ----------
-    data, good, var_rnoise, var_poisson, trace, base
+    data, good, var_rnoise, var_poisson, trace, base, background
         As for `fit_gaussian_profile`.
     alpha_guess : float or ndarray
         Starting width: one value, or one per column (e.g. from a Gaussian fit).
@@ -343,7 +349,7 @@ def fit_moffat_profile(
 
     # started from a fitted Gaussian: outliers can be rejected from the first iteration
     coeffs, chi2, n_pixels = fit_shape(image, mask, vr, vp, model, coeffs, about, limits, reject_sigma,
-                                       max_iterations, first_rejection=0)
+                                       max_iterations, first_rejection=0, background=background)
     beta = float(np.clip(coeffs["beta"][0], *beta_limits))
     if beta >= beta_limits[1]:
         log.info("Moffat profile fit: beta at its upper limit %.1f (a Gaussian-like profile)", beta)
@@ -363,6 +369,7 @@ def fit_shape(
     reject_sigma: float | None = 5.0,
     max_iterations: int = 15,
     first_rejection: int = 3,
+    background: SceneBackground | None = None,
 ) -> tuple[dict, float, int]:
     """Gauss-Newton fit of a profile's shape parameters to all pixels of a 2D image, vectorised over columns.
 
@@ -395,6 +402,10 @@ def fit_shape(
     first_rejection : int
         Outliers are rejected from this iteration on (a poor starting model,
         far off at high signal to noise, would reject good pixels).
+    background : SceneBackground, optional
+        A background fitted with the amplitudes at every step (the scene
+        model, `~jwst_optextract.core.scene.fit_scene`), for data that still
+        hold theirs; None for background-subtracted data.
 
     The steps are Gauss-Newton steps, damped (Levenberg-Marquardt) when one
     makes the fit worse or leaves the limits.
@@ -423,23 +434,31 @@ def fit_shape(
         # Amplitudes, outliers and weights from the extraction itself; outliers
         # are decided afresh each time.
         rejecting = iteration >= first_rejection
-        result = optimal_extract(
-            image, g, var_rnoise, var_poisson, mask=mask, min_coverage=0.0, return_inverse_variance=True,
-            reject_sigma=reject_sigma if rejecting else None,
-        )
+        if background is None or not background.fitted:
+            result = optimal_extract(
+                image, g, var_rnoise, var_poisson, mask=mask, min_coverage=0.0, return_inverse_variance=True,
+                reject_sigma=reject_sigma if rejecting else None,
+            )
+            sky = 0.0
+        else:  # the amplitudes and the background fitted together: the wings are not background
+            result = background.fit(image, _normalised(g), var_rnoise, var_poisson, mask=mask, min_coverage=0.0,
+                                    return_inverse_variance=True, reject_sigma=reject_sigma if rejecting else None)
+            sky = result.background
         flux = np.nan_to_num(result.flux) / g.sum(axis=0)
         iv = result.inverse_variance
-        resid = np.where(iv > 0, image - flux * g, 0.0)
+        resid = np.where(iv > 0, image - flux * g - sky, 0.0)
         chi2 = float(np.sum(iv * resid**2))
         # Levenberg-Marquardt: a step that made the fit worse is undone and
         # damped. Worse on the pixels and weights of the last accepted fit:
         # rejecting more pixels must not count as fitting better.
         comparable = accepted is not None and (iteration != first_rejection or not rejecting)
-        if comparable and not _chi2_on(accepted["iv"], image - flux * g) <= accepted["chi2"]:
+        if comparable and not _chi2_on(accepted["iv"], image - flux * g - sky) <= accepted["chi2"]:
             coeffs, normal, rhs, chi2, iv = (accepted[k] for k in ("coeffs", "normal", "rhs", "chi2", "iv"))
             damping = max(10.0 * damping, 1e-3)
         else:
             jacobian = {name: flux * derivatives[name] for name in names}
+            if background is not None:
+                jacobian = background.project_out(jacobian, iv)
             # Normal equations, summed over rows first and then over columns.
             normal = np.block([[basis[a] * np.sum(iv * jacobian[a] * jacobian[b], axis=0) @ basis[b].T
                                 for b in names] for a in names])

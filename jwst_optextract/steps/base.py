@@ -24,7 +24,7 @@ import numpy as np
 from jwst.stpipe.core import JwstStep
 from stdatamodels import DataModel
 from stdatamodels.jwst import datamodels
-from stpipe import crds_client
+from stpipe import config_parser, crds_client
 
 from ..exceptions import InputError, OutputError
 from ..io import SlitRun
@@ -38,12 +38,31 @@ log = logging.getLogger(__name__)
 PACKAGED_REFERENCES = {"optxextract": "optx_extract_defaults.json"}
 """Reference types of this package and their packaged default files."""
 
+PACKAGED_PARAMETERS = {"OptimalExtractionPipeline": "optx_spec_parameters.cfg"}
+"""Classes whose parameter defaults differ from their steps' own, and the packaged file that holds them
+(what a CRDS ``pars-<class>`` reference would)."""
+
 LOGGER_NAME = "jwst_optextract"
 
 
 def packaged_reference(reftype: str) -> str:
     """Path of the packaged default file of one of the package's reference types."""
     return str(resources.files("jwst_optextract.reference_files") / PACKAGED_REFERENCES[reftype])
+
+
+def packaged_parameters(cls) -> config_parser.ConfigObj:
+    """The packaged parameter defaults of a step or pipeline class (empty for most)."""
+    name = PACKAGED_PARAMETERS.get(cls.__name__)
+    if name is None:
+        return config_parser.ConfigObj()
+    return config_parser.load_config_file(str(resources.files("jwst_optextract.reference_files") / name))
+
+
+def scene_settings(step):
+    """The step's scene-model background settings (``scene_*`` parameters) as one object."""
+    from ..core import SceneBackground
+
+    return SceneBackground(step.scene_background, step.scene_degree, step.scene_knot_spacing)
 
 
 def load_reference(path: str) -> dict:
@@ -201,18 +220,21 @@ class OfflineMixin:
         if isinstance(input, np.ndarray):
             raise InputError("a numpy array is not a JWST datamodel; give a file name or a SlitModel, "
                              "MultiSlitModel, ImageModel or CubeModel")
-        return super().build_config(None, **kwargs)
+        config, config_file = super().build_config(None, **kwargs)
+        defaults = packaged_parameters(cls)
+        config_parser.merge_config(defaults, config)
+        return defaults, config_file
 
     @classmethod
     def get_config_from_reference(cls, dataset, disable=None, crds_observatory=None):
         # No pars-* references in CRDS for our classes: parameters come from
-        # the spec, parameter files and the command line.
-        return cls._empty_config()
+        # the packaged defaults, the spec, parameter files and the command line.
+        return packaged_parameters(cls)
 
     @classmethod
     def _get_config_from_parameters(cls, crds_parameters, crds_observatory):
         # The same when a jwst pipeline asks for the parameters of a sub-step.
-        return cls._empty_config()
+        return packaged_parameters(cls)
 
     @staticmethod
     def get_stpipe_loggers():

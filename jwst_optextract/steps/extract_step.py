@@ -54,6 +54,9 @@ class OptimalExtractStep(OptxStep):
     width_degree = integer(default=None)  # Legendre degree of the profile width along the dispersion (default from reference)
     profile_kind = option("gaussian", "auto", "spline", "spline2d", "moffat", "template", default="gaussian")  # profile fitted when no psf is given (see PsfFitStep)
     template = string(default=None)  # profile template file for profile_kind template (see PsfFitStep)
+    scene_background = option("none", "smooth", "column", default="none")  # background fitted together with the source (the scene model), for data that still hold theirs: smooth (polynomial across the slit times a spline along it), column (a polynomial in every column), none (the data are background-subtracted); optx_spec sets smooth
+    scene_degree = integer(default=1, min=0)  # scene model: polynomial degree of the background across the slit
+    scene_knot_spacing = float(default=32.0, min=2)  # scene model, smooth: columns between the background's spline knots along the dispersion
     trace = string(default=None)  # a TraceModel (optx_trace product) to use instead of fitting the trace
     psf = string(default=None)  # a ProfileModel (optx_psf product) to use instead of fitting the profile
     save_scene_model = boolean(default=False)  # also save the model of the data the extraction implies (suffix scene)
@@ -129,7 +132,8 @@ class OptimalExtractStep(OptxStep):
             fill_flagged=self.fill_flagged, profile_kind=self.profile_kind, template=self.template,
             keep_scene=self.save_scene_model or self.save_residual_image,
             max_reject_iterations=self.max_reject_iterations,
-            chunk_pixels=self.chunk_pixels,
+            chunk_pixels=self.chunk_pixels, scene_background=self.scene_background,
+            scene_degree=self.scene_degree, scene_knot_spacing=self.scene_knot_spacing,
             **values,
         )
         log.info("Extraction parameters for %s: %s", model.meta.exposure.type, params)

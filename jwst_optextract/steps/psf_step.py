@@ -17,6 +17,7 @@ from ..fitting import (
 from ..io import process_slits
 from ..products import TraceModel, read_template
 from .base import (
+    scene_settings,
     OptxStep,
     PlottingMixin,
     log_summary,
@@ -78,6 +79,9 @@ class PsfFitStep(PlottingMixin, OptxStep):
     width_degree = integer(default=None, min=0)  # Legendre degree of the Gaussian width (default from reference)
     psf_sigma = float(default=None)  # starting Gaussian sigma in pixels (default from reference)
     reject_sigma = float(default=None)  # outlier threshold in sigma above the model (default from reference)
+    scene_background = option("none", "smooth", "column", default="none")  # background fitted together with the source (the scene model), for data that still hold theirs: smooth (polynomial across the slit times a spline along it), column (a polynomial in every column), none (the data are background-subtracted); optx_spec sets smooth
+    scene_degree = integer(default=1, min=0)  # scene model: polynomial degree of the background across the slit
+    scene_knot_spacing = float(default=32.0, min=2)  # scene model, smooth: columns between the background's spline knots along the dispersion
     save_plots = boolean(default=False)  # write a diagnostic PNG per slit (needs matplotlib)
     maximum_cores = string(default="none")  # threads over the slits: none, quarter, half, all or a number; the result does not depend on it
     output_ext = string(default=".asdf")  # the profile product is an ASDF file
@@ -130,7 +134,7 @@ class PsfFitStep(PlottingMixin, OptxStep):
         pick = parameters_or_defaults(self, model, _FIT_NAMES)
         return FitParameters(kind=self.kind, window=self.window, oversample=self.oversample,
                              smoothing=self.smoothing, fit_jitter=False, template=self._template(),
-                             template_stretch=self.template_stretch,
+                             template_stretch=self.template_stretch, background=scene_settings(self),
                              **pick)
 
     def _template(self):

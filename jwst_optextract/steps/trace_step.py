@@ -8,6 +8,7 @@ import logging
 from ..fitting import FitParameters, fit_trace, new_trace_model, trace_entry
 from ..io import process_slits
 from .base import (
+    scene_settings,
     OptxStep,
     PlottingMixin,
     log_summary,
@@ -51,6 +52,9 @@ class TraceStep(PlottingMixin, OptxStep):
     deconvolve_iterations = integer(default=0, min=0)  # Richardson-Lucy iterations before centring (0: none); the centre is then held at the deconvolved centroids (for blended neighbours or wide wings)
     detection_snr = float(default=5.0)  # a source is detected when its extracted flux has at least this total signal to noise
     reject_sigma = float(default=None)  # outlier threshold in sigma above the model (default from reference)
+    scene_background = option("none", "smooth", "column", default="none")  # background fitted together with the source (the scene model), for data that still hold theirs: smooth (polynomial across the slit times a spline along it), column (a polynomial in every column), none (the data are background-subtracted); optx_spec sets smooth
+    scene_degree = integer(default=1, min=0)  # scene model: polynomial degree of the background across the slit
+    scene_knot_spacing = float(default=32.0, min=2)  # scene model, smooth: columns between the background's spline knots along the dispersion
     save_plots = boolean(default=False)  # write a diagnostic PNG per slit (needs matplotlib)
     maximum_cores = string(default="none")  # threads over the slits: none, quarter, half, all or a number; the result does not depend on it
     output_ext = string(default=".asdf")  # the trace product is an ASDF file
@@ -89,4 +93,4 @@ class TraceStep(PlottingMixin, OptxStep):
         pick = parameters_or_defaults(self, model, _FIT_NAMES)
         return FitParameters(fit_jitter=self.fit_jitter, detection_snr=self.detection_snr,
                              trace_model=self.trace_model, deconvolve_iterations=self.deconvolve_iterations,
-                             **pick)
+                             background=scene_settings(self), **pick)

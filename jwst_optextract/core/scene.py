@@ -1,0 +1,515 @@
+"""The scene model: source and background of a slit fitted together.
+
+For a given cross-dispersion profile ``P`` (which may hold the negative images
+of nod-differenced data, with their weights), every pixel of a slit is modelled
+as
+
+    D(y, x) = f(x) P(y, x) + B(y, x),
+
+with ``B`` a background that is linear in its coefficients: a polynomial across
+the slit in every column (``column``), or that polynomial times a cubic B-spline
+along the dispersion (``smooth``: the background under the source is then
+predicted from many columns). For given ``P``, ``f`` and ``B`` are one weighted
+linear least-squares problem. Each column's ``f`` is eliminated analytically;
+what remains is a small system per column (``column``), or one banded system of
+the background coefficients of the whole slit (``smooth``).
+
+No mask separates source from background: the wings of ``P`` are source, and
+every good pixel constrains ``B``. The flux variance is marginalised over the
+background coefficients, so the error bars include the uncertainty of the
+background under the source.
+
+The weights are signal-independent, as in `~jwst_optextract.core.optimal`:
+read noise and flat variance plus a smooth model of the Poisson variance.
+Unflagged cosmic rays and hot pixels are rejected iteratively, the worst pixel
+above the model in each column at a time.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.polynomial import legendre
+from scipy import sparse
+from scipy.interpolate import BSpline
+
+
+__all__ = ["SCENE_BACKGROUNDS", "SceneBackground", "SceneResult", "fit_scene"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SceneBackground:
+    """How the background of a scene is modelled (see `fit_scene`); travels as one object."""
+
+    kind: str = "smooth"
+    """``smooth``, ``column`` or ``none`` (`SCENE_BACKGROUNDS`)."""
+    degree: int = 1
+    """Polynomial degree across the slit."""
+    knot_spacing: float = 32.0
+    """``smooth``: columns between spline knots along the dispersion."""
+
+    @property
+    def fitted(self) -> bool:
+        """Whether there is a background to fit (``kind`` is not ``none``)."""
+        return self.kind != "none"
+
+    def project_out(self, arrays: dict, weights: np.ndarray) -> dict:
+        """``(ny, nx)`` arrays less their weighted least-squares fit by the background's polynomial in every column.
+
+        What a shape parameter's derivative does to the model that the
+        background cannot take up: Gauss-Newton steps of a profile fitted with
+        the background (variable projection) follow these, or they trade the
+        profile's wings against the background and wander.
+        """
+        if not self.fitted:
+            return arrays
+        L = _legendre_rows(weights.shape[-2], min(self.degree, weights.shape[-2] - 2))
+        Lw = L[:, None, :] * weights[..., None]  # (ny, nx, J)
+        normal = np.einsum("yxj,yk->xjk", Lw, L)
+        projected = {}
+        for name, a in arrays.items():
+            coeffs, _ = _solve_small(normal, np.einsum("yxj,yx->xj", Lw, a), False)
+            projected[name] = a - np.einsum("yj,xj->yx", L, coeffs)
+        return projected
+
+    def fit(self, data, profile, var_rnoise, var_poisson=None, var_flat=None, mask=None, **kwargs) -> SceneResult:
+        """`fit_scene` with this background."""
+        return fit_scene(data, profile, var_rnoise, var_poisson, var_flat, mask, background=self.kind,
+                         degree=self.degree, knot_spacing=self.knot_spacing, **kwargs)
+
+
+@dataclass
+class SceneResult:
+    """The scene model of a slit: per-column source amplitudes and the background image.
+
+    Per-column arrays have the data's shape without the row axis ``(..., nx)``;
+    ``background`` and ``rejected`` have the data's shape.
+    """
+
+    flux: np.ndarray
+    """Amplitude of the profile (NaN where the column could not be fitted)."""
+    var_poisson: np.ndarray
+    var_rnoise: np.ndarray
+    var_flat: np.ndarray
+    """Variance components of ``flux``, marginalised over the background: they add up to ``var_total``."""
+    var_total: np.ndarray
+    var_known_background: np.ndarray
+    """Variance ``flux`` would have if the background were known (``1 / sum(P**2 / V)``)."""
+    background: np.ndarray
+    """The fitted background ``B``, data-shaped."""
+    npixels: np.ndarray
+    """Effective number of pixels, ``sum_good(P) / sum(P**2)`` (jwst's definition)."""
+    coverage: np.ndarray
+    """Fraction of ``sum(P)`` on good pixels."""
+    n_rejected: np.ndarray
+    rejected: np.ndarray
+    """True for pixels rejected as outliers by the fit itself."""
+    valid: np.ndarray
+    inverse_variance: np.ndarray | None = None
+    """Final weights ``1/V`` of every pixel (0 where not used), if asked for."""
+
+    def model(self, profile: np.ndarray) -> np.ndarray:
+        """The fitted scene ``f P + B`` for the profile the fit was made with."""
+        return np.nan_to_num(self.flux)[..., None, :] * profile + self.background
+
+
+def fit_scene(
+    data: np.ndarray,
+    profile: np.ndarray,
+    var_rnoise: np.ndarray,
+    var_poisson: np.ndarray | None = None,
+    var_flat: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    background: str = "smooth",
+    degree: int = 1,
+    knot_spacing: float = 32.0,
+    reject_sigma: float | None = 5.0,
+    max_reject_iterations: int = 10,
+    min_coverage: float = 0.3,
+    chunk_pixels: int = 1 << 21,
+    return_inverse_variance: bool = False,
+) -> SceneResult:
+    """Fit source amplitudes and background of a slit together, for a given profile.
+
+    Parameters
+    ----------
+    data : ndarray
+        ``(..., ny, nx)``, dispersion along the last axis; every leading index
+        (integration) is fitted alone.
+    profile : ndarray
+        The source's image per unit flux, broadcastable to ``data`` and used as
+        given (not normalised here: normalise the source image to one over the
+        slit, and give negative nod images their weights). Pixels where it is
+        zero still constrain the background.
+    var_rnoise, var_poisson, var_flat : ndarray
+        Variance components as for `~jwst_optextract.core.optimal.optimal_extract`:
+        only a smooth model of ``var_poisson`` enters the weights.
+    mask : ndarray of bool, optional
+        True for good pixels. Non-finite data or variances are always bad.
+    background : str
+        ``column``: a polynomial of ``degree`` across the slit in every
+        column; ``smooth``: that polynomial times a cubic B-spline along the
+        dispersion with knots every ``knot_spacing`` columns; ``none``: no
+        background (the data are background-subtracted).
+    degree : int
+        Polynomial degree across the slit.
+    knot_spacing : float
+        ``smooth``: columns between knots.
+    reject_sigma : float or None
+        Pixels more than this many standard deviations above the model are
+        rejected, the worst of a column at a time; None or 0 disables it.
+    max_reject_iterations : int
+        At most this many rejection passes.
+    min_coverage : float
+        Columns whose good pixels hold less than this fraction of the profile
+        are not extracted (NaN flux).
+    chunk_pixels : int
+        Integrations are fitted in chunks of about this many pixels.
+    return_inverse_variance : bool
+        Also return the final pixel weights.
+
+    Returns
+    -------
+    SceneResult
+    """
+    if background not in SCENE_BACKGROUNDS:
+        raise ValueError(f"unknown scene background {background!r}; use one of {tuple(SCENE_BACKGROUNDS)}")
+    data = np.asarray(data)
+    if data.ndim < 2:
+        raise ValueError(f"data must have at least 2 dimensions (rows, columns); got shape {data.shape}")
+    shape = data.shape
+    ny, nx = shape[-2:]
+    lead = shape[:-2]
+    n = math.prod(lead)
+    model = _background_model(background, ny, nx, degree, knot_spacing)
+    dtype = np.float32 if data.dtype == np.float32 else np.float64
+    out = _empty_result(shape, dtype, return_inverse_variance)
+    flat = {key: value.reshape((n,) + value.shape[len(lead):]) for key, value in vars(out).items()
+            if isinstance(value, np.ndarray)}
+    arrays = [data.reshape((n, ny, nx))] + [_frames(a, shape, n) for a in (profile, var_rnoise, var_poisson,
+                                                                         var_flat, mask)]
+    per_chunk = max(1, chunk_pixels // (ny * nx))
+    for start in range(0, n, per_chunk):
+        part = slice(start, start + per_chunk)
+        chunk = [None if a is None else np.asarray(a if a.ndim == 2 else a[part], dt)
+                 for a, dt in zip(arrays, (np.float64,) * 5 + (bool,))]
+        _fit_chunk(*chunk, model, {k: v[part] for k, v in flat.items()},
+                   reject_sigma=reject_sigma or None, max_iterations=max_reject_iterations,
+                   min_coverage=min_coverage)
+    return out
+
+
+def _empty_result(shape, dtype, with_weights: bool) -> SceneResult:
+    per_column = shape[:-2] + shape[-1:]
+    return SceneResult(
+        **{key: np.empty(per_column, dtype) for key in ("flux", "var_poisson", "var_rnoise", "var_flat",
+                                                         "var_total", "var_known_background", "npixels",
+                                                         "coverage")},
+        background=np.zeros(shape, dtype), n_rejected=np.zeros(per_column, np.int32),
+        rejected=np.zeros(shape, bool), valid=np.zeros(per_column, bool),
+        inverse_variance=np.zeros(shape, dtype) if with_weights else None,
+    )
+
+
+def _frames(a, shape, n):
+    """``a`` as one ``(ny, nx)`` frame, or as ``(n, ny, nx)``; None stays None."""
+    if a is None:
+        return None
+    a = np.asarray(a)
+    if a.ndim <= 2:
+        return np.broadcast_to(a, shape[-2:])
+    return np.broadcast_to(a, shape).reshape((n,) + shape[-2:])
+
+
+def _fit_chunk(D, P, vr, vp, vf, mask, model, out, reject_sigma, max_iterations, min_coverage):
+    """Fit ``(n, ny, nx)`` integrations into ``out`` (views of the result's arrays)."""
+    shape = D.shape
+    good = np.isfinite(D) & np.isfinite(np.broadcast_to(P, shape))
+    if mask is not None:
+        good &= mask
+    for v in (vr, vf):
+        if v is not None:
+            good &= np.isfinite(v) & (v >= 0)
+    if vp is not None:
+        good &= np.isfinite(vp)
+    D = np.where(good, D, 0.0)
+    P = np.broadcast_to(np.nan_to_num(P), shape)
+    vr = np.zeros(shape[-2:]) if vr is None else np.where(np.isfinite(vr), vr, 0.0)
+    vf = None if vf is None else np.where(np.isfinite(vf), vf, 0.0)
+    vp = None if vp is None else np.where(good, vp, 0.0)
+    weights = _Weights(D, P, vr, vp, vf, good, _legendre_rows(D.shape[-2], 2))
+    rejected = np.zeros(shape, bool)
+    sol = model.solve(D, P, weights.inverse(good), with_variance=False)
+    weights.follow(sol.flux)  # the Poisson model follows the flux (and again after each rejection)
+    sol = model.solve(D, P, weights.inverse(good), with_variance=False)
+    for _ in range(max_iterations if reject_sigma else 0):
+        iv = weights.inverse(good)
+        chi = (D - sol.flux[:, None, :] * P - sol.background) * np.sqrt(iv)
+        chi = np.where(good, chi, -np.inf)
+        row = np.argmax(chi, axis=-2)
+        worst = np.take_along_axis(chi, row[:, None, :], axis=-2)[:, 0, :]
+        hit = worst > reject_sigma
+        if not hit.any():
+            break
+        i, x = np.nonzero(hit)
+        good[i, row[i, x], x] = False
+        rejected[i, row[i, x], x] = True
+        sol = model.solve(D, P, weights.inverse(good), with_variance=False)
+        weights.follow(sol.flux)
+    iv = weights.inverse(good)
+    sol = model.solve(D, P, iv, with_variance=True)
+    # Variance components: those of the known-background estimate, scaled to the marginal variance.
+    s = np.einsum("nyx,nyx,nyx->nx", P, P, iv)
+    w = np.divide(P * iv, s[:, None, :], out=np.zeros(shape), where=s[:, None, :] > 0)
+    known = np.divide(1.0, s, out=np.full(s.shape, np.nan), where=s > 0)
+    components = {"var_rnoise": np.einsum("nyx,nyx,yx->nx", w, w, np.broadcast_to(vr, shape[-2:]))
+                  if vr.ndim == 2 else np.einsum("nyx,nyx,nyx->nx", w, w, vr)}
+    components["var_flat"] = (np.zeros_like(s) if vf is None else
+                              np.einsum("nyx,nyx,...yx->nx", w, w, vf))
+    components["var_poisson"] = np.clip(known - components["var_rnoise"] - components["var_flat"], 0, None)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = sol.var_total / known
+    total_p = np.abs(P).sum(axis=-2)
+    coverage = np.divide(np.where(good, np.abs(P), 0).sum(axis=-2), total_p, out=np.zeros(s.shape),
+                         where=total_p > 0)
+    valid = (coverage >= min_coverage) & (s > 0) & np.isfinite(sol.flux) & np.isfinite(sol.var_total)
+    nan = np.where(valid, 1.0, np.nan)
+    out["flux"][...] = sol.flux * nan
+    out["var_total"][...] = sol.var_total * nan
+    out["var_known_background"][...] = known * nan
+    for key, value in components.items():
+        out[key][...] = value * scale * nan
+    out["background"][...] = sol.background
+    sum_p2 = np.einsum("nyx,nyx->nx", P, P)
+    good_p = np.where(good, P, 0).sum(axis=-2)
+    out["npixels"][...] = np.divide(good_p, sum_p2, out=np.zeros(s.shape), where=sum_p2 > 0)
+    out["coverage"][...] = coverage
+    out["valid"][...] = valid
+    out["rejected"][...] = rejected
+    out["n_rejected"][...] = rejected.sum(axis=-2)
+    if "inverse_variance" in out:
+        out["inverse_variance"][...] = iv
+
+
+class _Weights:
+    """Signal-independent pixel weights: read noise and flat variance, and a smooth Poisson model.
+
+    The pipeline's ``VAR_POISSON`` is fitted in every column as a polynomial
+    across the slit (the background's Poisson variance) plus ``b P`` (the
+    source's); its model is ``a(y) + q max(f, 0) max(P, 0)`` with ``q = b / f``
+    and both ``a`` and ``q`` medians over blocks of columns, so that no pixel's
+    weight depends on its own noise and the source term follows the fitted
+    flux ``f`` of the scene (not a first estimate that the background inflates).
+    """
+
+    def __init__(self, D, P, vr, vp, vf, good, L):
+        self.base = np.broadcast_to(vr, D.shape) + (0 if vf is None else vf)
+        self.P_pos = np.maximum(P, 0)
+        self.V = self.base
+        self.b = None
+        if vp is not None:
+            A = np.concatenate([np.broadcast_to(L[None, :, None, :], D.shape + L.shape[-1:]),
+                                self.P_pos[..., None]], axis=-1)
+            Ag = A * good[..., None]
+            coeffs, _ = _solve_small(np.einsum("nyxk,nyxl->nxkl", Ag, A), np.einsum("nyxk,nyx->nxk", Ag, vp),
+                                     False)
+            self.a = _block_median(np.einsum("yj,nxj->nyx", L, coeffs[..., :-1]).clip(0, None), _BLOCK)
+            self.b = coeffs[..., -1].clip(0, None)
+            self.median_b = _block_median(self.b, _BLOCK)
+
+    def follow(self, flux):
+        """Set the modelled Poisson variance for the source amplitudes ``flux``."""
+        if self.b is None:
+            return
+        f = np.clip(np.nan_to_num(flux), 0, None)
+        med_f = _block_median(f, _BLOCK)
+        q = np.divide(self.median_b, med_f, out=np.zeros_like(med_f), where=med_f > 0)
+        self.V = self.base + self.a + (q * f)[:, None, :] * self.P_pos
+
+    def inverse(self, good):
+        usable = good & (self.V > 0) & np.isfinite(self.V)
+        return np.divide(1.0, self.V, out=np.zeros(self.V.shape), where=usable)
+
+
+_BLOCK = 31
+"""Columns per block of the medians that smooth the Poisson-variance model."""
+
+
+def _block_median(values: np.ndarray, window: int) -> np.ndarray:
+    """Median over consecutive blocks of ``window`` columns (the last axis), repeated to every column.
+
+    Robust to single outlying columns (a cosmic ray in ``VAR_POISSON``); the
+    last, shorter block has its own median.
+    """
+    nx = values.shape[-1]
+    full = nx // window * window
+    parts = []
+    if full:
+        blocks = values[..., :full].reshape(values.shape[:-1] + (nx // window, window))
+        parts.append(np.repeat(np.median(blocks, axis=-1), window, axis=-1))
+    if full < nx:
+        tail = values[..., full:]
+        parts.append(np.broadcast_to(np.median(tail, axis=-1, keepdims=True), tail.shape))
+    return np.concatenate(parts, axis=-1)
+
+
+@dataclass
+class _Solution:
+    flux: np.ndarray
+    background: np.ndarray
+    var_total: np.ndarray | None = None
+
+
+@dataclass
+class _Moments:
+    """Per-column weighted sums of the scene's linear fit (``w = 1/V`` on good pixels).
+
+    ``s = sum P^2 w``, ``p = sum P D w``, ``u_j = sum P L_j w``, ``r_j = sum L_j D w``
+    and ``m_jk = sum L_j L_k w``, with ``L`` the background's polynomial across
+    the slit; shapes ``(n, nx)``, ``(n, J, nx)`` and ``(n, J, J, nx)``.
+    """
+
+    s: np.ndarray
+    p: np.ndarray
+    u: np.ndarray
+    r: np.ndarray
+    m: np.ndarray
+
+    @classmethod
+    def of(cls, D, P, iv, L) -> _Moments:
+        n, ny, nx = D.shape
+        J = L.shape[1]
+        Pw = P * iv
+        Dw = D * iv
+        products = (L[:, :, None] * L[:, None, :]).reshape(ny, J * J).T  # (J*J, ny)
+        return cls(s=np.einsum("nyx,nyx->nx", Pw, P), p=np.einsum("nyx,nyx->nx", Pw, D),
+                   u=np.matmul(L.T, Pw), r=np.matmul(L.T, Dw),
+                   m=np.matmul(products, iv).reshape(n, J, J, nx))
+
+    @property
+    def inverse_s(self) -> np.ndarray:
+        return np.divide(1.0, self.s, out=np.zeros_like(self.s), where=self.s > 0)
+
+
+class _ColumnPolynomial:
+    """``B(y, x) = sum_j b_j(x) L_j(y)``: every column's amplitude and polynomial solved together."""
+
+    def __init__(self, ny: int, nx: int, degree: int, knot_spacing: float):
+        self.L = _legendre_rows(ny, min(degree, ny - 2))  # (ny, J)
+
+    def solve(self, D, P, iv, with_variance: bool) -> _Solution:
+        mom = _Moments.of(D, P, iv, self.L)
+        n, J, nx = mom.u.shape
+        normal = np.empty((n, nx, J + 1, J + 1))
+        normal[..., 0, 0] = mom.s
+        normal[..., 0, 1:] = normal[..., 1:, 0] = np.moveaxis(mom.u, 1, -1)
+        normal[..., 1:, 1:] = np.moveaxis(mom.m, 3, 1)
+        rhs = np.concatenate([mom.p[..., None], np.moveaxis(mom.r, 1, -1)], axis=-1)
+        coeffs, inverse = _solve_small(normal, rhs, with_variance)
+        background = np.matmul(self.L, np.moveaxis(coeffs[..., 1:], -1, 1))
+        return _Solution(coeffs[..., 0], background, None if inverse is None else inverse[..., 0, 0])
+
+
+class _SmoothBackground:
+    """``B(y, x) = sum_mj c_mj S_m(x) L_j(y)``: one system of the background coefficients of the slit.
+
+    Each column's amplitude is eliminated (`_Moments` names the sums): the
+    coefficients solve ``sum_x S(x) S(x)^T (x) (m - u u^T / s) c = sum_x S(x) (x)
+    (r - u p / s)``, then ``f = (p - u . b(x)) / s`` with ``b(x)`` the column's
+    background polynomial. The sums over columns are products with the sparse
+    matrix of the products of the splines, ``S_m(x) S_l(x)`` (16 per column),
+    computed once.
+    """
+
+    def __init__(self, ny: int, nx: int, degree: int, knot_spacing: float):
+        self.L = _legendre_rows(ny, min(degree, ny - 2))
+        dense = _spline_columns(nx, knot_spacing)  # (nx, M)
+        M = dense.shape[1]
+        self.M = M
+        self.S = sparse.csr_array(dense)
+        self.SS = sparse.csr_array((dense[:, :, None] * dense[:, None, :]).reshape(nx, M * M))
+
+    def solve(self, D, P, iv, with_variance: bool) -> _Solution:
+        mom = _Moments.of(D, P, iv, self.L)
+        n, J, nx = mom.u.shape
+        S, M = self.S, self.M
+        inv_s = mom.inverse_s
+        Q = mom.m - mom.u[:, :, None, :] * mom.u[:, None, :, :] * inv_s[:, None, None, :]
+        q = mom.r - mom.u * (mom.p * inv_s)[:, None, :]
+        normal = (self.SS.T @ Q.reshape(n * J * J, nx).T).reshape(M, M, n, J, J)
+        normal = normal.transpose(2, 0, 3, 1, 4).reshape(n, M * J, M * J)
+        rhs = (S.T @ q.reshape(n * J, nx).T).reshape(M, n, J).transpose(1, 0, 2).reshape(n, M * J)
+        coeffs, inverse = _solve_small(normal, rhs, with_variance)
+        c = coeffs.reshape(n, M, J).transpose(1, 0, 2).reshape(M, n * J)
+        per_column = (S @ c).reshape(nx, n, J).transpose(1, 2, 0)  # (n, J, nx)
+        background = np.matmul(self.L, per_column)
+        flux = (mom.p - np.einsum("njx,njx->nx", mom.u, per_column)) * inv_s
+        var = None
+        if with_variance:
+            # var f = 1/s + g^T C g with g = S(x) (x) u / s: the background's uncertainty under the source
+            C = inverse.reshape(n, M, J, M, J).transpose(1, 3, 0, 2, 4).reshape(M * M, n * J * J)
+            H = (self.SS @ C).reshape(nx, n, J, J).transpose(1, 0, 2, 3)  # covariance of each column's polynomial
+            g = mom.u * inv_s[:, None, :]
+            extra = np.einsum("njx,nxjk,nkx->nx", g, H, g)
+            var = np.where(mom.s > 0, inv_s + extra, np.nan)
+        return _Solution(flux, background, var)
+
+
+class _NoBackground:
+    """``B = 0``: the data are background-subtracted; the scene is the source alone."""
+
+    def __init__(self, ny: int, nx: int, degree: int, knot_spacing: float):
+        pass
+
+    def solve(self, D, P, iv, with_variance: bool) -> _Solution:
+        Pw = P * iv
+        s = np.einsum("nyx,nyx->nx", Pw, P)
+        inv_s = np.divide(1.0, s, out=np.full(s.shape, np.nan), where=s > 0)
+        flux = np.einsum("nyx,nyx->nx", Pw, D) * inv_s
+        return _Solution(flux, np.zeros(D.shape), inv_s if with_variance else None)
+
+
+SCENE_BACKGROUNDS = {"smooth": _SmoothBackground, "column": _ColumnPolynomial, "none": _NoBackground}
+"""The background models of the scene, by name."""
+
+
+@functools.lru_cache(maxsize=32)
+def _background_model(kind: str, ny: int, nx: int, degree: int, knot_spacing: float):
+    """The background model of a slit shape: its bases are built once for the many fits of one slit."""
+    return SCENE_BACKGROUNDS[kind](ny, nx, degree, knot_spacing)
+
+
+def _solve_small(normal, rhs, with_inverse: bool):
+    """Solve a stack of small symmetric systems; rows with no information are held at zero.
+
+    A coefficient that no good pixel constrains (a column with no good pixel,
+    a spline with no data under it) would make the system singular: a tiny
+    ridge, relative to the largest diagonal element, holds it at zero without
+    changing the others.
+    """
+    diag = np.einsum("...kk->...k", normal)
+    scale = np.maximum(diag.max(axis=-1, keepdims=True), 1e-300)
+    ridge = np.where(diag > 1e-12 * scale, 1e-12 * scale, scale)
+    regular = normal + ridge[..., None] * np.eye(normal.shape[-1])
+    coeffs = np.linalg.solve(regular, rhs[..., None])[..., 0]
+    return coeffs, np.linalg.inv(regular) if with_inverse else None
+
+
+def _legendre_rows(ny: int, degree: int) -> np.ndarray:
+    """``(ny, degree + 1)`` Legendre polynomials of the row, scaled to [-1, 1] over the slit."""
+    t = np.linspace(-1.0, 1.0, ny) if ny > 1 else np.zeros(1)
+    return legendre.legvander(t, max(degree, 0))
+
+
+def _spline_columns(nx: int, knot_spacing: float) -> np.ndarray:
+    """``(nx, M)`` cubic B-spline basis along the dispersion, knots every ``knot_spacing`` columns."""
+    n_intervals = max(1, round((nx - 1) / max(knot_spacing, 1.0)))
+    edges = np.linspace(0.0, nx - 1.0, n_intervals + 1)
+    knots = np.r_[[edges[0]] * 3, edges, [edges[-1]] * 3]
+    return BSpline.design_matrix(np.arange(nx, dtype=float), knots, 3).toarray()
