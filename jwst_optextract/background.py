@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from stdatamodels.jwst import datamodels
-from stdatamodels.jwst.datamodels import dqflags
 
 from .core import background as bkg
 from .core import masking
 from .core.trace import collapse_integrations, find_trace
 from .exceptions import InputError, SlitError
 from .io import SlitData, iter_slits, process_slits
+from .io.dq import DO_NOT_USE, OUTLIER
 from .io.exposures import matching_slits, open_exposure, stack_exposures
 from .io.slits import FATAL_ERRORS, integration_groups, slit_views
 
@@ -28,8 +28,6 @@ __all__ = ["METHODS", "BackgroundParameters", "BackgroundSummary", "estimate_sli
 
 log = logging.getLogger(__name__)
 
-DO_NOT_USE = dqflags.pixel["DO_NOT_USE"]
-OUTLIER = dqflags.pixel["OUTLIER"]
 METHODS = ("smooth", "poly", "poly_rows", "column", "image2d", "exposures", "nod")
 _FROM_EXPOSURES = ("exposures", "nod")
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from astropy.table import Table
 from scipy import ndimage
-from stdatamodels.jwst.datamodels import dqflags
 
 from . import core
 from .background import BackgroundParameters, estimate_slit
@@ -25,6 +24,8 @@ from .core import combine
 from .exceptions import SlitError
 from .fitting import FitParameters, fit_trace
 from .io import SlitData, Spectrum
+from .io.dq import DO_NOT_USE
+from .io.dq import MSA_FAILED_OPEN as FAILED_OPEN
 from .io.sources import SourceGroup, cluster_positions
 
 __all__ = ["BACKGROUNDS", "WEIGHT_TYPES", "CombineParameters", "SourceResult", "combine_source", "pixel_table"]
@@ -33,9 +34,6 @@ log = logging.getLogger(__name__)
 
 BACKGROUNDS = ("nod", "model", "none")
 WEIGHT_TYPES = ("ivm", "poisson", "exptime", "mask")
-DO_NOT_USE = dqflags.pixel["DO_NOT_USE"]
-FAILED_OPEN = dqflags.pixel["MSA_FAILED_OPEN"]
-OUTLIER = dqflags.pixel["OUTLIER"]
 
 
 @dataclass

@@ -18,7 +18,8 @@ from .exceptions import SlitError
 from .fitting import FitParameters, ProfileFit, TraceFit, fit_profile, fit_trace, profile_from_entry, trace_from_entry
 from .io import SlitData, Spectrum, flux_units, iter_slits, make_output_model, process_slits, to_specmodel
 from .io.slits import SlitRun, integration_groups, parallel_map, write_slit
-from .io.spectra import OUTLIER, white_light_curve, white_light_summary
+from .io.dq import OUTLIER
+from .io.spectra import white_light_curve, white_light_summary
 
 __all__ = ["ExtractionParameters", "ExtractionSummary", "extract_model", "extract_slit"]
 

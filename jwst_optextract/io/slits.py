@@ -22,16 +22,15 @@ from typing import Any
 
 import numpy as np
 from stdatamodels.jwst import datamodels
-from stdatamodels.jwst.datamodels import dqflags
 
 from ..exceptions import InputError, SlitError
+from .dq import DO_NOT_USE, dq_bits
 
 __all__ = ["FATAL_ERRORS", "SlitData", "SlitRun", "dq_bits", "integration_groups", "iter_slits", "parallel_map",
            "process_map", "process_slits", "processes_allowed", "read_slit", "slit_views", "write_slit"]
 
 log = logging.getLogger(__name__)
 
-DO_NOT_USE = dqflags.pixel["DO_NOT_USE"]
 HORIZONTAL, VERTICAL = 1, 2
 SUPPORTED = (
     datamodels.MultiSlitModel,
@@ -706,19 +705,3 @@ def slit_views(slit: SlitData, target, arrays: dict[str, np.dtype]) -> dict[str,
         view = current[..., row0:row0 + frame[0], col0:col0 + frame[1]]
         views[key] = np.swapaxes(view, -1, -2) if slit.dispaxis == VERTICAL else view
     return views
-
-
-def dq_bits(flags: str | int | None) -> int:
-    """DQ bit mask from flag names (``"DO_NOT_USE, SATURATED"``), an integer, or None (DO_NOT_USE).
-
-    Raises
-    ------
-    InputError
-        For a name that is not a JWST pixel DQ flag.
-    """
-    if flags is None or flags == "":
-        return DO_NOT_USE
-    try:
-        return int(dqflags.ap_interpret_bit_flags(flags, flag_name_map=dqflags.pixel))
-    except (ValueError, TypeError, KeyError) as exc:
-        raise InputError(f"cannot read DQ flags {flags!r} (names from {sorted(dqflags.pixel)}): {exc}") from exc

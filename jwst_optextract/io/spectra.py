@@ -22,8 +22,8 @@ from astropy.table import Table
 from jwst.datamodels.utils import flat_multispec
 from jwst.extract_1d import spec_wcs
 from stdatamodels.jwst import datamodels
-from stdatamodels.jwst.datamodels import dqflags
 
+from .dq import DO_NOT_USE
 from .slits import HORIZONTAL, SlitData
 
 __all__ = ["FluxUnits", "Spectrum", "flux_units", "make_output_model", "to_specmodel", "white_light_curve",
@@ -31,8 +31,6 @@ __all__ = ["FluxUnits", "Spectrum", "flux_units", "make_output_model", "to_specm
 
 log = logging.getLogger(__name__)
 
-DO_NOT_USE = dqflags.pixel["DO_NOT_USE"]
-OUTLIER = dqflags.pixel["OUTLIER"]
 _TIME_COLUMNS = {
     "MJD-BEG": "int_start_MJD_UTC",
     "MJD-AVG": "int_mid_MJD_UTC",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from ..background import BackgroundParameters, subtract_background
-from ..io.slits import dq_bits
+from ..io.dq import dq_bits
 from .base import OptxStep, open_model, worker_count
 
 __all__ = ["BackgroundStep"]
