@@ -13,7 +13,6 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-from stdatamodels.jwst import datamodels
 
 from .core import background as bkg
 from .core import masking
@@ -22,7 +21,7 @@ from .exceptions import InputError, SlitError
 from .io import SlitData, iter_slits, process_slits
 from .io.dq import DO_NOT_USE, OUTLIER
 from .io.exposures import matching_slits, open_exposure, stack_exposures
-from .io.slits import FATAL_ERRORS, integration_groups, slit_views
+from .io.slits import FATAL_ERRORS, integration_groups, slit_models, slit_views
 
 __all__ = ["METHODS", "BackgroundParameters", "BackgroundSummary", "estimate_slit", "subtract_background"]
 
@@ -113,8 +112,8 @@ def subtract_background(
     result = model if in_place else model.copy()
     slits = list(iter_slits(model))
     position = {name: index for index, (name, _) in enumerate(slits)}
-    bkg_slits = _slit_models(background) if keep_background else [None] * len(slits)
-    targets = list(zip(_slit_models(result), bkg_slits))
+    bkg_slits = slit_models(background) if keep_background else [None] * len(slits)
+    targets = list(zip(slit_models(result), bkg_slits))
 
     def subtract(slit: SlitData) -> _SlitCounts:
         matched = matching_slits(others, slit.name, position[slit.name]) if others else None
@@ -136,10 +135,6 @@ def subtract_background(
         f"; skipped: {', '.join(summary.skipped)}" if summary.skipped else "",
     )
     return result, background, summary
-
-
-def _slit_models(model):
-    return list(model.slits) if isinstance(model, datamodels.MultiSlitModel) else [model]
 
 
 @dataclass

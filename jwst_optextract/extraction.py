@@ -11,13 +11,12 @@ import logging
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from stdatamodels.jwst import datamodels
 
 from . import core
 from .exceptions import SlitError
 from .fitting import FitParameters, ProfileFit, TraceFit, fit_profile, fit_trace, profile_from_entry, trace_from_entry
-from .io import SlitData, Spectrum, flux_units, iter_slits, make_output_model, process_slits, to_specmodel
-from .io.slits import SlitRun, integration_groups, parallel_map, write_slit
+from .io import SlitData, Spectrum, flux_units, make_output_model, process_slits, to_specmodel
+from .io.slits import SlitRun, integration_groups, parallel_map, scene_models, slit_count
 from .io.dq import OUTLIER
 from .io.spectra import white_light_curve, white_light_summary
 
@@ -100,7 +99,7 @@ def extract_model(model, params: ExtractionParameters, traces=None, profiles=Non
         spec = to_specmodel(slit, model, spectrum, flux_units(model, slit.model))
         return spec, rejected, slit.n_integrations is not None, (slit, spectrum.scene) if params.keep_scene else None
 
-    several = isinstance(model, datamodels.MultiSlitModel) and len(model.slits) > 1
+    several = slit_count(model) > 1
     group_workers = 1 if several else workers
     run = process_slits(model, work, workers=workers if several else 1)
     output = make_output_model(model, integrations=run.done[0][1][2])
@@ -112,20 +111,8 @@ def extract_model(model, params: ExtractionParameters, traces=None, profiles=Non
             summary.white_light.append(white_light_curve(spec, name))
             log.info("%s", white_light_summary(summary.white_light[-1]))
     if params.keep_scene:
-        summary.scene, summary.residual = _scene_models(model, [item[3] for _, item in run.done])
+        summary.scene, summary.residual = scene_models(model, [item[3] for _, item in run.done])
     return output, summary
-
-
-def _scene_models(model, scenes):
-    """Copies of ``model`` holding the scene model and the residual of every extracted slit."""
-    scene, residual = model.copy(), model.copy()
-    slots = {name: index for index, (name, _) in enumerate(iter_slits(model))}
-    for slit, values in scenes:
-        index = slots[slit.name]
-        for target, array in ((scene, values), (residual, np.where(slit.good, slit.data - values, np.nan))):
-            node = target.slits[index] if isinstance(target, datamodels.MultiSlitModel) else target
-            write_slit(slit, node, data=np.asarray(array, dtype=np.float32))
-    return scene, residual
 
 
 def _check_spectrum(slit: SlitData, spectrum: Spectrum) -> None:

@@ -18,7 +18,7 @@ from .core.trace import negative_traces, shifted_profiles, trace_shifts
 from .exceptions import SlitError
 from .io import SlitData
 from .io.slits import MeanImage
-from .products import ProfileModel, TraceModel, read_template
+from .products import read_template
 
 __all__ = [
     "FitParameters", "ProfileFit", "TraceFit", "fit_profile", "fit_trace",
@@ -516,14 +516,3 @@ def _checked_center(entry, slit: SlitData, what: str) -> np.ndarray:
                         f"{center.max():.1f}); was it made from another exposure?")
     return center
 
-
-def new_trace_model(source) -> TraceModel:
-    product = TraceModel(validate_on_assignment=False)  # validated on save
-    product.update(source, only="PRIMARY")
-    return product
-
-
-def new_profile_model(source) -> ProfileModel:
-    product = ProfileModel(validate_on_assignment=False)  # validated on save
-    product.update(source, only="PRIMARY")
-    return product

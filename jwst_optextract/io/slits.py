@@ -27,7 +27,8 @@ from ..exceptions import InputError, SlitError
 from .dq import DO_NOT_USE, dq_bits
 
 __all__ = ["FATAL_ERRORS", "SlitData", "SlitRun", "dq_bits", "integration_groups", "iter_slits", "parallel_map",
-           "process_map", "process_slits", "processes_allowed", "read_slit", "slit_views", "write_slit"]
+           "process_map", "process_slits", "processes_allowed", "read_slit", "scene_models", "slit_count",
+           "slit_models", "slit_views", "write_slit"]
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +193,16 @@ def iter_slits(model: datamodels.JwstDataModel) -> Iterator[tuple[str, datamodel
             yield slit_name(slit, index), slit
     else:
         yield slit_name(model, 0), model
+
+
+def slit_count(model: datamodels.JwstDataModel) -> int:
+    """Number of slits in ``model``: those of a MultiSlitModel, else 1."""
+    return len(model.slits) if isinstance(model, datamodels.MultiSlitModel) else 1
+
+
+def slit_models(model: datamodels.JwstDataModel) -> list[datamodels.JwstDataModel]:
+    """The slit datamodels of ``model`` in the order of `iter_slits`: a MultiSlitModel's slits, else ``model``."""
+    return list(model.slits) if isinstance(model, datamodels.MultiSlitModel) else [model]
 
 
 @dataclass
@@ -678,6 +689,27 @@ def write_slit(slit: SlitData, target, **arrays: np.ndarray) -> None:
     views = slit_views(slit, target, {key: value.dtype for key, value in arrays.items()})
     for key, value in arrays.items():
         views[key][...] = value
+
+
+def scene_models(model: datamodels.JwstDataModel, scenes: list[tuple[SlitData, np.ndarray]]):
+    """Copies of ``model`` holding, for each ``(slit, values)``, the scene model and the residual (data - model).
+
+    The residual is NaN on the slit's bad pixels; slits not in ``scenes`` keep
+    the input's data.
+
+    Returns
+    -------
+    scene, residual : DataModel
+        Two copies of ``model``.
+    """
+    scene, residual = model.copy(), model.copy()
+    slots = {name: index for index, (name, _) in enumerate(iter_slits(model))}
+    nodes = slit_models(scene), slit_models(residual)
+    for slit, values in scenes:
+        index = slots[slit.name]
+        for target, array in zip(nodes, (values, np.where(slit.good, slit.data - values, np.nan))):
+            write_slit(slit, target[index], data=np.asarray(array, dtype=np.float32))
+    return scene, residual
 
 
 def slit_views(slit: SlitData, target, arrays: dict[str, np.dtype]) -> dict[str, np.ndarray]:

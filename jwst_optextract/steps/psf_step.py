@@ -10,12 +10,11 @@ from ..fitting import (
     FitParameters,
     TraceFit,
     fit_slit_profile,
-    new_profile_model,
     profile_entry,
     trace_from_entry,
 )
 from ..io import process_slits
-from ..products import TraceModel, read_template
+from ..products import TraceModel, new_profile_model, read_template
 from .base import (
     OptxStep,
     PlottingMixin,

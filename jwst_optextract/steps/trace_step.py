@@ -5,8 +5,9 @@ from __future__ import annotations
 import functools
 import logging
 
-from ..fitting import FitParameters, fit_trace, new_trace_model, trace_entry
+from ..fitting import FitParameters, fit_trace, trace_entry
 from ..io import process_slits
+from ..products import new_trace_model
 from .base import (
     OptxStep,
     PlottingMixin,
