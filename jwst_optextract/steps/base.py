@@ -1,55 +1,32 @@
-"""Offline behaviour shared by every step and pipeline of the package.
+"""What every step of the package shares: the base class, opening inputs, workers, logs, atomic writes.
 
-stpipe asks CRDS for ``pars-<class>`` parameter references before a step runs
-and for the context when it finishes; with no CRDS server and no cache that
-ends the process. Our steps need neither: their parameters live in their
-``spec`` and parameter files, and their own reference files ship with the
-package (``jwst_optextract/reference_files``), overridable with
-``override_<reftype>``. CRDS is still asked for any jwst reference type, so the
-steps behave inside a jwst pipeline that uses CRDS.
+The offline behaviour (no CRDS server, no cache) is all in `jwst_optextract.steps.offline`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import tempfile
 import threading
-from importlib import resources
 from pathlib import Path
 
-import numpy as np
 from jwst.stpipe.core import JwstStep
 from stdatamodels import DataModel
 from stdatamodels.jwst import datamodels
-from stpipe import crds_client
 
 from ..exceptions import InputError, OutputError
 from ..io import SlitRun
 from ..io.opening import open_datamodel
+from ..reference_files import PACKAGED_REFERENCES, load_reference, packaged_reference
+from .offline import LOGGER_NAME, OfflineMixin
 
-__all__ = ["OfflineMixin", "OptxStep", "PACKAGED_REFERENCES", "load_reference", "log_summary", "open_model",
-           "open_product", "packaged_reference", "reference_defaults", "worker_count", "write_atomically"]
+__all__ = ["LOGGER_NAME", "PACKAGED_REFERENCES", "OfflineMixin", "OptxStep", "load_reference", "log_summary",
+           "open_model", "open_product", "packaged_reference", "reference_defaults", "worker_count",
+           "write_atomically"]
 
 log = logging.getLogger(__name__)
-
-PACKAGED_REFERENCES = {"optxextract": "optx_extract_defaults.json"}
-"""Reference types of this package and their packaged default files."""
-
-LOGGER_NAME = "jwst_optextract"
-
-
-def packaged_reference(reftype: str) -> str:
-    """Path of the packaged default file of one of the package's reference types."""
-    return str(resources.files("jwst_optextract.reference_files") / PACKAGED_REFERENCES[reftype])
-
-
-def load_reference(path: str) -> dict:
-    """Read one of the package's (JSON) reference files."""
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def open_model(input_data):
@@ -187,50 +164,6 @@ def _file_mode(path: str) -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
-
-
-class OfflineMixin:
-    """Put before ``JwstStep`` / ``JwstPipeline`` in the bases."""
-
-    @classmethod
-    def build_config(cls, input, **kwargs):  # noqa: A002 -- stpipe's name
-        # stpipe opens the input here only to look up CRDS pars-* references,
-        # which our classes do not have; a bad file would then fail inside
-        # astropy (or a numpy array on its truth value) before the step could
-        # say what is wrong with it. The step opens and checks it itself.
-        if isinstance(input, np.ndarray):
-            raise InputError("a numpy array is not a JWST datamodel; give a file name or a SlitModel, "
-                             "MultiSlitModel, ImageModel or CubeModel")
-        return super().build_config(None, **kwargs)
-
-    @classmethod
-    def get_config_from_reference(cls, dataset, disable=None, crds_observatory=None):
-        # No pars-* references in CRDS for our classes: parameters come from
-        # the spec, parameter files and the command line.
-        return cls._empty_config()
-
-    @classmethod
-    def _get_config_from_parameters(cls, crds_parameters, crds_observatory):
-        # The same when a jwst pipeline asks for the parameters of a sub-step.
-        return cls._empty_config()
-
-    @staticmethod
-    def get_stpipe_loggers():
-        return (*JwstStep.get_stpipe_loggers(), LOGGER_NAME)
-
-    def get_reference_file(self, input_file, reference_file_type):
-        """User override if given, else the packaged default; CRDS only for jwst reftypes."""
-        if reference_file_type in PACKAGED_REFERENCES and self.get_ref_override(reference_file_type) is None:
-            path = packaged_reference(reference_file_type)
-            self._reference_files_used.append((reference_file_type, path))
-            return crds_client.check_reference_open(path)
-        return super().get_reference_file(input_file, reference_file_type)
-
-    def finalize_result(self, result, reference_files_used):
-        # JwstStep.finalize_result asks CRDS for the context whenever any
-        # reference was used; only do that when CRDS actually gave one.
-        from_crds = any(isinstance(f, str) and f.startswith("crds://") for _, f in reference_files_used)
-        super().finalize_result(result, reference_files_used if from_crds else [])
 
 
 class OptxStep(OfflineMixin, JwstStep):
