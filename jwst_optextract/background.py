@@ -22,6 +22,7 @@ from .io import SlitData, iter_slits, process_slits
 from .io.dq import DO_NOT_USE, OUTLIER
 from .io.exposures import matching_slits, open_exposure, stack_exposures
 from .io.slits import FATAL_ERRORS, integration_groups, slit_models, slit_views
+from .parameters import StepParameters
 
 __all__ = ["METHODS", "BackgroundParameters", "BackgroundSummary", "estimate_slit", "subtract_background"]
 
@@ -32,8 +33,13 @@ _FROM_EXPOSURES = ("exposures", "nod")
 
 
 @dataclass
-class BackgroundParameters:
-    """Everything that controls a background subtraction (see `BackgroundStep` for meanings)."""
+class BackgroundParameters(StepParameters):
+    """Everything that controls a background subtraction (see `BackgroundStep` for meanings).
+
+    `~jwst_optextract.parameters.StepParameters.from_step` builds it from the
+    step; ``dq_bits`` is derived (from ``dq_flags``). ``clip_sigma`` 0 (or None)
+    disables the clipping.
+    """
 
     method: str = "smooth"
     source_half_width: float = 5.0
@@ -51,6 +57,10 @@ class BackgroundParameters:
     mask_cosmic_rays: bool = False
     trace: dict[str, np.ndarray] | None = None
     """Source centre row per column for slits by name (e.g. from a trace product)."""
+
+    def __post_init__(self):
+        self.clip_sigma = self.clip_sigma or None
+        self.box_size, self.filter_size = tuple(self.box_size), tuple(self.filter_size)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from .io import SlitData, Spectrum, flux_units, make_output_model, process_slits
 from .io.slits import SlitRun, integration_groups, parallel_map, scene_models, slit_count
 from .io.dq import OUTLIER
 from .io.spectra import white_light_curve, white_light_summary
+from .parameters import StepParameters, reference_default
 
 __all__ = ["ExtractionParameters", "ExtractionSummary", "extract_model", "extract_slit"]
 
@@ -26,32 +27,40 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class ExtractionParameters:
-    """Everything that controls an extraction (see `OptimalExtractStep` for meanings)."""
+class ExtractionParameters(StepParameters):
+    """Everything that controls an extraction (see `OptimalExtractStep` for meanings).
+
+    `~jwst_optextract.parameters.StepParameters.from_step` builds it from the
+    step; ``keep_scene`` is derived (``save_scene_model`` or ``save_residual_image``).
+    """
 
     extraction_type: str = "optimal"
-    extract_width: float = 5.0
+    extract_width: float = reference_default("extract_width")
     ystart: float | None = None
     ystop: float | None = None
     xstart: float | None = None
     xstop: float | None = None
     fill_flagged: bool = False
-    reject_sigma: float | None = 5.0
+    reject_sigma: float | None = reference_default("reject_sigma")
+    """0 or None: no outlier rejection, in the extraction and in the trace and profile fits."""
     max_reject_iterations: int = 10
-    min_coverage: float = 0.3
-    trace_degree: int = 3
-    width_degree: int = 2
-    psf_sigma: float = 1.0
+    min_coverage: float = reference_default("min_coverage")
+    trace_degree: int = reference_default("trace_degree")
+    width_degree: int = reference_default("width_degree")
+    psf_sigma: float = reference_default("psf_sigma")
     profile_kind: str = "gaussian"
     template: str | None = None
     chunk_pixels: int = 1 << 19
     keep_scene: bool = False
 
+    def __post_init__(self):
+        self.reject_sigma = self.reject_sigma or None  # 0 disables the rejection
+
     def fit_parameters(self) -> FitParameters:
-        """The trace and profile fit settings these imply."""
+        """The trace and profile fit settings these imply (the same outlier rejection, or none)."""
         return FitParameters(trace_degree=self.trace_degree, width_degree=self.width_degree,
                              psf_sigma=self.psf_sigma, kind=self.profile_kind, template=self.template,
-                             reject_sigma=self.reject_sigma or 5.0)
+                             reject_sigma=self.reject_sigma)
 
 
 @dataclass

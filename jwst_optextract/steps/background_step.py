@@ -105,22 +105,6 @@ class BackgroundStep(OptxStep):
         return result
 
     def _parameters(self) -> BackgroundParameters:
-        defaults = BackgroundParameters()
-        params = BackgroundParameters(
-            method=self.method,
-            source_half_width=self.source_half_width,
-            source_ystart=self.source_ystart,
-            source_ystop=self.source_ystop,
-            poly_degree=self.poly_degree,
-            knot_spacing=self.knot_spacing,
-            column_statistic=self.column_statistic,
-            clip_sigma=self.clip_sigma or None,
-            max_clip_iterations=self.max_clip_iterations,
-            box_size=tuple(self.box_size or defaults.box_size),
-            filter_size=tuple(self.filter_size or defaults.filter_size),
-            dq_bits=dq_bits(self.dq_flags),
-            hot_pixel_sigma=self.hot_pixel_sigma,
-            mask_cosmic_rays=self.mask_cosmic_rays,
-        )
+        params = BackgroundParameters.from_step(self, dq_bits=dq_bits(self.dq_flags))
         log.info("Background parameters: %s", params)
         return params

@@ -23,7 +23,7 @@ from ..reference_files import PACKAGED_REFERENCES, load_reference, packaged_refe
 from .offline import LOGGER_NAME, OfflineMixin
 
 __all__ = ["LOGGER_NAME", "PACKAGED_REFERENCES", "OfflineMixin", "OptxStep", "load_reference", "log_summary",
-           "open_model", "open_product", "packaged_reference", "reference_defaults", "worker_count",
+           "open_model", "open_product", "packaged_reference", "worker_count",
            "write_atomically"]
 
 log = logging.getLogger(__name__)
@@ -53,20 +53,6 @@ def open_product(value, cls):
         return cls(value)
     except Exception as exc:
         raise InputError(f"cannot open {value!r} as a {cls.__name__}: {exc}") from exc
-
-
-def reference_defaults(step, model) -> dict:
-    """The optxextract reference values for the model's exposure type."""
-    reference = load_reference(step.get_reference_file(model, "optxextract"))
-    exp_type = model.meta.exposure.type
-    return {**reference.get("default", {}), **reference.get("exp_type", {}).get(exp_type, {})}
-
-
-def parameters_or_defaults(step, model, names) -> dict:
-    """The step's values of ``names``, the reference's where the step leaves them None (and None dropped)."""
-    defaults = reference_defaults(step, model)
-    values = {name: getattr(step, name) if getattr(step, name) is not None else defaults.get(name) for name in names}
-    return {name: value for name, value in values.items() if value is not None}
 
 
 CORE_FRACTIONS = {"none": 0, "one": 0, "quarter": 4, "half": 2, "all": 1}

@@ -10,14 +10,11 @@ from ..combination import CombineParameters, combine_source
 from ..exceptions import InputError
 from ..io.slits import SlitRun, parallel_map
 from ..io.sources import group_sources, read_program, rectified_product, source_product
-from .base import OptxStep, log_summary, parameters_or_defaults, worker_count
+from .base import OptxStep, log_summary, worker_count
 
 __all__ = ["SlitCombineStep"]
 
 log = logging.getLogger(__name__)
-
-_FROM_REFERENCE = ("psf_sigma", "trace_degree", "width_degree", "reject_sigma", "min_coverage")
-
 
 class SlitCombineStep(OptxStep):
     """Combine the exposures and nods of every source into one optimally extracted spectrum.
@@ -121,14 +118,7 @@ class SlitCombineStep(OptxStep):
         log.info("Saved the pixel table in %s", path)
 
     def _parameters(self, model) -> CombineParameters:
-        values = parameters_or_defaults(self, model, _FROM_REFERENCE)
-        values["reject_sigma"] = values.get("reject_sigma", 5.0) or None
-        params = CombineParameters(
-            background=self.background, weight_type=self.weight_type, repeat_sigma=self.repeat_sigma or None,
-            outside_factor=self.outside_factor or None, dilate_failed_open=self.dilate_failed_open,
-            clip_percentiles=tuple(self.clip_percentiles) if self.clip_percentiles else None,
-            keep_rectified=self.save_rectified, **values,
-        )
+        params = CombineParameters.from_step(self, model, keep_rectified=self.save_rectified)
         log.info("Combination parameters: %s", params)
         return params
 

@@ -14,17 +14,12 @@ from .base import (
     log_summary,
     open_model,
     open_product,
-    parameters_or_defaults,
     worker_count,
 )
 
 __all__ = ["OptimalExtractStep"]
 
 log = logging.getLogger(__name__)
-
-# Parameters that default to the packaged (or overridden) optxextract reference.
-_FROM_REFERENCE = ("extract_width", "psf_sigma", "trace_degree", "width_degree", "reject_sigma", "min_coverage")
-
 
 class OptimalExtractStep(OptxStep):
     """Extract 1D spectra from 2D/3D JWST spectroscopic products.
@@ -120,17 +115,7 @@ class OptimalExtractStep(OptxStep):
         log.info("Saved the white-light curve in %s", path)
 
     def _parameters(self, model) -> ExtractionParameters:
-        values = parameters_or_defaults(self, model, _FROM_REFERENCE)
-        # 0 disables the rejection (None would fall back to the default threshold)
-        values["reject_sigma"] = values.get("reject_sigma", 5.0) or None
-        params = ExtractionParameters(
-            extraction_type=self.extraction_type,
-            ystart=self.ystart, ystop=self.ystop, xstart=self.xstart, xstop=self.xstop,
-            fill_flagged=self.fill_flagged, profile_kind=self.profile_kind, template=self.template,
-            keep_scene=self.save_scene_model or self.save_residual_image,
-            max_reject_iterations=self.max_reject_iterations,
-            chunk_pixels=self.chunk_pixels,
-            **values,
-        )
+        params = ExtractionParameters.from_step(self, model,
+                                                keep_scene=self.save_scene_model or self.save_residual_image)
         log.info("Extraction parameters for %s: %s", model.meta.exposure.type, params)
         return params

@@ -21,16 +21,12 @@ from .base import (
     log_summary,
     open_model,
     open_product,
-    parameters_or_defaults,
     worker_count,
 )
 
 __all__ = ["PsfFitStep"]
 
 log = logging.getLogger(__name__)
-
-_FIT_NAMES = ("trace_degree", "width_degree", "psf_sigma", "reject_sigma")
-
 
 class PsfFitStep(PlottingMixin, OptxStep):
     """Fit the cross-dispersion profile ``P(offset from trace, wavelength)`` of every slit.
@@ -126,11 +122,7 @@ class PsfFitStep(PlottingMixin, OptxStep):
 
     def fit_parameters(self, model) -> FitParameters:
         """Step parameters, with the reference defaults for the exposure type where not given."""
-        pick = parameters_or_defaults(self, model, _FIT_NAMES)
-        return FitParameters(kind=self.kind, window=self.window, oversample=self.oversample,
-                             smoothing=self.smoothing, fit_jitter=False, template=self._template(),
-                             template_stretch=self.template_stretch,
-                             **pick)
+        return FitParameters.from_step(self, model, fit_jitter=False, template=self._template())
 
     def _template(self):
         """The profile template, read once for all slits, or None."""

@@ -13,16 +13,12 @@ from .base import (
     PlottingMixin,
     log_summary,
     open_model,
-    parameters_or_defaults,
     worker_count,
 )
 
 __all__ = ["TraceStep"]
 
 log = logging.getLogger(__name__)
-
-_FIT_NAMES = ("trace_degree", "width_degree", "psf_sigma", "reject_sigma")
-
 
 class TraceStep(PlottingMixin, OptxStep):
     """Fit the trace centre of every slit of a 2D/3D spectroscopic product.
@@ -87,7 +83,4 @@ class TraceStep(PlottingMixin, OptxStep):
 
     def fit_parameters(self, model) -> FitParameters:
         """Step parameters, with the reference defaults for the exposure type where not given."""
-        pick = parameters_or_defaults(self, model, _FIT_NAMES)
-        return FitParameters(fit_jitter=self.fit_jitter, detection_snr=self.detection_snr,
-                             trace_model=self.trace_model, deconvolve_iterations=self.deconvolve_iterations,
-                             **pick)
+        return FitParameters.from_step(self, model)
