@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -78,6 +79,19 @@ class ExtractionSummary:
     """For integrations: the white-light curve of every slit (`~jwst_optextract.io.spectra.white_light_curve`)."""
 
 
+class _SlitResult(NamedTuple):
+    """What `extract_model` keeps of one extracted slit."""
+
+    spec: object
+    """The slit's SpecModel (or the TSO equivalent)."""
+    rejected: int
+    """Pixels rejected as outliers."""
+    integrations: bool
+    """Whether the slit has integrations (a 3D input)."""
+    scene: tuple[SlitData, np.ndarray] | None
+    """With ``keep_scene``: the slit and its scene model ``f P``."""
+
+
 def extract_model(model, params: ExtractionParameters, traces=None, profiles=None, workers: int = 1):
     """Extract every slit of ``model`` into a MultiSpecModel or TSOMultiSpecModel.
 
@@ -106,21 +120,23 @@ def extract_model(model, params: ExtractionParameters, traces=None, profiles=Non
         spectrum, rejected = extract_slit(slit, params, trace, profile, workers=group_workers)
         _check_spectrum(slit, spectrum)
         spec = to_specmodel(slit, model, spectrum, flux_units(model, slit.model))
-        return spec, rejected, slit.n_integrations is not None, (slit, spectrum.scene) if params.keep_scene else None
+        return _SlitResult(spec, rejected, slit.n_integrations is not None,
+                           (slit, spectrum.scene) if params.keep_scene else None)
 
     several = slit_count(model) > 1
     group_workers = 1 if several else workers
     run = process_slits(model, work, workers=workers if several else 1)
-    output = make_output_model(model, integrations=run.done[0][1][2])
+    _, first = run.done[0]
+    output = make_output_model(model, integrations=first.integrations)
     summary = ExtractionSummary(run)
-    for name, (spec, rejected, integrations, _) in run.done:
-        output.spec.append(spec)
-        summary.rejected_pixels += rejected
-        if integrations:
-            summary.white_light.append(white_light_curve(spec, name))
+    for name, result in run.done:
+        output.spec.append(result.spec)
+        summary.rejected_pixels += result.rejected
+        if result.integrations:
+            summary.white_light.append(white_light_curve(result.spec, name))
             log.info("%s", white_light_summary(summary.white_light[-1]))
     if params.keep_scene:
-        summary.scene, summary.residual = scene_models(model, [item[3] for _, item in run.done])
+        summary.scene, summary.residual = scene_models(model, [result.scene for _, result in run.done])
     return output, summary
 
 

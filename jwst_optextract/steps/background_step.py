@@ -62,7 +62,7 @@ class BackgroundStep(OptxStep):
     hot_pixel_sigma = float(default=None)  # if set, also exclude pixels this many robust sigma above their neighbours along the dispersion
     mask_cosmic_rays = boolean(default=False)  # also exclude cosmic rays found by astroscrappy (must be installed)
     save_background = boolean(default=False)  # save the background model (suffix bkg)
-    maximum_cores = string(default="none")  # threads over the slits: none, quarter, half, all or a number; the result does not depend on it
+    maximum_cores = string(default="none")  # cores to use: none, quarter, half, all or a number (threads over the slits); the result does not depend on it
     """  # noqa: E501
 
     def default_suffix(self):

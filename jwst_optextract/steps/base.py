@@ -60,7 +60,9 @@ CORE_FRACTIONS = {"none": 0, "one": 0, "quarter": 4, "half": 2, "all": 1}
 
 
 def worker_count(maximum_cores: str) -> int:
-    """Threads to use for ``maximum_cores``: none | quarter | half | all | a number, at most the cores available.
+    """Workers for ``maximum_cores``: none | quarter | half | all | a number, at most the cores available.
+
+    The step runs them as threads or as worker processes (its ``maximum_cores`` help says which).
 
     Raises
     ------
@@ -77,7 +79,7 @@ def worker_count(maximum_cores: str) -> int:
     fraction = CORE_FRACTIONS[value]
     workers = available // fraction if fraction else 1
     if workers > 1:
-        log.info("Using %d threads (maximum_cores=%s, %d cores available)", workers, value, available)
+        log.info("Using %d cores (maximum_cores=%s, %d available)", workers, value, available)
     return max(workers, 1)
 
 

@@ -51,7 +51,7 @@ class SlitCombineStep(OptxStep):
     psf_sigma = float(default=None)  # starting Gaussian sigma of the profile in pixels (default from reference)
     trace_degree = integer(default=None, min=0)  # Legendre degree of the trace when the WCS gives none (default from reference)
     width_degree = integer(default=None, min=0)  # Legendre degree of the profile width along the dispersion (default from reference)
-    maximum_cores = string(default="none")  # threads over the sources: none, quarter, half, all or a number; the result does not depend on it
+    maximum_cores = string(default="none")  # cores to use: none, quarter, half, all or a number (threads over the sources); the result does not depend on it
     save_rectified = boolean(default=False)  # also save, for display only, the exposures resampled about their traces and averaged (suffix rect; the spectrum never comes from it)
     save_pixel_table = boolean(default=False)  # also write each source's pixel table (every pixel of every exposure with its offset from the trace, data, variance, profile and weight), suffix pixels, FITS
     """  # noqa: E501

@@ -35,7 +35,7 @@ class OptimalExtractionPipeline(OfflinePipelineMixin, JwstPipeline):
     class_alias = "optx_spec"
 
     spec = """
-    maximum_cores = string(default="none")  # threads for every step whose own maximum_cores is none: none, quarter, half, all or a number
+    maximum_cores = string(default="none")  # cores for every step whose own maximum_cores is none: none, quarter, half, all or a number (processes or threads, as each step says)
     """  # noqa: E501
 
     step_defs = {

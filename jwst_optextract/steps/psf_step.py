@@ -74,7 +74,7 @@ class PsfFitStep(PlottingMixin, OptxStep):
     psf_sigma = float(default=None)  # starting Gaussian sigma in pixels (default from reference)
     reject_sigma = float(default=None)  # outlier threshold in sigma above the model (default from reference)
     save_plots = boolean(default=False)  # write a diagnostic PNG per slit (needs matplotlib)
-    maximum_cores = string(default="none")  # threads over the slits: none, quarter, half, all or a number; the result does not depend on it
+    maximum_cores = string(default="none")  # cores to use: none, quarter, half, all or a number (worker processes over the slits); the result does not depend on it
     output_ext = string(default=".asdf")  # the profile product is an ASDF file
     """  # noqa: E501
 

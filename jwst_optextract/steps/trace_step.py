@@ -49,7 +49,7 @@ class TraceStep(PlottingMixin, OptxStep):
     detection_snr = float(default=5.0)  # a source is detected when its extracted flux has at least this total signal to noise
     reject_sigma = float(default=None)  # outlier threshold in sigma above the model (default from reference)
     save_plots = boolean(default=False)  # write a diagnostic PNG per slit (needs matplotlib)
-    maximum_cores = string(default="none")  # threads over the slits: none, quarter, half, all or a number; the result does not depend on it
+    maximum_cores = string(default="none")  # cores to use: none, quarter, half, all or a number (worker processes over the slits); the result does not depend on it
     output_ext = string(default=".asdf")  # the trace product is an ASDF file
     """  # noqa: E501
 
