@@ -160,7 +160,7 @@ _GROUP_PIXELS = 1 << 22
 def subtract_slit(
     slit: SlitData, params: BackgroundParameters, exposures: list[SlitData] | None, out_slit, bkg_slit=None
 ) -> _SlitCounts:
-    """Subtract the background of one slit into ``out_slit`` (and the model into ``bkg_slit``), in groups of integrations.
+    """Subtract the background of one slit into ``out_slit`` (and the model into ``bkg_slit``), by integrations.
 
     Every method fits each integration alone, so a time series is estimated
     and written a group of integrations at a time and no array the size of
@@ -256,7 +256,8 @@ def _estimate(
         log.debug("Slit %s: %s of %d exposure(s) subtracted", slit.name, statistic, len(exposures))
         return bkg.combine_exposures(stack["data"], stack["mask"], stack["var_rnoise"], stack["var_poisson"],
                                      stack["var_flat"], statistic=statistic)
-    return _run_method(slit.data, plan.good[index] & ~plan.source, (slit.var_rnoise, slit.var_poisson, slit.var_flat), params)
+    variances = (slit.var_rnoise, slit.var_poisson, slit.var_flat)
+    return _run_method(slit.data, plan.good[index] & ~plan.source, variances, params)
 
 
 def _run_method(data, mask, variances, params: BackgroundParameters) -> bkg.BackgroundEstimate:

@@ -1,4 +1,4 @@
-"""Step parameters reach the middle layer through one mechanism (``*Parameters.from_step``), with one set of defaults."""
+"""Step parameters reach the middle layer through one mechanism (``*Parameters.from_step``), one set of defaults."""
 
 from __future__ import annotations
 
@@ -41,10 +41,11 @@ def test_dataclass_defaults_agree_with_the_spec_and_the_reference(parameters, st
         default = getattr(parameters(), field.name)
         given = getattr(step, field.name)
         if given is None and field.name in reference:
-            assert default == reference[field.name], f"{parameters.__name__}.{field.name}: the reference says {reference[field.name]}"
+            assert default == reference[field.name], (
+                f"{parameters.__name__}.{field.name} is {default!r}, the reference {reference[field.name]!r}")
         elif given is not None:
             assert default == (tuple(given) if isinstance(given, list) else given), (
-                f"{parameters.__name__}.{field.name} defaults to {default!r}, {step_class.__name__}'s spec to {given!r}")
+                f"{parameters.__name__}.{field.name} is {default!r}, the {step_class.__name__} spec {given!r}")
 
 
 def test_from_step_takes_the_step_then_the_reference_for_the_exposure_type():

@@ -483,7 +483,8 @@ def read_slit(
     data = _array(slit, "data")
     if data is None or data.size == 0 or data.ndim not in (2, 3):
         shape = None if data is None else data.shape
-        raise SlitError(name, f"has no 2D or 3D data array (shape {shape}); give a calwebb_spec2 product with a SCI array")
+        raise SlitError(name, f"has no 2D or 3D data array (shape {shape}); give a calwebb_spec2 product with a "
+                        "SCI array")
     dispaxis = _dispersion_axis(slit, parent, name)
     frame = data.shape[-2:]
     dq = _array(slit, "dq")
@@ -640,7 +641,7 @@ def _source_position(slit, parent, origin: tuple[int, int], nx: int) -> tuple[fl
         with warnings.catch_warnings(), _quiet_in_this_thread(location_from_wcs.__module__):
             warnings.simplefilter("ignore")
             _, _, location, trace = location_from_wcs(parent, None if slit is parent else slit, make_trace=True)
-    except Exception:  # a synthetic or partial WCS: no prediction
+    except Exception:  # noqa: BLE001 -- a synthetic or partial WCS: no prediction
         return None, None
     if location is None or not np.isfinite(location):
         return None, None

@@ -24,7 +24,8 @@ from .opening import open_datamodel
 from .slits import VERTICAL, SlitData, iter_slits, read_slit
 from .spectra import Spectrum, flux_units, make_output_model, to_specmodel
 
-__all__ = ["Program", "SourceGroup", "cluster_positions", "group_sources", "read_program", "rectified_product", "source_product"]
+__all__ = ["Program", "SourceGroup", "cluster_positions", "group_sources", "read_program", "rectified_product",
+           "source_product"]
 
 log = logging.getLogger(__name__)
 

@@ -260,9 +260,11 @@ def _copy_slit_metadata(slit: SlitData, parent, spec, spectrum: Spectrum) -> Non
         cross = (lower + 1 + slit.origin[0], upper + 1 + slit.origin[0])
         along = (float(cols[0]) + 1 + slit.origin[1], float(cols[-1]) + 1 + slit.origin[1])
         if slit.dispaxis == HORIZONTAL:
-            (spec.extraction_ystart, spec.extraction_ystop), (spec.extraction_xstart, spec.extraction_xstop) = cross, along
+            spec.extraction_ystart, spec.extraction_ystop = cross
+            spec.extraction_xstart, spec.extraction_xstop = along
         else:
-            (spec.extraction_xstart, spec.extraction_xstop), (spec.extraction_ystart, spec.extraction_ystop) = cross, along
+            spec.extraction_xstart, spec.extraction_xstop = cross
+            spec.extraction_ystart, spec.extraction_ystop = along
 
 
 def _aperture_sky_position(slit: SlitData, spectrum: Spectrum) -> tuple[float | None, float | None]:
@@ -275,7 +277,7 @@ def _aperture_sky_position(slit: SlitData, spectrum: Spectrum) -> tuple[float | 
     x, y = (col, row) if slit.dispaxis == HORIZONTAL else (row, col)
     try:
         coords = wcs(x, y)
-    except Exception:  # a WCS without sky axes
+    except Exception:  # noqa: BLE001 -- a WCS without sky axes
         return None, None
     if len(coords) < 3 or not np.all(np.isfinite(coords[:2])):
         return None, None
