@@ -31,9 +31,9 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import logging  # noqa: E402
+import logging
 
-from jwst_optextract import OptimalExtractionPipeline, SlitCombineStep, simulate  # noqa: E402
+from jwst_optextract import OptimalExtractionPipeline, SlitCombineStep, simulate
 
 
 def write_program(folder: Path, n_sources: int, nx: int) -> tuple[list[Path], Path]:

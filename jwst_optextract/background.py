@@ -13,30 +13,33 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-from stdatamodels.jwst import datamodels
-from stdatamodels.jwst.datamodels import dqflags
 
 from .core import background as bkg
 from .core import masking
 from .core.trace import collapse_integrations, find_trace
 from .exceptions import InputError, SlitError
 from .io import SlitData, iter_slits, process_slits
+from .io.dq import DO_NOT_USE, OUTLIER
 from .io.exposures import matching_slits, open_exposure, stack_exposures
-from .io.slits import FATAL_ERRORS, integration_groups, slit_views
+from .io.slits import FATAL_ERRORS, integration_groups, slit_models, slit_views
+from .parameters import StepParameters
 
 __all__ = ["METHODS", "BackgroundParameters", "BackgroundSummary", "estimate_slit", "subtract_background"]
 
 log = logging.getLogger(__name__)
 
-DO_NOT_USE = dqflags.pixel["DO_NOT_USE"]
-OUTLIER = dqflags.pixel["OUTLIER"]
 METHODS = ("smooth", "poly", "poly_rows", "column", "image2d", "exposures", "nod")
 _FROM_EXPOSURES = ("exposures", "nod")
 
 
 @dataclass
-class BackgroundParameters:
-    """Everything that controls a background subtraction (see `BackgroundStep` for meanings)."""
+class BackgroundParameters(StepParameters):
+    """Everything that controls a background subtraction (see `BackgroundStep` for meanings).
+
+    `~jwst_optextract.parameters.StepParameters.from_step` builds it from the
+    step; ``dq_bits`` is derived (from ``dq_flags``). ``clip_sigma`` 0 (or None)
+    disables the clipping.
+    """
 
     method: str = "smooth"
     source_half_width: float = 5.0
@@ -54,6 +57,10 @@ class BackgroundParameters:
     mask_cosmic_rays: bool = False
     trace: dict[str, np.ndarray] | None = None
     """Source centre row per column for slits by name (e.g. from a trace product)."""
+
+    def __post_init__(self):
+        self.clip_sigma = self.clip_sigma or None
+        self.box_size, self.filter_size = tuple(self.box_size), tuple(self.filter_size)
 
 
 @dataclass
@@ -115,8 +122,8 @@ def subtract_background(
     result = model if in_place else model.copy()
     slits = list(iter_slits(model))
     position = {name: index for index, (name, _) in enumerate(slits)}
-    bkg_slits = _slit_models(background) if keep_background else [None] * len(slits)
-    targets = list(zip(_slit_models(result), bkg_slits))
+    bkg_slits = slit_models(background) if keep_background else [None] * len(slits)
+    targets = list(zip(slit_models(result), bkg_slits))
 
     def subtract(slit: SlitData) -> _SlitCounts:
         matched = matching_slits(others, slit.name, position[slit.name]) if others else None
@@ -140,10 +147,6 @@ def subtract_background(
     return result, background, summary
 
 
-def _slit_models(model):
-    return list(model.slits) if isinstance(model, datamodels.MultiSlitModel) else [model]
-
-
 @dataclass
 class _SlitCounts:
     used: int = 0
@@ -157,7 +160,7 @@ _GROUP_PIXELS = 1 << 22
 def subtract_slit(
     slit: SlitData, params: BackgroundParameters, exposures: list[SlitData] | None, out_slit, bkg_slit=None
 ) -> _SlitCounts:
-    """Subtract the background of one slit into ``out_slit`` (and the model into ``bkg_slit``), in groups of integrations.
+    """Subtract the background of one slit into ``out_slit`` (and the model into ``bkg_slit``), by integrations.
 
     Every method fits each integration alone, so a time series is estimated
     and written a group of integrations at a time and no array the size of
@@ -253,7 +256,8 @@ def _estimate(
         log.debug("Slit %s: %s of %d exposure(s) subtracted", slit.name, statistic, len(exposures))
         return bkg.combine_exposures(stack["data"], stack["mask"], stack["var_rnoise"], stack["var_poisson"],
                                      stack["var_flat"], statistic=statistic)
-    return _run_method(slit.data, plan.good[index] & ~plan.source, (slit.var_rnoise, slit.var_poisson, slit.var_flat), params)
+    variances = (slit.var_rnoise, slit.var_poisson, slit.var_flat)
+    return _run_method(slit.data, plan.good[index] & ~plan.source, variances, params)
 
 
 def _run_method(data, mask, variances, params: BackgroundParameters) -> bkg.BackgroundEstimate:

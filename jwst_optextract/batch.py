@@ -23,6 +23,7 @@ Needs ``dask[distributed]`` (``pip install jwst_optextract[batch]``).
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import os
 import sys
@@ -147,7 +148,7 @@ def slit_ranges(path: str, tasks: int) -> list[tuple[int, int]]:
     except OSError:
         return []  # the step itself will say what is wrong with the file
     edges = np.linspace(0, count, min(tasks, count) + 1).round().astype(int)
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])] if count > 1 else []
+    return [(int(a), int(b)) for a, b in itertools.pairwise(edges)] if count > 1 else []
 
 
 def _slit_subset(path: str, start: int, stop: int):

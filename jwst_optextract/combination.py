@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from astropy.table import Table
 from scipy import ndimage
-from stdatamodels.jwst.datamodels import dqflags
 
 from . import core
 from .background import BackgroundParameters, estimate_slit
@@ -25,7 +24,10 @@ from .core import combine
 from .exceptions import SlitError
 from .fitting import FitParameters, fit_trace
 from .io import SlitData, Spectrum
+from .io.dq import DO_NOT_USE
+from .io.dq import MSA_FAILED_OPEN as FAILED_OPEN
 from .io.sources import SourceGroup, cluster_positions
+from .parameters import StepParameters, reference_default
 
 __all__ = ["BACKGROUNDS", "WEIGHT_TYPES", "CombineParameters", "SourceResult", "combine_source", "pixel_table"]
 
@@ -33,33 +35,42 @@ log = logging.getLogger(__name__)
 
 BACKGROUNDS = ("nod", "model", "none")
 WEIGHT_TYPES = ("ivm", "poisson", "exptime", "mask")
-DO_NOT_USE = dqflags.pixel["DO_NOT_USE"]
-FAILED_OPEN = dqflags.pixel["MSA_FAILED_OPEN"]
-OUTLIER = dqflags.pixel["OUTLIER"]
 
 
 @dataclass
-class CombineParameters:
-    """Everything that controls a combination (see `SlitCombineStep` for meanings)."""
+class CombineParameters(StepParameters):
+    """Everything that controls a combination (see `SlitCombineStep` for meanings).
+
+    `~jwst_optextract.parameters.StepParameters.from_step` builds it from the
+    step; ``keep_rectified`` is derived (``save_rectified``). 0 (or None)
+    disables ``reject_sigma``, ``repeat_sigma`` and ``outside_factor``.
+    """
 
     background: str = "nod"
     weight_type: str = "ivm"
-    reject_sigma: float | None = 5.0
+    reject_sigma: float | None = reference_default("reject_sigma")
     repeat_sigma: float | None = 5.0
     outside_factor: float | None = 1.0
     clip_percentiles: tuple[float, float] | None = None
     dilate_failed_open: int = 0
-    min_coverage: float = 0.3
-    trace_degree: int = 3
-    width_degree: int = 2
-    psf_sigma: float = 1.0
+    min_coverage: float = reference_default("min_coverage")
+    trace_degree: int = reference_default("trace_degree")
+    width_degree: int = reference_default("width_degree")
+    psf_sigma: float = reference_default("psf_sigma")
     background_method: str = "smooth"
     keep_rectified: bool = False
     """Also resample every exposure about its trace and average them, for display (`rectified_image`)."""
 
+    def __post_init__(self):
+        self.reject_sigma = self.reject_sigma or None
+        self.repeat_sigma = self.repeat_sigma or None
+        self.outside_factor = self.outside_factor or None
+        self.clip_percentiles = tuple(self.clip_percentiles) if self.clip_percentiles else None
+
     def fit_parameters(self) -> FitParameters:
+        """The trace fit settings these imply (the same outlier rejection, or none)."""
         return FitParameters(trace_degree=self.trace_degree, width_degree=self.width_degree,
-                             psf_sigma=self.psf_sigma, kind="gaussian", reject_sigma=self.reject_sigma or 5.0,
+                             psf_sigma=self.psf_sigma, kind="gaussian", reject_sigma=self.reject_sigma,
                              fit_jitter=False)
 
 

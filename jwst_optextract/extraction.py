@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
-from stdatamodels.jwst import datamodels
 
 from . import core
 from .exceptions import SlitError
 from .fitting import FitParameters, ProfileFit, TraceFit, fit_profile, fit_trace, profile_from_entry, trace_from_entry
-from .io import SlitData, Spectrum, flux_units, iter_slits, make_output_model, process_slits, to_specmodel
-from .io.slits import SlitRun, integration_groups, parallel_map, write_slit
-from .io.spectra import OUTLIER, white_light_curve, white_light_summary
+from .io import SlitData, Spectrum, flux_units, make_output_model, process_slits, to_specmodel
+from .io.slits import SlitRun, integration_groups, parallel_map, scene_models, slit_count
+from .io.dq import OUTLIER
+from .io.spectra import white_light_curve, white_light_summary
+from .parameters import SceneParameters, StepParameters, reference_default
 
 __all__ = ["ExtractionParameters", "ExtractionSummary", "extract_model", "extract_slit"]
 
@@ -26,40 +28,40 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class ExtractionParameters:
-    """Everything that controls an extraction (see `OptimalExtractStep` for meanings)."""
+class ExtractionParameters(SceneParameters, StepParameters):
+    """Everything that controls an extraction (see `OptimalExtractStep` for meanings).
+
+    `~jwst_optextract.parameters.StepParameters.from_step` builds it from the
+    step; ``keep_scene`` is derived (``save_scene_model`` or ``save_residual_image``).
+    """
 
     extraction_type: str = "optimal"
-    extract_width: float = 5.0
+    extract_width: float = reference_default("extract_width")
     ystart: float | None = None
     ystop: float | None = None
     xstart: float | None = None
     xstop: float | None = None
     fill_flagged: bool = False
-    reject_sigma: float | None = 5.0
+    reject_sigma: float | None = reference_default("reject_sigma")
+    """0 or None: no outlier rejection, in the extraction and in the trace and profile fits."""
     max_reject_iterations: int = 10
-    min_coverage: float = 0.3
-    trace_degree: int = 3
-    width_degree: int = 2
-    psf_sigma: float = 1.0
+    min_coverage: float = reference_default("min_coverage")
+    trace_degree: int = reference_default("trace_degree")
+    width_degree: int = reference_default("width_degree")
+    psf_sigma: float = reference_default("psf_sigma")
     profile_kind: str = "gaussian"
     template: str | None = None
     chunk_pixels: int = 1 << 19
     keep_scene: bool = False
-    scene_background: str = "none"
-    scene_degree: int = 1
-    scene_knot_spacing: float = 32.0
 
-    @property
-    def background(self) -> core.SceneBackground:
-        """The background fitted with the source (the scene model), or ``none`` for subtracted data."""
-        return core.SceneBackground(self.scene_background, self.scene_degree, self.scene_knot_spacing)
+    def __post_init__(self):
+        self.reject_sigma = self.reject_sigma or None  # 0 disables the rejection
 
     def fit_parameters(self) -> FitParameters:
-        """The trace and profile fit settings these imply."""
+        """The trace and profile fit settings these imply (the same outlier rejection, or none)."""
         return FitParameters(trace_degree=self.trace_degree, width_degree=self.width_degree,
                              psf_sigma=self.psf_sigma, kind=self.profile_kind, template=self.template,
-                             reject_sigma=self.reject_sigma or 5.0, background=self.background)
+                             reject_sigma=self.reject_sigma, **self.scene_values())
 
 
 @dataclass
@@ -75,6 +77,19 @@ class ExtractionSummary:
     """With ``keep_scene``: a copy of the input holding data minus that model."""
     white_light: list = field(default_factory=list)
     """For integrations: the white-light curve of every slit (`~jwst_optextract.io.spectra.white_light_curve`)."""
+
+
+class _SlitResult(NamedTuple):
+    """What `extract_model` keeps of one extracted slit."""
+
+    spec: object
+    """The slit's SpecModel (or the TSO equivalent)."""
+    rejected: int
+    """Pixels rejected as outliers."""
+    integrations: bool
+    """Whether the slit has integrations (a 3D input)."""
+    scene: tuple[SlitData, np.ndarray] | None
+    """With ``keep_scene``: the slit and its scene model ``f P``."""
 
 
 def extract_model(model, params: ExtractionParameters, traces=None, profiles=None, workers: int = 1):
@@ -105,34 +120,24 @@ def extract_model(model, params: ExtractionParameters, traces=None, profiles=Non
         spectrum, rejected = extract_slit(slit, params, trace, profile, workers=group_workers)
         _check_spectrum(slit, spectrum)
         spec = to_specmodel(slit, model, spectrum, flux_units(model, slit.model))
-        return spec, rejected, slit.n_integrations is not None, (slit, spectrum.scene) if params.keep_scene else None
+        return _SlitResult(spec, rejected, slit.n_integrations is not None,
+                           (slit, spectrum.scene) if params.keep_scene else None)
 
-    several = isinstance(model, datamodels.MultiSlitModel) and len(model.slits) > 1
+    several = slit_count(model) > 1
     group_workers = 1 if several else workers
     run = process_slits(model, work, workers=workers if several else 1)
-    output = make_output_model(model, integrations=run.done[0][1][2])
+    _, first = run.done[0]
+    output = make_output_model(model, integrations=first.integrations)
     summary = ExtractionSummary(run)
-    for name, (spec, rejected, integrations, _) in run.done:
-        output.spec.append(spec)
-        summary.rejected_pixels += rejected
-        if integrations:
-            summary.white_light.append(white_light_curve(spec, name))
+    for name, result in run.done:
+        output.spec.append(result.spec)
+        summary.rejected_pixels += result.rejected
+        if result.integrations:
+            summary.white_light.append(white_light_curve(result.spec, name))
             log.info("%s", white_light_summary(summary.white_light[-1]))
     if params.keep_scene:
-        summary.scene, summary.residual = _scene_models(model, [item[3] for _, item in run.done])
+        summary.scene, summary.residual = scene_models(model, [result.scene for _, result in run.done])
     return output, summary
-
-
-def _scene_models(model, scenes):
-    """Copies of ``model`` holding the scene model and the residual of every extracted slit."""
-    scene, residual = model.copy(), model.copy()
-    slots = {name: index for index, (name, _) in enumerate(iter_slits(model))}
-    for slit, values in scenes:
-        index = slots[slit.name]
-        for target, array in ((scene, values), (residual, np.where(slit.good, slit.data - values, np.nan))):
-            node = target.slits[index] if isinstance(target, datamodels.MultiSlitModel) else target
-            write_slit(slit, node, data=np.asarray(array, dtype=np.float32))
-    return scene, residual
 
 
 def _check_spectrum(slit: SlitData, spectrum: Spectrum) -> None:
@@ -251,8 +256,9 @@ class _Part:
 
 
 def _extract_optimal(slit: SlitData, P: np.ndarray, _, params: ExtractionParameters) -> _Part:
-    settings = dict(mask=slit.good, reject_sigma=params.reject_sigma, max_reject_iterations=params.max_reject_iterations,
-                    min_coverage=params.min_coverage, chunk_pixels=params.chunk_pixels)
+    settings = dict(mask=slit.good, reject_sigma=params.reject_sigma,
+                    max_reject_iterations=params.max_reject_iterations, min_coverage=params.min_coverage,
+                    chunk_pixels=params.chunk_pixels)
     total = P.sum(axis=-2, keepdims=True)
     shape = np.divide(P, total, out=np.zeros_like(P), where=total != 0)
     if params.background.fitted:

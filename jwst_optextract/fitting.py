@@ -19,7 +19,8 @@ from .core.trace import negative_traces, shifted_profiles, trace_shifts
 from .exceptions import SlitError
 from .io import SlitData
 from .io.slits import MeanImage
-from .products import ProfileModel, TraceModel, read_template
+from .parameters import SceneParameters, StepParameters, reference_default
+from .products import read_template
 
 __all__ = [
     "FitParameters", "ProfileFit", "TraceFit", "fit_profile", "fit_trace",
@@ -33,27 +34,32 @@ TRACE_MODELS = ("polynomial", "spline")
 
 
 @dataclass
-class FitParameters:
-    """What controls the trace and profile fits (see TraceStep and PsfFitStep)."""
+class FitParameters(SceneParameters, StepParameters):
+    """What controls the trace and profile fits (see TraceStep and PsfFitStep).
 
-    trace_degree: int = 3
+    `~jwst_optextract.parameters.StepParameters.from_step` builds it from either step.
+    """
+
+    trace_degree: int = reference_default("trace_degree")
     wcs_offset_degree: int = 0
-    width_degree: int = 2
-    psf_sigma: float = 1.0
+    width_degree: int = reference_default("width_degree")
+    psf_sigma: float = reference_default("psf_sigma")
     fit_jitter: bool = True
     kind: str = "auto"
     window: float = 128.0
     oversample: float = 4.0
     smoothing: float = 30.0
-    reject_sigma: float = 5.0
+    reject_sigma: float | None = reference_default("reject_sigma")
+    """Outlier threshold of the fits, in sigma; 0 or None: no rejection."""
     detection_snr: float = 5.0
     trace_model: str = "polynomial"
     deconvolve_iterations: int = 0
     template: str | ProfileTemplate | None = None
     """A profile template, or its file (see `~jwst_optextract.products.read_template`)."""
     template_stretch: bool = True
-    background: SceneBackground = field(default_factory=lambda: SceneBackground("none"))
-    """For data that still hold their background: fitted with the source at every step (the scene model)."""
+
+    def __post_init__(self):
+        self.reject_sigma = self.reject_sigma or None  # 0 disables the rejection
 
 
 @dataclass
@@ -590,14 +596,3 @@ def _checked_center(entry, slit: SlitData, what: str) -> np.ndarray:
                         f"{center.max():.1f}); was it made from another exposure?")
     return center
 
-
-def new_trace_model(source) -> TraceModel:
-    product = TraceModel(validate_on_assignment=False)  # validated on save
-    product.update(source, only="PRIMARY")
-    return product
-
-
-def new_profile_model(source) -> ProfileModel:
-    product = ProfileModel(validate_on_assignment=False)  # validated on save
-    product.update(source, only="PRIMARY")
-    return product

@@ -3,7 +3,8 @@
 `plot_slit` draws, for one slit: the 2D data with the fitted trace (and the
 negative traces), the profile fit against the normalised pixels in trace
 offset, the residual image (data minus model) in units of sigma, and the
-optimal spectrum against the box spectrum with their errors. Steps with ``save_plots`` write it as ``<output>_<slit>_<kind>.png``.
+optimal spectrum against the box spectrum with their errors. Steps with ``save_plots`` write it as
+``<output>_<slit>_<kind>.png``.
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ from stdatamodels.jwst.datamodels import JwstDataModel
 from .core.template_profile import ProfileTemplate
 from .exceptions import InputError
 
-__all__ = ["ProfileModel", "TraceModel", "get_resource_mappings", "read_template"]
+__all__ = ["ProfileModel", "TraceModel", "get_resource_mappings", "new_profile_model", "new_trace_model",
+           "read_template"]
 
 SCHEMA_PREFIX = "http://jwst-optextract.org/schemas/"
 
@@ -44,6 +45,20 @@ class ProfileModel(JwstDataModel):
     def profile_for(self, name: str):
         """The entry of slit ``name``, or None."""
         return next((entry for entry in self.profiles if entry.name == name), None)
+
+
+def new_trace_model(source: JwstDataModel) -> TraceModel:
+    """An empty TraceModel with the primary header metadata of ``source`` (the exposure it describes)."""
+    product = TraceModel(validate_on_assignment=False)  # validated on save
+    product.update(source, only="PRIMARY")
+    return product
+
+
+def new_profile_model(source: JwstDataModel) -> ProfileModel:
+    """An empty ProfileModel with the primary header metadata of ``source``."""
+    product = ProfileModel(validate_on_assignment=False)  # validated on save
+    product.update(source, only="PRIMARY")
+    return product
 
 
 def get_resource_mappings() -> list[DirectoryResourceMapping]:

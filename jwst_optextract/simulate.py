@@ -102,7 +102,8 @@ from gwcs import coordinate_frames as cf
 from gwcs import wcs as gwcs_wcs
 from scipy import special
 from stdatamodels.jwst import datamodels
-from stdatamodels.jwst.datamodels import dqflags
+
+from .io.dq import DO_NOT_USE
 
 __all__ = [
     "SceneTruth",
@@ -125,7 +126,6 @@ MJYSR_PER_DNS: float = 1.0e-3
 #: Conversion factor from DN/s to MJy used for ``units="MJy"`` (point source).
 MJY_PER_DNS: float = 1.0e-11
 
-DO_NOT_USE: int = int(dqflags.pixel["DO_NOT_USE"])
 
 _PROFILES = ("gaussian", "moffat", "double")
 _UNITS = ("DN/s", "MJy/sr", "MJy")

@@ -157,7 +157,8 @@ def test_nod_differencing_leaves_negative_traces():
     nods = [scene("quadratic", nx=512, seed=30 + i, flux=5.0, trace_center=c)
             for i, c in enumerate((8.3, 15.8, 23.3))]
     model, _ = nods[1]
-    result, _, summary = subtract_background(model, BackgroundParameters(method="nod"), [m for m, _ in (nods[0], nods[2])])
+    others = [m for m, _ in (nods[0], nods[2])]
+    result, _, summary = subtract_background(model, BackgroundParameters(method="nod"), others)
     assert summary.subtracted == ["S200A1"]
     profile_rows = np.nanmean(result.data, axis=1)
     assert profile_rows[16] > 0.5 * 5.0 * 0.2  # the positive trace
@@ -265,7 +266,8 @@ def test_banded_factorisation_solve_and_inverse_equal_dense():
     rhs = rng.normal(size=(n, batch))
     factor = bkg._ldl_banded(band)
     expected = np.linalg.solve(dense, rhs.T[..., None])[..., 0].T
-    np.testing.assert_allclose(bkg._solve_ldl_banded(factor, rhs), expected, rtol=1e-8, atol=1e-10 * np.abs(expected).max())
+    np.testing.assert_allclose(bkg._solve_ldl_banded(factor, rhs), expected, rtol=1e-8,
+                               atol=1e-10 * np.abs(expected).max())
     inverse = np.linalg.inv(dense)
     selected = bkg._banded_inverse(factor)
     assert selected.shape == band.shape

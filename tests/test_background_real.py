@@ -27,7 +27,8 @@ def test_nod_differencing_of_the_ceers_nods(index):
             expected_var = this.var_rnoise + 0.25 * (a.var_rnoise + b.var_rnoise)
         both = np.isfinite(expected) & np.isfinite(result.data)
         assert both.mean() > 0.5
-        np.testing.assert_allclose(result.data[both], expected[both], rtol=1e-5, atol=1e-6 * np.nanmax(np.abs(expected)))
+        np.testing.assert_allclose(result.data[both], expected[both], rtol=1e-5,
+                                   atol=1e-6 * np.nanmax(np.abs(expected)))
         np.testing.assert_allclose(result.var_rnoise[both], expected_var[both], rtol=1e-5)
         # the sky is gone: away from the traces the rows average to zero within their errors
         rows = np.nanmedian(np.where(np.isfinite(result.data), result.data, np.nan), axis=1)

@@ -11,7 +11,8 @@ def _profiles(ny, nx):
     centre = 15.3 + 0.5 * np.sin(np.linspace(0, 3, nx))
     gauss = gaussian_profile(ny, centre, np.linspace(0.8, 1.8, nx))
     moffat = (1 + ((rows - centre) / 1.5) ** 2) ** -2.5
-    double = gaussian_profile(ny, centre - 2.5, np.full(nx, 0.9)) + 0.6 * gaussian_profile(ny, centre + 2.0, np.full(nx, 1.2))
+    double = (gaussian_profile(ny, centre - 2.5, np.full(nx, 0.9))
+              + 0.6 * gaussian_profile(ny, centre + 2.0, np.full(nx, 1.2)))
     return {"gaussian": gauss, "moffat": moffat / moffat.sum(0), "double": double / double.sum(0)}
 
 

@@ -315,7 +315,7 @@ def test_when_no_slit_of_several_works_the_error_lists_them_all(step_name):
     model, _ = simulate.make_multislit(2, nx=64, ny=14, lines=0, seed=2)
     for slit in model.slits:
         slit.data = np.full(slit.data.shape, np.nan, np.float32)
-    with pytest.raises(InputError, match="none of its 2 slits could be processed.*no usable pixel") as raised:
+    with pytest.raises(InputError, match=r"none of its 2 slits could be processed.*no usable pixel") as raised:
         _run(step_name, model, {})
     for slit in model.slits:
         assert slit.name in str(raised.value)

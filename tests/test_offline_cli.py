@@ -87,7 +87,8 @@ def test_bad_input_ends_with_our_message(tmp_path):
     assert "InputError" in last and "is not a supported input" in last
 
 
-@pytest.mark.parametrize("source_type, column, unit", [("POINT", "FLUX", "Jy"), ("EXTENDED", "SURF_BRIGHT", "MJy / sr")])
+@pytest.mark.parametrize("source_type, column, unit",
+                         [("POINT", "FLUX", "Jy"), ("EXTENDED", "SURF_BRIGHT", "MJy / sr")])
 def test_specutils_reads_a_calibrated_x1d(tmp_path, source_type, column, unit):
     specutils = pytest.importorskip("specutils")
     model, _ = simulate.make_slit(nx=300, units="MJy/sr", exp_type="MIR_LRS-FIXEDSLIT", seed=3)

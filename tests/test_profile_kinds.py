@@ -11,8 +11,8 @@ from jwst_optextract.core import optimal_extract
 from jwst_optextract.exceptions import SlitError
 from jwst_optextract.io import read_slit
 
-MOFFAT = {"nx": 4096, "ny": 32, "trace_curvature": 2.0, "trace_tilt": 0.8, "background": 2.0, "cosmic_ray_fraction": 0.002,
-              "seed": 5, "profile": "moffat", "width": (1.2, 2.0), "moffat_beta": 2.5}
+MOFFAT = {"nx": 4096, "ny": 32, "trace_curvature": 2.0, "trace_tilt": 0.8, "background": 2.0,
+          "cosmic_ray_fraction": 0.002, "seed": 5, "profile": "moffat", "width": (1.2, 2.0), "moffat_beta": 2.5}
 
 
 def _bsub(model, truth):

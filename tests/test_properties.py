@@ -44,7 +44,8 @@ def test_optimal_is_linear_in_the_data(slit, a, b):
     data, profile, var, mask, other = slit
     combined = _optimal(a * data + b * other, profile, var, mask).flux
     separate = a * _optimal(data, profile, var, mask).flux + b * _optimal(other, profile, var, mask).flux
-    np.testing.assert_allclose(combined, separate, rtol=1e-9, atol=1e-8 * (1 + np.abs(data).max() + np.abs(other).max()))
+    np.testing.assert_allclose(combined, separate, rtol=1e-9,
+                               atol=1e-8 * (1 + np.abs(data).max() + np.abs(other).max()))
 
 
 @FAST
@@ -112,7 +113,8 @@ def test_box_is_linear_in_the_data(slit, a, b):
     weights = np.clip(weights / 10, 0, 1)
     combined = _box(a * data + b * other, var, mask, weights).flux
     separate = a * _box(data, var, mask, weights).flux + b * _box(other, var, mask, weights).flux
-    np.testing.assert_allclose(combined, separate, rtol=1e-9, atol=1e-8 * (1 + np.abs(data).max() + np.abs(other).max()))
+    np.testing.assert_allclose(combined, separate, rtol=1e-9,
+                               atol=1e-8 * (1 + np.abs(data).max() + np.abs(other).max()))
 
 
 @FAST

@@ -22,16 +22,16 @@ from typing import Any
 
 import numpy as np
 from stdatamodels.jwst import datamodels
-from stdatamodels.jwst.datamodels import dqflags
 
 from ..exceptions import InputError, SlitError
+from .dq import DO_NOT_USE, dq_bits
 
 __all__ = ["FATAL_ERRORS", "SlitData", "SlitRun", "dq_bits", "integration_groups", "iter_slits", "parallel_map",
-           "process_map", "process_slits", "processes_allowed", "read_slit", "slit_views", "write_slit"]
+           "process_map", "process_slits", "processes_allowed", "read_slit", "scene_models", "slit_count",
+           "slit_models", "slit_views", "write_slit"]
 
 log = logging.getLogger(__name__)
 
-DO_NOT_USE = dqflags.pixel["DO_NOT_USE"]
 HORIZONTAL, VERTICAL = 1, 2
 SUPPORTED = (
     datamodels.MultiSlitModel,
@@ -193,6 +193,16 @@ def iter_slits(model: datamodels.JwstDataModel) -> Iterator[tuple[str, datamodel
             yield slit_name(slit, index), slit
     else:
         yield slit_name(model, 0), model
+
+
+def slit_count(model: datamodels.JwstDataModel) -> int:
+    """Number of slits in ``model``: those of a MultiSlitModel, else 1."""
+    return len(model.slits) if isinstance(model, datamodels.MultiSlitModel) else 1
+
+
+def slit_models(model: datamodels.JwstDataModel) -> list[datamodels.JwstDataModel]:
+    """The slit datamodels of ``model`` in the order of `iter_slits`: a MultiSlitModel's slits, else ``model``."""
+    return list(model.slits) if isinstance(model, datamodels.MultiSlitModel) else [model]
 
 
 @dataclass
@@ -473,7 +483,8 @@ def read_slit(
     data = _array(slit, "data")
     if data is None or data.size == 0 or data.ndim not in (2, 3):
         shape = None if data is None else data.shape
-        raise SlitError(name, f"has no 2D or 3D data array (shape {shape}); give a calwebb_spec2 product with a SCI array")
+        raise SlitError(name, f"has no 2D or 3D data array (shape {shape}); give a calwebb_spec2 product with a "
+                        "SCI array")
     dispaxis = _dispersion_axis(slit, parent, name)
     frame = data.shape[-2:]
     dq = _array(slit, "dq")
@@ -630,7 +641,7 @@ def _source_position(slit, parent, origin: tuple[int, int], nx: int) -> tuple[fl
         with warnings.catch_warnings(), _quiet_in_this_thread(location_from_wcs.__module__):
             warnings.simplefilter("ignore")
             _, _, location, trace = location_from_wcs(parent, None if slit is parent else slit, make_trace=True)
-    except Exception:  # a synthetic or partial WCS: no prediction
+    except Exception:  # noqa: BLE001 -- a synthetic or partial WCS: no prediction
         return None, None
     if location is None or not np.isfinite(location):
         return None, None
@@ -681,6 +692,27 @@ def write_slit(slit: SlitData, target, **arrays: np.ndarray) -> None:
         views[key][...] = value
 
 
+def scene_models(model: datamodels.JwstDataModel, scenes: list[tuple[SlitData, np.ndarray]]):
+    """Copies of ``model`` holding, for each ``(slit, values)``, the scene model and the residual (data - model).
+
+    The residual is NaN on the slit's bad pixels; slits not in ``scenes`` keep
+    the input's data.
+
+    Returns
+    -------
+    scene, residual : DataModel
+        Two copies of ``model``.
+    """
+    scene, residual = model.copy(), model.copy()
+    slots = {name: index for index, (name, _) in enumerate(iter_slits(model))}
+    nodes = slit_models(scene), slit_models(residual)
+    for slit, values in scenes:
+        index = slots[slit.name]
+        for target, array in zip(nodes, (values, np.where(slit.good, slit.data - values, np.nan))):
+            write_slit(slit, target[index], data=np.asarray(array, dtype=np.float32))
+    return scene, residual
+
+
 def slit_views(slit: SlitData, target, arrays: dict[str, np.dtype]) -> dict[str, np.ndarray]:
     """Writable canonical views of arrays of ``target``, which has the layout of ``slit.model``.
 
@@ -706,19 +738,3 @@ def slit_views(slit: SlitData, target, arrays: dict[str, np.dtype]) -> dict[str,
         view = current[..., row0:row0 + frame[0], col0:col0 + frame[1]]
         views[key] = np.swapaxes(view, -1, -2) if slit.dispaxis == VERTICAL else view
     return views
-
-
-def dq_bits(flags: str | int | None) -> int:
-    """DQ bit mask from flag names (``"DO_NOT_USE, SATURATED"``), an integer, or None (DO_NOT_USE).
-
-    Raises
-    ------
-    InputError
-        For a name that is not a JWST pixel DQ flag.
-    """
-    if flags is None or flags == "":
-        return DO_NOT_USE
-    try:
-        return int(dqflags.ap_interpret_bit_flags(flags, flag_name_map=dqflags.pixel))
-    except (ValueError, TypeError, KeyError) as exc:
-        raise InputError(f"cannot read DQ flags {flags!r} (names from {sorted(dqflags.pixel)}): {exc}") from exc

@@ -17,14 +17,15 @@ from pathlib import Path
 
 import numpy as np
 from stdatamodels.jwst import datamodels
-from stdatamodels.jwst.datamodels import dqflags
 
 from ..exceptions import InputError, SlitError
+from .dq import DO_NOT_USE
 from .opening import open_datamodel
 from .slits import VERTICAL, SlitData, iter_slits, read_slit
 from .spectra import Spectrum, flux_units, make_output_model, to_specmodel
 
-__all__ = ["Program", "SourceGroup", "cluster_positions", "group_sources", "read_program", "rectified_product", "source_product"]
+__all__ = ["Program", "SourceGroup", "cluster_positions", "group_sources", "read_program", "rectified_product",
+           "source_product"]
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +271,7 @@ def rectified_product(group: SourceGroup, image: np.ndarray, variance: np.ndarra
     product = datamodels.SlitModel(data=image.astype(np.float32))
     product.update(group.parents[0], only="PRIMARY")
     product.err = np.sqrt(variance).astype(np.float32)
-    product.dq = np.where(np.isfinite(image), 0, dqflags.pixel["DO_NOT_USE"]).astype(np.uint32)
+    product.dq = np.where(np.isfinite(image), 0, DO_NOT_USE).astype(np.uint32)
     product.wavelength = np.broadcast_to(wavelength, image.shape).astype(np.float32)
     product.name, product.source_id = group.name, group.source_id
     return product

@@ -22,8 +22,8 @@ from astropy.table import Table
 from jwst.datamodels.utils import flat_multispec
 from jwst.extract_1d import spec_wcs
 from stdatamodels.jwst import datamodels
-from stdatamodels.jwst.datamodels import dqflags
 
+from .dq import DO_NOT_USE
 from .slits import HORIZONTAL, SlitData
 
 __all__ = ["FluxUnits", "Spectrum", "flux_units", "make_output_model", "to_specmodel", "white_light_curve",
@@ -31,8 +31,6 @@ __all__ = ["FluxUnits", "Spectrum", "flux_units", "make_output_model", "to_specm
 
 log = logging.getLogger(__name__)
 
-DO_NOT_USE = dqflags.pixel["DO_NOT_USE"]
-OUTLIER = dqflags.pixel["OUTLIER"]
 _TIME_COLUMNS = {
     "MJD-BEG": "int_start_MJD_UTC",
     "MJD-AVG": "int_mid_MJD_UTC",
@@ -262,9 +260,11 @@ def _copy_slit_metadata(slit: SlitData, parent, spec, spectrum: Spectrum) -> Non
         cross = (lower + 1 + slit.origin[0], upper + 1 + slit.origin[0])
         along = (float(cols[0]) + 1 + slit.origin[1], float(cols[-1]) + 1 + slit.origin[1])
         if slit.dispaxis == HORIZONTAL:
-            (spec.extraction_ystart, spec.extraction_ystop), (spec.extraction_xstart, spec.extraction_xstop) = cross, along
+            spec.extraction_ystart, spec.extraction_ystop = cross
+            spec.extraction_xstart, spec.extraction_xstop = along
         else:
-            (spec.extraction_xstart, spec.extraction_xstop), (spec.extraction_ystart, spec.extraction_ystop) = cross, along
+            spec.extraction_xstart, spec.extraction_xstop = cross
+            spec.extraction_ystart, spec.extraction_ystop = along
 
 
 def _aperture_sky_position(slit: SlitData, spectrum: Spectrum) -> tuple[float | None, float | None]:
@@ -277,7 +277,7 @@ def _aperture_sky_position(slit: SlitData, spectrum: Spectrum) -> tuple[float | 
     x, y = (col, row) if slit.dispaxis == HORIZONTAL else (row, col)
     try:
         coords = wcs(x, y)
-    except Exception:  # a WCS without sky axes
+    except Exception:  # noqa: BLE001 -- a WCS without sky axes
         return None, None
     if len(coords) < 3 or not np.all(np.isfinite(coords[:2])):
         return None, None

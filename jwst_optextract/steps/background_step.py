@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from ..background import BackgroundParameters, subtract_background
-from ..io.slits import dq_bits
+from ..io.dq import dq_bits
 from .base import OptxStep, open_model, worker_count
 
 __all__ = ["BackgroundStep"]
@@ -62,7 +62,7 @@ class BackgroundStep(OptxStep):
     hot_pixel_sigma = float(default=None)  # if set, also exclude pixels this many robust sigma above their neighbours along the dispersion
     mask_cosmic_rays = boolean(default=False)  # also exclude cosmic rays found by astroscrappy (must be installed)
     save_background = boolean(default=False)  # save the background model (suffix bkg)
-    maximum_cores = string(default="none")  # threads over the slits: none, quarter, half, all or a number; the result does not depend on it
+    maximum_cores = string(default="none")  # cores to use: none, quarter, half, all or a number (threads over the slits); the result does not depend on it
     """  # noqa: E501
 
     def default_suffix(self):
@@ -105,22 +105,6 @@ class BackgroundStep(OptxStep):
         return result
 
     def _parameters(self) -> BackgroundParameters:
-        defaults = BackgroundParameters()
-        params = BackgroundParameters(
-            method=self.method,
-            source_half_width=self.source_half_width,
-            source_ystart=self.source_ystart,
-            source_ystop=self.source_ystop,
-            poly_degree=self.poly_degree,
-            knot_spacing=self.knot_spacing,
-            column_statistic=self.column_statistic,
-            clip_sigma=self.clip_sigma or None,
-            max_clip_iterations=self.max_clip_iterations,
-            box_size=tuple(self.box_size or defaults.box_size),
-            filter_size=tuple(self.filter_size or defaults.filter_size),
-            dq_bits=dq_bits(self.dq_flags),
-            hot_pixel_sigma=self.hot_pixel_sigma,
-            mask_cosmic_rays=self.mask_cosmic_rays,
-        )
+        params = BackgroundParameters.from_step(self, dq_bits=dq_bits(self.dq_flags))
         log.info("Background parameters: %s", params)
         return params

@@ -1,74 +1,32 @@
-"""Offline behaviour shared by every step and pipeline of the package.
+"""What every step of the package shares: the base class, opening inputs, workers, logs, atomic writes.
 
-stpipe asks CRDS for ``pars-<class>`` parameter references before a step runs
-and for the context when it finishes; with no CRDS server and no cache that
-ends the process. Our steps need neither: their parameters live in their
-``spec`` and parameter files, and their own reference files ship with the
-package (``jwst_optextract/reference_files``), overridable with
-``override_<reftype>``. CRDS is still asked for any jwst reference type, so the
-steps behave inside a jwst pipeline that uses CRDS.
+The offline behaviour (no CRDS server, no cache) is all in `jwst_optextract.steps.offline`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import tempfile
 import threading
-from importlib import resources
 from pathlib import Path
 
-import numpy as np
 from jwst.stpipe.core import JwstStep
 from stdatamodels import DataModel
 from stdatamodels.jwst import datamodels
-from stpipe import config_parser, crds_client
 
 from ..exceptions import InputError, OutputError
 from ..io import SlitRun
 from ..io.opening import open_datamodel
+from ..reference_files import PACKAGED_REFERENCES, load_reference, packaged_reference
+from .offline import LOGGER_NAME, OfflineMixin
 
-__all__ = ["OfflineMixin", "OptxStep", "PACKAGED_REFERENCES", "load_reference", "log_summary", "open_model",
-           "open_product", "packaged_reference", "reference_defaults", "worker_count", "write_atomically"]
+__all__ = ["LOGGER_NAME", "PACKAGED_REFERENCES", "OfflineMixin", "OptxStep", "load_reference", "log_summary",
+           "open_model", "open_product", "packaged_reference", "worker_count",
+           "write_atomically"]
 
 log = logging.getLogger(__name__)
-
-PACKAGED_REFERENCES = {"optxextract": "optx_extract_defaults.json"}
-"""Reference types of this package and their packaged default files."""
-
-PACKAGED_PARAMETERS = {"OptimalExtractionPipeline": "optx_spec_parameters.cfg"}
-"""Classes whose parameter defaults differ from their steps' own, and the packaged file that holds them
-(what a CRDS ``pars-<class>`` reference would)."""
-
-LOGGER_NAME = "jwst_optextract"
-
-
-def packaged_reference(reftype: str) -> str:
-    """Path of the packaged default file of one of the package's reference types."""
-    return str(resources.files("jwst_optextract.reference_files") / PACKAGED_REFERENCES[reftype])
-
-
-def packaged_parameters(cls) -> config_parser.ConfigObj:
-    """The packaged parameter defaults of a step or pipeline class (empty for most)."""
-    name = PACKAGED_PARAMETERS.get(cls.__name__)
-    if name is None:
-        return config_parser.ConfigObj()
-    return config_parser.load_config_file(str(resources.files("jwst_optextract.reference_files") / name))
-
-
-def scene_settings(step):
-    """The step's scene-model background settings (``scene_*`` parameters) as one object."""
-    from ..core import SceneBackground
-
-    return SceneBackground(step.scene_background, step.scene_degree, step.scene_knot_spacing)
-
-
-def load_reference(path: str) -> dict:
-    """Read one of the package's (JSON) reference files."""
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def open_model(input_data):
@@ -97,26 +55,14 @@ def open_product(value, cls):
         raise InputError(f"cannot open {value!r} as a {cls.__name__}: {exc}") from exc
 
 
-def reference_defaults(step, model) -> dict:
-    """The optxextract reference values for the model's exposure type."""
-    reference = load_reference(step.get_reference_file(model, "optxextract"))
-    exp_type = model.meta.exposure.type
-    return {**reference.get("default", {}), **reference.get("exp_type", {}).get(exp_type, {})}
-
-
-def parameters_or_defaults(step, model, names) -> dict:
-    """The step's values of ``names``, the reference's where the step leaves them None (and None dropped)."""
-    defaults = reference_defaults(step, model)
-    values = {name: getattr(step, name) if getattr(step, name) is not None else defaults.get(name) for name in names}
-    return {name: value for name, value in values.items() if value is not None}
-
-
 CORE_FRACTIONS = {"none": 0, "one": 0, "quarter": 4, "half": 2, "all": 1}
 """``maximum_cores`` names, as in jwst, and the fraction (1/n) of the available cores they mean (0: one core)."""
 
 
 def worker_count(maximum_cores: str) -> int:
-    """Threads to use for ``maximum_cores``: none | quarter | half | all | a number, at most the cores available.
+    """Workers for ``maximum_cores``: none | quarter | half | all | a number, at most the cores available.
+
+    The step runs them as threads or as worker processes (its ``maximum_cores`` help says which).
 
     Raises
     ------
@@ -133,7 +79,7 @@ def worker_count(maximum_cores: str) -> int:
     fraction = CORE_FRACTIONS[value]
     workers = available // fraction if fraction else 1
     if workers > 1:
-        log.info("Using %d threads (maximum_cores=%s, %d cores available)", workers, value, available)
+        log.info("Using %d cores (maximum_cores=%s, %d available)", workers, value, available)
     return max(workers, 1)
 
 
@@ -206,53 +152,6 @@ def _file_mode(path: str) -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
-
-
-class OfflineMixin:
-    """Put before ``JwstStep`` / ``JwstPipeline`` in the bases."""
-
-    @classmethod
-    def build_config(cls, input, **kwargs):  # noqa: A002 -- stpipe's name
-        # stpipe opens the input here only to look up CRDS pars-* references,
-        # which our classes do not have; a bad file would then fail inside
-        # astropy (or a numpy array on its truth value) before the step could
-        # say what is wrong with it. The step opens and checks it itself.
-        if isinstance(input, np.ndarray):
-            raise InputError("a numpy array is not a JWST datamodel; give a file name or a SlitModel, "
-                             "MultiSlitModel, ImageModel or CubeModel")
-        config, config_file = super().build_config(None, **kwargs)
-        defaults = packaged_parameters(cls)
-        config_parser.merge_config(defaults, config)
-        return defaults, config_file
-
-    @classmethod
-    def get_config_from_reference(cls, dataset, disable=None, crds_observatory=None):
-        # No pars-* references in CRDS for our classes: parameters come from
-        # the packaged defaults, the spec, parameter files and the command line.
-        return packaged_parameters(cls)
-
-    @classmethod
-    def _get_config_from_parameters(cls, crds_parameters, crds_observatory):
-        # The same when a jwst pipeline asks for the parameters of a sub-step.
-        return packaged_parameters(cls)
-
-    @staticmethod
-    def get_stpipe_loggers():
-        return (*JwstStep.get_stpipe_loggers(), LOGGER_NAME)
-
-    def get_reference_file(self, input_file, reference_file_type):
-        """User override if given, else the packaged default; CRDS only for jwst reftypes."""
-        if reference_file_type in PACKAGED_REFERENCES and self.get_ref_override(reference_file_type) is None:
-            path = packaged_reference(reference_file_type)
-            self._reference_files_used.append((reference_file_type, path))
-            return crds_client.check_reference_open(path)
-        return super().get_reference_file(input_file, reference_file_type)
-
-    def finalize_result(self, result, reference_files_used):
-        # JwstStep.finalize_result asks CRDS for the context whenever any
-        # reference was used; only do that when CRDS actually gave one.
-        from_crds = any(isinstance(f, str) and f.startswith("crds://") for _, f in reference_files_used)
-        super().finalize_result(result, reference_files_used if from_crds else [])
 
 
 class OptxStep(OfflineMixin, JwstStep):

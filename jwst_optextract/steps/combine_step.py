@@ -10,14 +10,11 @@ from ..combination import CombineParameters, combine_source
 from ..exceptions import InputError
 from ..io.slits import SlitRun, parallel_map
 from ..io.sources import group_sources, read_program, rectified_product, source_product
-from .base import OptxStep, log_summary, parameters_or_defaults, worker_count
+from .base import OptxStep, log_summary, worker_count
 
 __all__ = ["SlitCombineStep"]
 
 log = logging.getLogger(__name__)
-
-_FROM_REFERENCE = ("psf_sigma", "trace_degree", "width_degree", "reject_sigma", "min_coverage")
-
 
 class SlitCombineStep(OptxStep):
     """Combine the exposures and nods of every source into one optimally extracted spectrum.
@@ -54,7 +51,7 @@ class SlitCombineStep(OptxStep):
     psf_sigma = float(default=None)  # starting Gaussian sigma of the profile in pixels (default from reference)
     trace_degree = integer(default=None, min=0)  # Legendre degree of the trace when the WCS gives none (default from reference)
     width_degree = integer(default=None, min=0)  # Legendre degree of the profile width along the dispersion (default from reference)
-    maximum_cores = string(default="none")  # threads over the sources: none, quarter, half, all or a number; the result does not depend on it
+    maximum_cores = string(default="none")  # cores to use: none, quarter, half, all or a number (threads over the sources); the result does not depend on it
     save_rectified = boolean(default=False)  # also save, for display only, the exposures resampled about their traces and averaged (suffix rect; the spectrum never comes from it)
     save_pixel_table = boolean(default=False)  # also write each source's pixel table (every pixel of every exposure with its offset from the trace, data, variance, profile and weight), suffix pixels, FITS
     """  # noqa: E501
@@ -121,14 +118,7 @@ class SlitCombineStep(OptxStep):
         log.info("Saved the pixel table in %s", path)
 
     def _parameters(self, model) -> CombineParameters:
-        values = parameters_or_defaults(self, model, _FROM_REFERENCE)
-        values["reject_sigma"] = values.get("reject_sigma", 5.0) or None
-        params = CombineParameters(
-            background=self.background, weight_type=self.weight_type, repeat_sigma=self.repeat_sigma or None,
-            outside_factor=self.outside_factor or None, dilate_failed_open=self.dilate_failed_open,
-            clip_percentiles=tuple(self.clip_percentiles) if self.clip_percentiles else None,
-            keep_rectified=self.save_rectified, **values,
-        )
+        params = CombineParameters.from_step(self, model, keep_rectified=self.save_rectified)
         log.info("Combination parameters: %s", params)
         return params
 

@@ -14,17 +14,12 @@ from .base import (
     log_summary,
     open_model,
     open_product,
-    parameters_or_defaults,
     worker_count,
 )
 
 __all__ = ["OptimalExtractStep"]
 
 log = logging.getLogger(__name__)
-
-# Parameters that default to the packaged (or overridden) optxextract reference.
-_FROM_REFERENCE = ("extract_width", "psf_sigma", "trace_degree", "width_degree", "reject_sigma", "min_coverage")
-
 
 class OptimalExtractStep(OptxStep):
     """Extract 1D spectra from 2D/3D JWST spectroscopic products.
@@ -62,7 +57,7 @@ class OptimalExtractStep(OptxStep):
     save_scene_model = boolean(default=False)  # also save the model of the data the extraction implies (suffix scene)
     save_residual_image = boolean(default=False)  # also save data minus that model (suffix residual)
     chunk_pixels = integer(default=524288, min=1)  # integrations are extracted in chunks of about this many pixels
-    maximum_cores = string(default="none")  # threads: none, quarter, half, all or a number (the slits of a MultiSlitModel, else groups of integrations); the result does not depend on it
+    maximum_cores = string(default="none")  # cores to use: none, quarter, half, all or a number (threads over the slits of a MultiSlitModel, else over groups of integrations); the result does not depend on it
     save_white_light = boolean(default=False)  # for integrations, also save the white-light curve (flux summed over the good wavelengths) as an ECSV table (suffix whitelight)
     """  # noqa: E501
 
@@ -123,18 +118,7 @@ class OptimalExtractStep(OptxStep):
         log.info("Saved the white-light curve in %s", path)
 
     def _parameters(self, model) -> ExtractionParameters:
-        values = parameters_or_defaults(self, model, _FROM_REFERENCE)
-        # 0 disables the rejection (None would fall back to the default threshold)
-        values["reject_sigma"] = values.get("reject_sigma", 5.0) or None
-        params = ExtractionParameters(
-            extraction_type=self.extraction_type,
-            ystart=self.ystart, ystop=self.ystop, xstart=self.xstart, xstop=self.xstop,
-            fill_flagged=self.fill_flagged, profile_kind=self.profile_kind, template=self.template,
-            keep_scene=self.save_scene_model or self.save_residual_image,
-            max_reject_iterations=self.max_reject_iterations,
-            chunk_pixels=self.chunk_pixels, scene_background=self.scene_background,
-            scene_degree=self.scene_degree, scene_knot_spacing=self.scene_knot_spacing,
-            **values,
-        )
+        params = ExtractionParameters.from_step(self, model,
+                                                keep_scene=self.save_scene_model or self.save_residual_image)
         log.info("Extraction parameters for %s: %s", model.meta.exposure.type, params)
         return params

@@ -10,24 +10,15 @@ from stdatamodels.jwst import datamodels
 
 from ..products import ProfileModel, TraceModel
 from .background_step import BackgroundStep
-from .base import OfflineMixin, open_model
+from .base import open_model
 from .extract_step import OptimalExtractStep
+from .offline import OfflinePipelineMixin
 from .psf_step import PsfFitStep
 from .trace_step import TraceStep
 
 __all__ = ["OptSpec2Pipeline", "OptSpec3Pipeline", "OptimalExtractionPipeline"]
 
 log = logging.getLogger(__name__)
-
-
-class OfflinePipelineMixin(OfflineMixin):
-    """Offline behaviour for pipelines: JwstPipeline.finalize_result always asks CRDS for the context."""
-
-    def finalize_result(self, result, reference_files_used):
-        if any(isinstance(f, str) and f.startswith("crds://") for _, f in reference_files_used):
-            super(OfflineMixin, self).finalize_result(result, reference_files_used)
-        elif self.class_alias and hasattr(result, "cal_logs"):
-            setattr(result.cal_logs, self.class_alias, self._log_records)
 
 
 class OptimalExtractionPipeline(OfflinePipelineMixin, JwstPipeline):
@@ -44,7 +35,7 @@ class OptimalExtractionPipeline(OfflinePipelineMixin, JwstPipeline):
     class_alias = "optx_spec"
 
     spec = """
-    maximum_cores = string(default="none")  # threads for every step whose own maximum_cores is none: none, quarter, half, all or a number
+    maximum_cores = string(default="none")  # cores for every step whose own maximum_cores is none: none, quarter, half, all or a number (processes or threads, as each step says)
     """  # noqa: E501
 
     step_defs = {

@@ -10,29 +10,23 @@ from ..fitting import (
     FitParameters,
     TraceFit,
     fit_slit_profile,
-    new_profile_model,
     profile_entry,
     trace_from_entry,
 )
 from ..io import process_slits
-from ..products import TraceModel, read_template
+from ..products import TraceModel, new_profile_model, read_template
 from .base import (
-    scene_settings,
     OptxStep,
     PlottingMixin,
     log_summary,
     open_model,
     open_product,
-    parameters_or_defaults,
     worker_count,
 )
 
 __all__ = ["PsfFitStep"]
 
 log = logging.getLogger(__name__)
-
-_FIT_NAMES = ("trace_degree", "width_degree", "psf_sigma", "reject_sigma")
-
 
 class PsfFitStep(PlottingMixin, OptxStep):
     """Fit the cross-dispersion profile ``P(offset from trace, wavelength)`` of every slit.
@@ -83,7 +77,7 @@ class PsfFitStep(PlottingMixin, OptxStep):
     scene_degree = integer(default=1, min=0)  # scene model: polynomial degree of the background across the slit
     scene_knot_spacing = float(default=32.0, min=2)  # scene model, smooth: columns between the background's spline knots along the dispersion
     save_plots = boolean(default=False)  # write a diagnostic PNG per slit (needs matplotlib)
-    maximum_cores = string(default="none")  # threads over the slits: none, quarter, half, all or a number; the result does not depend on it
+    maximum_cores = string(default="none")  # cores to use: none, quarter, half, all or a number (worker processes over the slits); the result does not depend on it
     output_ext = string(default=".asdf")  # the profile product is an ASDF file
     """  # noqa: E501
 
@@ -131,11 +125,7 @@ class PsfFitStep(PlottingMixin, OptxStep):
 
     def fit_parameters(self, model) -> FitParameters:
         """Step parameters, with the reference defaults for the exposure type where not given."""
-        pick = parameters_or_defaults(self, model, _FIT_NAMES)
-        return FitParameters(kind=self.kind, window=self.window, oversample=self.oversample,
-                             smoothing=self.smoothing, fit_jitter=False, template=self._template(),
-                             template_stretch=self.template_stretch, background=scene_settings(self),
-                             **pick)
+        return FitParameters.from_step(self, model, fit_jitter=False, template=self._template())
 
     def _template(self):
         """The profile template, read once for all slits, or None."""

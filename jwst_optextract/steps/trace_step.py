@@ -5,24 +5,20 @@ from __future__ import annotations
 import functools
 import logging
 
-from ..fitting import FitParameters, fit_trace, new_trace_model, trace_entry
+from ..fitting import FitParameters, fit_trace, trace_entry
 from ..io import process_slits
+from ..products import new_trace_model
 from .base import (
-    scene_settings,
     OptxStep,
     PlottingMixin,
     log_summary,
     open_model,
-    parameters_or_defaults,
     worker_count,
 )
 
 __all__ = ["TraceStep"]
 
 log = logging.getLogger(__name__)
-
-_FIT_NAMES = ("trace_degree", "width_degree", "psf_sigma", "reject_sigma")
-
 
 class TraceStep(PlottingMixin, OptxStep):
     """Fit the trace centre of every slit of a 2D/3D spectroscopic product.
@@ -56,7 +52,7 @@ class TraceStep(PlottingMixin, OptxStep):
     scene_degree = integer(default=1, min=0)  # scene model: polynomial degree of the background across the slit
     scene_knot_spacing = float(default=32.0, min=2)  # scene model, smooth: columns between the background's spline knots along the dispersion
     save_plots = boolean(default=False)  # write a diagnostic PNG per slit (needs matplotlib)
-    maximum_cores = string(default="none")  # threads over the slits: none, quarter, half, all or a number; the result does not depend on it
+    maximum_cores = string(default="none")  # cores to use: none, quarter, half, all or a number (worker processes over the slits); the result does not depend on it
     output_ext = string(default=".asdf")  # the trace product is an ASDF file
     """  # noqa: E501
 
@@ -90,7 +86,4 @@ class TraceStep(PlottingMixin, OptxStep):
 
     def fit_parameters(self, model) -> FitParameters:
         """Step parameters, with the reference defaults for the exposure type where not given."""
-        pick = parameters_or_defaults(self, model, _FIT_NAMES)
-        return FitParameters(fit_jitter=self.fit_jitter, detection_snr=self.detection_snr,
-                             trace_model=self.trace_model, deconvolve_iterations=self.deconvolve_iterations,
-                             background=scene_settings(self), **pick)
+        return FitParameters.from_step(self, model)
