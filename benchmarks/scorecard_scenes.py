@@ -585,7 +585,8 @@ def tso_model(scene: Scene) -> datamodels.SlitModel:
     table["integration_number"] = np.arange(1, nints + 1)
     for prefix, shift in (("UTC", 0.0), ("BJD_TDB", 381.184 / 86400.0)):
         table[f"int_start_MJD_{prefix}" if prefix == "UTC" else f"int_start_{prefix}"] = start + shift
-        table[f"int_mid_MJD_{prefix}" if prefix == "UTC" else f"int_mid_{prefix}"] = start + shift + 0.5 * EXPTIME / 86400
+        mid = start + shift + 0.5 * EXPTIME / 86400
+        table[f"int_mid_MJD_{prefix}" if prefix == "UTC" else f"int_mid_{prefix}"] = mid
         table[f"int_end_MJD_{prefix}" if prefix == "UTC" else f"int_end_{prefix}"] = start + shift + EXPTIME / 86400
     model.int_times = table
     return model
