@@ -124,9 +124,12 @@ def test_scene_of_integrations_fits_each_alone():
     rng = np.random.default_rng(8)
     cube = rng.normal(flux * P + background, 4.0, size=(3,) + P.shape)
     cube[1] += 3.0  # a different background level in one integration
-    together = fit_scene(cube, shape, var_rnoise, None, chunk_pixels=P.size * 2)
+    var_flat = np.full(cube.shape, 0.01)  # per integration, as in a _calints
+    var_flat[2] = 0.02
+    together = fit_scene(cube, shape, var_rnoise, None, var_flat, chunk_pixels=P.size * 2)
     for index in range(3):
-        alone = fit_scene(cube[index], shape, var_rnoise, None)
+        alone = fit_scene(cube[index], shape, var_rnoise, None, var_flat[index])
+        np.testing.assert_allclose(together.var_flat[index], alone.var_flat, rtol=1e-9)
         np.testing.assert_allclose(together.flux[index], alone.flux, rtol=1e-9)
         np.testing.assert_allclose(together.background[index], alone.background, atol=1e-9)
 

@@ -268,10 +268,10 @@ def _fit_chunk(D, P, vr, vp, vf, mask, model, out, reject_sigma, max_iterations,
     s = np.einsum("nyx,nyx,nyx->nx", P, P, iv)
     w = np.divide(P * iv, s[:, None, :], out=np.zeros(shape), where=s[:, None, :] > 0)
     known = np.divide(1.0, s, out=np.full(s.shape, np.nan), where=s > 0)
-    components = {"var_rnoise": np.einsum("nyx,nyx,yx->nx", w, w, np.broadcast_to(vr, shape[-2:]))
-                  if vr.ndim == 2 else np.einsum("nyx,nyx,nyx->nx", w, w, vr)}
+    w2 = w * w
+    components = {"var_rnoise": np.einsum("nyx,nyx->nx", w2, np.broadcast_to(vr, shape))}
     components["var_flat"] = (np.zeros_like(s) if vf is None else
-                              np.einsum("nyx,nyx,...yx->nx", w, w, vf))
+                              np.einsum("nyx,nyx->nx", w2, np.broadcast_to(vf, shape)))
     components["var_poisson"] = np.clip(known - components["var_rnoise"] - components["var_flat"], 0, None)
     with np.errstate(invalid="ignore", divide="ignore"):
         scale = sol.var_total / known
