@@ -7,6 +7,7 @@ nothing else of substance.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
@@ -174,6 +175,8 @@ def extract_slit(slit: SlitData, params: ExtractionParameters, trace: TraceFit |
     lower, upper = fixed if fixed is not None else core.trace_aperture(trace.centers(), params.extract_width)
     weights = _Weights(slit.ny, use, trace, profile, lower, upper, is_box=params.extraction_type == "box")
     extract = _extract_optimal if params.extraction_type == "optimal" else _extract_box
+    if params.extraction_type == "optimal" and slit.n_integrations and params.background.fitted:
+        extract = functools.partial(_extract_optimal, sky=_constant_background(slit, weights, params))
 
     per_chunk = max(1, params.chunk_pixels // (slit.ny * slit.nx))
     groups = integration_groups(slit.data.shape, params.chunk_pixels * _GROUP_CHUNKS, multiple=per_chunk)
@@ -255,13 +258,38 @@ class _Part:
     scene: np.ndarray | None = None
 
 
-def _extract_optimal(slit: SlitData, P: np.ndarray, _, params: ExtractionParameters) -> _Part:
+def _constant_background(slit: SlitData, weights: _Weights, params: ExtractionParameters) -> np.ndarray:
+    """The scene background of the mean over the integrations: one background for the whole time series.
+
+    A background fitted to every integration alone is smooth across the
+    columns, so its noise is common to all of them: the white-light curve
+    would scatter by many times the photon noise. The background is taken as
+    constant in time instead, fitted with the source to the mean image.
+    """
+    mean = slit.mean_image()
+    P = weights.profile_for(slice(None))
+    P = P.mean(axis=0) if P.ndim == 3 else P
+    total = P.sum(axis=0)
+    shape = np.divide(P, total, out=np.zeros_like(P), where=total != 0)
+    scene = params.background.fit(mean.image, shape, mean.var_rnoise, mean.var_poisson, mask=mean.good,
+                                  reject_sigma=params.reject_sigma, min_coverage=0.0)
+    log.info("Slit %s: one background for all %d integrations, fitted with the source to their mean",
+             slit.name, slit.n_integrations)
+    return scene.background.astype(slit.data.dtype)
+
+
+def _extract_optimal(slit: SlitData, P: np.ndarray, _, params: ExtractionParameters,
+                     sky: np.ndarray | None = None) -> _Part:
     settings = dict(mask=slit.good, reject_sigma=params.reject_sigma,
                     max_reject_iterations=params.max_reject_iterations, min_coverage=params.min_coverage,
                     chunk_pixels=params.chunk_pixels)
     total = P.sum(axis=-2, keepdims=True)
     shape = np.divide(P, total, out=np.zeros_like(P), where=total != 0)
-    if params.background.fitted:
+    if sky is not None:  # integrations: the background is one for all of them (`_constant_background`)
+        result = core.optimal_extract(slit.data - sky, P, slit.read_noise, slit.var_poisson, slit.var_flat,
+                                      **settings)
+        result.background = np.broadcast_to(sky, slit.data.shape)
+    elif params.background.fitted:
         result = params.background.fit(slit.data, shape, slit.read_noise, slit.var_poisson, slit.var_flat,
                                        **settings)
     else:
