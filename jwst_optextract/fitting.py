@@ -118,7 +118,11 @@ class ProfileFit:
             return P0
         return shifted_profiles(P0, *self._derivatives(ny, trace.center), trace.shifts).astype(np.float32)
 
-    def _derivatives(self, ny: int, center: np.ndarray, step: float = 0.1):
+    def _derivatives(self, ny: int, center: np.ndarray):
+        # A spline or template learnt from the data is only known on the pixel scale: the trace of a time series
+        # hardly moves in sub-pixel phase, so its sub-pixel slope is whatever the smoothing left. A pixel-wide
+        # difference is the slope the data do constrain (a smaller step made the white light follow the jitter).
+        step = 1.0 if isinstance(self.model, (SplineProfile, TemplateProfile)) else 0.1
         up, down, mid = (self.evaluate(ny, center + s) for s in (step, -step, 0.0))
         return (up - down) / (2 * step), (up - 2 * mid + down) / step**2
 
