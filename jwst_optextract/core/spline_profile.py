@@ -60,12 +60,20 @@ class SplineProfile:
     chi2_per_pixel: float = np.nan
     effective_parameters: float = np.nan
 
-    def evaluate(self, ny: int, center: np.ndarray) -> np.ndarray:
-        """The profile ``(..., ny, nx)`` about the trace ``center`` (``(..., nx)``), normalised per column."""
+    def evaluate(self, ny: int, center: np.ndarray, sampled: np.ndarray | None = None) -> np.ndarray:
+        """The profile ``(..., ny, nx)`` about the trace ``center`` (``(..., nx)``), normalised per column.
+
+        ``sampled`` is the trace of the data the spline was fitted to: each column's offsets are then held
+        within the rows that column sampled. Beyond them the spline is not fitted but extrapolated by its
+        penalty, wildly for a bright source; a shifted trace (jitter, nods) sees the edge value instead.
+        """
         center = np.asarray(center, dtype=float)
         nx = center.shape[-1]
         per_column = self.coefficients @ _column_basis(nx, self.column_knots, self.column_degree).T
         u = np.arange(ny, dtype=float)[:, None] - center[..., None, :]
+        if sampled is not None:
+            sampled = np.asarray(sampled, dtype=float)
+            u = np.clip(u, -sampled, ny - 1.0 - sampled)
         values = _evaluate_offsets(u, per_column, self.offset_knots)
         # Not clipped at zero: noisy wings must average out, not be rectified.
         total = values.sum(axis=-2, keepdims=True)
@@ -159,7 +167,9 @@ def fit_spline_profile(
     n_u = len(knots_u) - _DEGREE_U - 1
     n_x = len(knots_x) - column_degree - 1
     penalty = smoothing * _penalty(n_u, n_x)
-    profile = start_profile
+    # The extraction weighs (and may reject) only pixels on its profile. Where a Gaussian start is exactly
+    # zero (beyond ~8 sigma) the spline's far wings would have no data and be extrapolated by the penalty.
+    profile = np.where(start_profile != 0, start_profile, np.finfo(np.float32).tiny)
     model = None
     for _ in range(iterations):
         result = optimal_extract(data, profile, var_rnoise, var_poisson, mask=good, min_coverage=0.0,
