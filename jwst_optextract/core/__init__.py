@@ -6,26 +6,37 @@ any leading axis for integrations; ``mask`` arrays are True for good pixels.
 
 from .box import BoxResult, aperture_weights, box_extract, trace_aperture
 from .optimal import OptimalResult, optimal_extract
-from .profile import (
+from .profiles import (
+    PROFILES,
     GaussianProfile,
     MoffatProfile,
+    Profile,
+    ProfileTemplate,
+    Spline2DProfile,
+    SplineProfile,
+    TemplateProfile,
     fit_gaussian_profile,
     fit_moffat_profile,
+    fit_spline_profile,
+    fit_template_profile,
     gaussian_profile,
     moffat_profile,
 )
 from .scene import SceneBackground, SceneResult, fit_scene
-from .template_profile import ProfileTemplate, TemplateProfile, fit_template_profile
 from .trace import find_trace, richardson_lucy
 
 __all__ = [
+    "PROFILES",
     "BoxResult",
     "GaussianProfile",
     "MoffatProfile",
     "OptimalResult",
+    "Profile",
     "ProfileTemplate",
     "SceneBackground",
     "SceneResult",
+    "Spline2DProfile",
+    "SplineProfile",
     "TemplateProfile",
     "aperture_weights",
     "box_extract",
@@ -33,6 +44,7 @@ __all__ = [
     "fit_scene",
     "fit_gaussian_profile",
     "fit_moffat_profile",
+    "fit_spline_profile",
     "fit_template_profile",
     "gaussian_profile",
     "moffat_profile",

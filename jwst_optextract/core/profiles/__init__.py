@@ -1,0 +1,21 @@
+"""Cross-dispersion profile kinds: each one module with one `Profile` class, registered in `PROFILES` by name.
+
+A new kind is a new module here whose class follows `Profile` and is
+decorated with ``@register("name")``, and one import line below: the steps'
+options, the product (de)serialisation, the time-series trace shifts and the
+plots take it from the registry.
+"""
+
+from .base import PROFILES, Profile, ProfileProblem, profile_class, register
+
+# One line a kind's module, in the order the steps list them.
+from .spline import Spline2DProfile, SplineProfile, fit_spline_profile
+from .gaussian import GaussianProfile, fit_gaussian_profile, gaussian_profile
+from .moffat import MoffatProfile, fit_moffat_profile, moffat_profile
+from .template import ProfileTemplate, TemplateProfile, fit_template_profile
+
+__all__ = [
+    "PROFILES", "GaussianProfile", "MoffatProfile", "Profile", "ProfileProblem", "ProfileTemplate",
+    "Spline2DProfile", "SplineProfile", "TemplateProfile", "fit_gaussian_profile", "fit_moffat_profile",
+    "fit_spline_profile", "fit_template_profile", "gaussian_profile", "moffat_profile", "profile_class", "register",
+]
