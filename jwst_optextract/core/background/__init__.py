@@ -33,8 +33,10 @@ Methods, and when to use them (each one module here, with its class registered i
   a nodded observation, median- or mean-combined.
 
 A new method is a new module here whose class follows `BackgroundMethod` and
-is decorated with ``@register("name")``, and one import line below: the step's
-``method`` option, its help and the subtraction take it from the registry.
+is decorated with ``@register("name")``, and one import line below
+(``from .name import NameBackground as NameBackground``): the step's ``method``
+option, its help, the subtraction and this package's exports take it from the
+registry.
 
 Sigma clipping uses a signal-independent noise model (read noise and flat
 variances as given, and a Poisson variance proportional to the *model*, scaled
@@ -53,13 +55,13 @@ pixels of one column. For `smooth_background` they are tiny anyway.
 from .base import METHODS, BackgroundEstimate, BackgroundMethod, background_method, register
 
 # One line a method, in the order the step lists them.
-from .smooth import SmoothBackground, smooth_background
-from .poly import PolyBackground, poly_background
-from .poly_rows import PolyRowsBackground, poly_rows_background
-from .column import ColumnBackground, column_background
-from .image2d import Image2dBackground, image2d_background
-from .exposures import ExposuresBackground, combine_exposures
-from .nod import NodBackground
+from .smooth import SmoothBackground as SmoothBackground, smooth_background
+from .poly import PolyBackground as PolyBackground, poly_background
+from .poly_rows import PolyRowsBackground as PolyRowsBackground, poly_rows_background
+from .column import ColumnBackground as ColumnBackground, column_background
+from .image2d import Image2dBackground as Image2dBackground, image2d_background
+from .exposures import ExposuresBackground as ExposuresBackground, combine_exposures
+from .nod import NodBackground as NodBackground
 
 # The shared machinery, by its former names in this module (tests and benchmarks/bench_background.py time them).
 from .solvers import _banded_inverse as _banded_inverse
@@ -77,13 +79,6 @@ __all__ = [
     "METHODS",
     "BackgroundEstimate",
     "BackgroundMethod",
-    "ColumnBackground",
-    "ExposuresBackground",
-    "Image2dBackground",
-    "NodBackground",
-    "PolyBackground",
-    "PolyRowsBackground",
-    "SmoothBackground",
     "background_method",
     "column_background",
     "combine_exposures",
@@ -92,4 +87,5 @@ __all__ = [
     "poly_rows_background",
     "register",
     "smooth_background",
+    *(method.__name__ for method in METHODS.values()),  # every method's class
 ]
