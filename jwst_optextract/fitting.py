@@ -31,7 +31,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PROFILE_KINDS = ("auto", *PROFILES)
+PROFILE_KINDS = PROFILES.names
 """The profile kinds packaged (``auto`` chooses among them); `PROFILES` also holds any registered since."""
 TRACE_MODELS = ("polynomial", "spline")
 
@@ -170,7 +170,7 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
     registered kind (see `~jwst_optextract.core.profiles`) is fitted when asked for.
     """
     if params.kind != "auto" and params.kind not in PROFILES:
-        raise SlitError(slit.name, f"unknown profile kind {params.kind!r}; use one of {('auto', *PROFILES)}")
+        raise SlitError(slit.name, f"unknown profile kind {params.kind!r}; use one of {PROFILES.names}")
     gaussian = trace.gaussian
     if gaussian is None:
         gaussian, _ = _fit_gaussian(slit, params, start=trace.center)

@@ -23,7 +23,7 @@ class RegistrySpec:
 
     def __get__(self, instance, owner=None) -> str:
         names = {
-            "{profile_kinds}": _quoted(("auto", *PROFILES)),
+            "{profile_kinds}": _quoted(PROFILES.names),
             "{background_methods}": _quoted(METHODS),
             "{background_help}": "; ".join(f"{name}: {method.summary}" for name, method in METHODS.items()),
         }

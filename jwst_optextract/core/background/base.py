@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
+
+from ..registry import Registry
 
 __all__ = ["METHODS", "BackgroundEstimate", "BackgroundMethod", "background_method", "register"]
 
@@ -74,29 +75,7 @@ class BackgroundMethod(ABC):
         return {"clip_sigma": params.clip_sigma, "max_iterations": params.max_clip_iterations}
 
 
-METHODS: dict[str, type[BackgroundMethod]] = {}
+METHODS = Registry("background method", BackgroundMethod, {"summary": str})
 """The registered background methods by name, in the order their modules register them."""
-
-_M = TypeVar("_M", bound=type[BackgroundMethod])
-
-
-def register(name: str) -> Callable[[_M], _M]:
-    """Class decorator: register a `BackgroundMethod` class as the method ``name``."""
-
-    def add(cls: _M) -> _M:
-        if name in METHODS:
-            raise ValueError(f"background method {name!r} is already registered")
-        if not (issubclass(cls, BackgroundMethod) and isinstance(getattr(cls, "summary", None), str)):
-            raise TypeError(f"{cls.__name__} is not a BackgroundMethod with a summary")
-        METHODS[name] = cls
-        return cls
-
-    return add
-
-
-def background_method(name: str) -> type[BackgroundMethod]:
-    """The registered method ``name``; ValueError naming the methods if there is none."""
-    try:
-        return METHODS[name]
-    except KeyError:
-        raise ValueError(f"unknown background method {name!r}; use one of {tuple(METHODS)}") from None
+register = METHODS.register
+background_method = METHODS.lookup

@@ -12,10 +12,7 @@ import numpy as np
 
 from .base import BackgroundEstimate, BackgroundMethod, register
 from .poly import poly_background
-from .solvers import (
-    _median_variances,
-    _prepare,
-)
+from .solvers import _median_variances, _prepare
 
 
 def column_background(

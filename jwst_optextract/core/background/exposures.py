@@ -11,9 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .base import BackgroundEstimate, BackgroundMethod, register
-from .solvers import (
-    _median_variances,
-)
+from .solvers import _median_variances
 
 
 def combine_exposures(
@@ -72,7 +70,9 @@ class ExposuresBackground(BackgroundMethod):
 
     summary: ClassVar[str] = "median of background exposures"
     from_exposures: ClassVar[bool] = True
+    statistic: ClassVar[str] = "median"
+    """How the exposures are combined (see `combine_exposures`)."""
 
     @classmethod
     def estimate(cls, data: np.ndarray, mask: np.ndarray, variances: tuple, params: Any) -> BackgroundEstimate:
-        return combine_exposures(data, mask, *variances, statistic="median")
+        return combine_exposures(data, mask, *variances, statistic=cls.statistic)

@@ -11,9 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .base import BackgroundEstimate, BackgroundMethod, register
-from .solvers import (
-    _prepare,
-)
+from .solvers import _prepare
 
 
 def image2d_background(

@@ -6,21 +6,15 @@ traces, which the profile fit models; a median of two would be their mean anyway
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
-import numpy as np
-
-from .base import BackgroundEstimate, BackgroundMethod, register
-from .exposures import combine_exposures
+from .base import register
+from .exposures import ExposuresBackground
 
 
 @register("nod")
-class NodBackground(BackgroundMethod):
+class NodBackground(ExposuresBackground):
     """The mean of the other nods."""
 
     summary: ClassVar[str] = "minus the mean of the other nods"
-    from_exposures: ClassVar[bool] = True
-
-    @classmethod
-    def estimate(cls, data: np.ndarray, mask: np.ndarray, variances: tuple, params: Any) -> BackgroundEstimate:
-        return combine_exposures(data, mask, *variances, statistic="mean")
+    statistic: ClassVar[str] = "mean"

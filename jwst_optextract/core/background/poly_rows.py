@@ -11,12 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .base import BackgroundEstimate, BackgroundMethod, register
-from .solvers import (
-    _ColumnSolver,
-    _fit_along_rows,
-    _legendre_basis,
-    _prepare,
-)
+from .solvers import _ColumnSolver, _fit_along_rows, _legendre_basis, _prepare
 
 
 def poly_rows_background(

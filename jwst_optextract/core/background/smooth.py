@@ -14,13 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .base import BackgroundEstimate, BackgroundMethod, register
-from .solvers import (
-    _fit_along_rows,
-    _legendre_basis,
-    _prepare,
-    _spline_design,
-    _SplineSolver,
-)
+from .solvers import _fit_along_rows, _legendre_basis, _prepare, _spline_design, _SplineSolver
 
 
 def smooth_background(

@@ -10,13 +10,13 @@ plots) asks the profile itself, so it needs no edit for a new kind.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from ..optimal import optimal_extract
+from ..registry import Registry
 from ..scene import SceneBackground
 
 if TYPE_CHECKING:
@@ -104,32 +104,10 @@ class ProfileProblem:
         return self.image.shape[0]
 
 
-PROFILES: dict[str, type[Profile]] = {}
-"""The registered profile kinds by name, in the order their modules register them."""
-
-_P = TypeVar("_P", bound=type[Profile])
-
-
-def register(kind: str) -> Callable[[_P], _P]:
-    """Class decorator: register a `Profile` class as the profile kind ``kind``."""
-
-    def add(cls: _P) -> _P:
-        if kind in PROFILES or kind == "auto":
-            raise ValueError(f"profile kind {kind!r} is already registered")
-        if not (issubclass(cls, Profile) and isinstance(getattr(cls, "derivative_step", None), float)):
-            raise TypeError(f"{cls.__name__} is not a Profile with a derivative_step")
-        PROFILES[kind] = cls
-        return cls
-
-    return add
-
-
-def profile_class(kind: str) -> type[Profile]:
-    """The registered class of ``kind``; ValueError naming the kinds if there is none."""
-    try:
-        return PROFILES[kind]
-    except KeyError:
-        raise ValueError(f"unknown profile kind {kind!r}; use one of {('auto', *PROFILES)}") from None
+PROFILES = Registry("profile kind", Profile, {"derivative_step": float}, reserved=("auto",))
+"""The registered profile kinds by name, in the order their modules register them (``auto`` is not a kind)."""
+register = PROFILES.register
+profile_class = PROFILES.lookup
 
 
 def amplitudes(mean, P: np.ndarray, background: SceneBackground, **kwargs):
