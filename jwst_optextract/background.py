@@ -16,6 +16,7 @@ import numpy as np
 
 from .core import background as bkg
 from .core import masking
+from .core.background import METHODS, background_method
 from .core.trace import collapse_integrations, find_trace
 from .exceptions import InputError, SlitError
 from .io import SlitData, iter_slits, process_slits
@@ -28,8 +29,6 @@ __all__ = ["METHODS", "BackgroundParameters", "BackgroundSummary", "estimate_sli
 
 log = logging.getLogger(__name__)
 
-METHODS = ("smooth", "poly", "poly_rows", "column", "image2d", "exposures", "nod")
-_FROM_EXPOSURES = ("exposures", "nod")
 
 
 @dataclass
@@ -115,7 +114,7 @@ def subtract_background(
         For an unsupported input, unreadable exposures, or when no slit of
         several can be done.
     """
-    if params.method in _FROM_EXPOSURES and not exposures:
+    if params.method in METHODS and METHODS[params.method].from_exposures and not exposures:
         raise InputError(f"method {params.method!r} needs exposures: give the background or other nod files")
     others = [open_exposure(item) for item in exposures or []]
     background = model.copy() if keep_background else None
@@ -230,7 +229,8 @@ class _Plan:
 
 
 def _plan(slit: SlitData, params: BackgroundParameters) -> _Plan:
-    if params.method in _FROM_EXPOSURES:
+    method = background_method(params.method)
+    if method.from_exposures:
         return _Plan(params)
     good = _good_pixels(slit, params)
     source = source_region(slit, params, good)
@@ -238,7 +238,7 @@ def _plan(slit: SlitData, params: BackgroundParameters) -> _Plan:
     if most == 0:
         raise SlitError(slit.name, "no background pixel is left outside the source; reduce source_half_width "
                         "or give source_ystart/source_ystop")
-    if most <= params.poly_degree and params.method in ("smooth", "poly"):
+    if most <= params.poly_degree and method.degree_across_slit:
         log.warning("Slit %s: only %d background rows per column outside the source: fitting degree %d across "
                     "the slit instead of %d", slit.name, most, most - 1, params.poly_degree)
         params = dataclasses.replace(params, poly_degree=most - 1)
@@ -250,31 +250,17 @@ def _estimate(
 ) -> bkg.BackgroundEstimate:
     """The background of ``slit``: a whole slit, or the integrations ``index`` of the slit ``plan`` was made for."""
     params = plan.params
-    if params.method in _FROM_EXPOSURES:
+    if METHODS[params.method].from_exposures:
         stack = stack_exposures(exposures, slit)
-        statistic = "mean" if params.method == "nod" else "median"
-        log.debug("Slit %s: %s of %d exposure(s) subtracted", slit.name, statistic, len(exposures))
-        return bkg.combine_exposures(stack["data"], stack["mask"], stack["var_rnoise"], stack["var_poisson"],
-                                     stack["var_flat"], statistic=statistic)
+        log.debug("Slit %s: %s background from %d exposure(s)", slit.name, params.method, len(exposures))
+        variances = (stack["var_rnoise"], stack["var_poisson"], stack["var_flat"])
+        return _run_method(stack["data"], stack["mask"], variances, params)
     variances = (slit.var_rnoise, slit.var_poisson, slit.var_flat)
     return _run_method(slit.data, plan.good[index] & ~plan.source, variances, params)
 
 
 def _run_method(data, mask, variances, params: BackgroundParameters) -> bkg.BackgroundEstimate:
-    clip = {"clip_sigma": params.clip_sigma, "max_iterations": params.max_clip_iterations}
-    if params.method == "smooth":
-        return bkg.smooth_background(data, mask, *variances, degree=params.poly_degree,
-                                     knot_spacing=params.knot_spacing, **clip)
-    if params.method == "poly":
-        return bkg.poly_background(data, mask, *variances, degree=params.poly_degree, **clip)
-    if params.method == "poly_rows":
-        return bkg.poly_rows_background(data, mask, *variances, degree=params.poly_degree, **clip)
-    if params.method == "column":
-        return bkg.column_background(data, mask, *variances, statistic=params.column_statistic, **clip)
-    if params.method == "image2d":
-        return bkg.image2d_background(data, mask, *variances, box_size=tuple(params.box_size),
-                                      filter_size=tuple(params.filter_size), clip_sigma=params.clip_sigma or 3.0)
-    raise ValueError(f"unknown background method {params.method!r}; use one of {METHODS}")
+    return METHODS[params.method].estimate(data, mask, variances, params)
 
 
 def _good_pixels(slit: SlitData, params: BackgroundParameters) -> np.ndarray:

@@ -7,14 +7,16 @@ fits what it is not given).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import core
+from .core.profiles import (
+    PROFILES, MoffatProfile, Profile, ProfileProblem, ProfileTemplate, SplineProfile, profile_class,
+)
+from .core.profiles.base import amplitudes as _amplitudes
 from .core.scene import SceneBackground
-from .core.spline_profile import SplineProfile, fit_spline_profile
-from .core.template_profile import ProfileTemplate, TemplateProfile, fit_template_profile
 from .core.trace import negative_traces, shifted_profiles, trace_shifts
 from .exceptions import SlitError
 from .io import SlitData
@@ -29,7 +31,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PROFILE_KINDS = ("auto", "spline", "spline2d", "gaussian", "moffat", "template")
+PROFILE_KINDS = PROFILES.names
+"""The profile kinds packaged (``auto`` chooses among them); `PROFILES` also holds any registered since."""
 TRACE_MODELS = ("polynomial", "spline")
 
 
@@ -88,30 +91,17 @@ class ProfileFit:
     name: str
     kind: str
     center: np.ndarray
-    model: core.GaussianProfile | core.MoffatProfile | SplineProfile | TemplateProfile
+    model: Profile
     chi2_per_pixel: float = np.nan
 
     def evaluate(self, ny: int, center: np.ndarray | None = None) -> np.ndarray:
         """The normalised profile ``(ny, nx)`` about ``center`` (default: the fitted trace)."""
-        center = self.center if center is None else center
-        if isinstance(self.model, SplineProfile):
-            return self.model.evaluate(ny, center, sampled=self.center)
-        if isinstance(self.model, TemplateProfile):
-            return self.model.evaluate(ny, center)
-        if isinstance(self.model, core.MoffatProfile):
-            return core.moffat_profile(ny, center, self.model.alpha, self.model.beta)
-        return core.gaussian_profile(ny, center, self.model.sigma)
+        return self.model.evaluate(ny, self.center if center is None else center)
 
     @property
     def n_parameters(self) -> float:
         """Number of (effective) free parameters of the shape, for Akaike's criterion."""
-        model = self.model
-        if isinstance(model, SplineProfile):
-            return model.effective_parameters
-        if isinstance(model, TemplateProfile):
-            return 1.0
-        width = model.alpha_coeffs.size + 1 if isinstance(model, core.MoffatProfile) else model.sigma_coeffs.size
-        return float(model.center_coeffs.size + width)
+        return self.model.n_parameters
 
     def for_trace(self, ny: int, trace: TraceFit) -> np.ndarray:
         """``(ny, nx)``, or ``(nints, ny, nx)`` following the trace's per-integration shifts."""
@@ -124,8 +114,9 @@ class ProfileFit:
 
     def _derivatives(self, ny: int, center: np.ndarray, reference: ProfileFit | None = None):
         """First and second derivatives ``(ny, nx)`` of the profile with respect to the trace centre."""
-        if not isinstance(self.model, (SplineProfile, TemplateProfile)):
-            return _central_differences(lambda s: self.evaluate(ny, center + s), 0.1, 1)
+        step = self.model.derivative_step
+        if step < 1.0:
+            return _central_differences(lambda s: self.evaluate(ny, center + s), step, 1)
         # A spline or template learnt from the data is known where the data sample it: on a trace that hardly
         # moves in sub-pixel phase, at whole-pixel offsets only (between them it is whatever the smoothing left,
         # and a sub-pixel difference made the white light follow the jitter). So its slope comes from whole-pixel
@@ -164,8 +155,8 @@ def fit_trace(slit: SlitData, params: FitParameters) -> TraceFit:
     trace = TraceFit(slit.name, gaussian.center, detected=detected, gaussian=gaussian, method=_trace_method(params))
     mean = slit.mean_image()
     if detected:
-        positive = core.optimal_extract(mean.image, gaussian.evaluate(), mean.var_rnoise, mean.var_poisson,
-                                        mask=mean.good)
+        positive = core.optimal_extract(mean.image, gaussian.evaluate(gaussian.ny, gaussian.center), mean.var_rnoise,
+                                        mean.var_poisson, mask=mean.good)
         variance = mean.var_rnoise + (0 if mean.var_poisson is None else mean.var_poisson)
         trace.negative_offsets = negative_traces(mean.image, mean.good, trace.center, positive.flux, variance)
     if trace.negative_offsets.size:
@@ -201,31 +192,33 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
     signal to noise per column supports them (see `_supported_shapes`) the
     Moffat, a spline whose shape varies linearly across the whole slit and a
     spline with knots every ``window`` columns, and the template when one is
-    given: a faint spectrum supports only the simpler shapes.
+    given: a faint spectrum supports only the simpler shapes. Any other
+    registered kind (see `~jwst_optextract.core.profiles`) is fitted when asked for.
     """
-    if params.kind not in PROFILE_KINDS:
-        raise SlitError(slit.name, f"unknown profile kind {params.kind!r}; use one of {PROFILE_KINDS}")
-    if params.kind == "template" and params.template is None:
-        raise SlitError(slit.name, "the template profile kind needs a template file (parameter template)")
+    if params.kind != "auto" and params.kind not in PROFILES:
+        raise SlitError(slit.name, f"unknown profile kind {params.kind!r}; use one of {PROFILES.names}")
     gaussian = trace.gaussian
     if gaussian is None:
         gaussian, _ = _fit_gaussian(slit, params, start=trace.center)
     modelled = ~_negative_trace_mask(slit.ny, trace, gaussian)  # no model describes negative traces
     mean = slit.mean_image(modelled)  # every candidate is fitted to, and judged on, this one image
+    problem = _problem(slit, trace, gaussian, mean, params)
     candidates = [ProfileFit(slit.name, "gaussian", trace.center, gaussian)]
-    if params.kind == "template" or (params.kind == "auto" and params.template is not None):
-        candidates.append(_fit_template(slit, trace, mean, params))  # with or without a detection
-    if params.kind not in ("gaussian", "template") and trace.detected:
-        if params.kind == "auto":
+    if params.kind == "auto":
+        if params.template is not None:
+            candidates.append(_fit_kind(slit, "template", problem))  # with or without a detection
+        if trace.detected:
             moffat, windows = _supported_shapes(slit, candidates[0], params, mean)
-        else:
-            moffat, windows = params.kind == "moffat", [] if params.kind == "moffat" else [params.window]
-        if moffat:
-            candidates.append(_fit_moffat(slit, trace, gaussian, mean, params))
-        for window in windows:
-            spline = _fit_spline_in_scene(slit, trace, candidates[0], candidates[-1], mean, params, window)
-            if spline is not None:
-                candidates.append(spline)
+            if moffat:
+                candidates.append(ProfileFit(slit.name, "moffat", trace.center, MoffatProfile.fit(problem)))
+            for window in windows:
+                spline = SplineProfile.fit(problem, window, start=candidates[-1].model)
+                if spline is not None:
+                    candidates.append(ProfileFit(slit.name, "spline", trace.center, spline))
+    elif trace.detected or not PROFILES[params.kind].needs_source:
+        fitted = _fit_kind(slit, params.kind, problem)
+        if fitted is not None:
+            candidates.append(fitted)
     for candidate in candidates:
         candidate.chi2_per_pixel, n_pixels = _chi2(slit, candidate, trace, mean, params.background)
     if params.kind != "auto":
@@ -239,20 +232,6 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
              ", ".join(f"{c.kind} {c.chi2_per_pixel:.3f} (AIC {aic(c):.0f})" for c in candidates), n_pixels,
              chosen.kind)
     return chosen
-
-
-def _less_background(mean: MeanImage, parametric: ProfileFit, trace: TraceFit,
-                     background: SceneBackground) -> MeanImage:
-    """``mean`` less the background of its scene fit with a parametric profile (itself if none is fitted).
-
-    The shapes that are not fitted with the background (splines) are fitted
-    to this; the parametric profile's wings are source, not background.
-    """
-    if not background.fitted:
-        return mean
-    scene = _amplitudes(mean, parametric.evaluate(mean.image.shape[0], trace.center), background,
-                        min_coverage=0.0)
-    return replace(mean, image=np.where(mean.good, mean.image - scene.background, 0.0))
 
 
 def _supported_shapes(slit: SlitData, gauss_fit: ProfileFit, params: FitParameters,
@@ -278,109 +257,27 @@ def _supported_shapes(slit: SlitData, gauss_fit: ProfileFit, params: FitParamete
     return snr >= 3, windows
 
 
-def _fit_moffat(slit, trace, gaussian, mean: MeanImage, params) -> ProfileFit:
-    """A Moffat profile about the trace, started from the Gaussian of the same half width.
-
-    Its width varies along the dispersion with the degree the Gaussian fit
-    chose, and, where that is lower, also with ``params.width_degree``; the
-    lower Akaike criterion wins. A Gaussian that is the wrong shape can prefer
-    a constant width that the Moffat does not.
-    """
-    beta = _MOFFAT_START_BETA
-    alpha = gaussian.sigma * _FWHM_PER_SIGMA / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
-    # With the background in the data, a joint fit started far off can trade the wings against the
-    # background and settle on a broad, Gaussian-like minimum: first fit the data less the
-    # Gaussian scene's background, then refine jointly from there.
-    seeded = _less_background(mean, ProfileFit(slit.name, "gaussian", trace.center, gaussian), trace,
-                              params.background)
-    fits = []
-    for degree in sorted({gaussian.sigma_coeffs.size - 1, params.width_degree}):
-        moffat = None
-        for image, background in ((seeded.image, None), (mean.image, params.background)):
-            if background is not None and not background.fitted:
-                break
-            moffat = core.fit_moffat_profile(
-                image, mean.good, mean.var_rnoise, mean.var_poisson, trace.center,
-                alpha_guess=alpha if moffat is None else moffat.alpha,
-                beta_guess=beta if moffat is None else moffat.beta, alpha_degree=degree,
-                reject_sigma=params.reject_sigma, background=background,
-            )
-        fits.append(moffat)
-    n = fits[0].n_pixels
-
-    def aic(fit):
-        return fit.chi2 / max(fit.n_pixels, 1) * n + 2 * (fit.alpha_coeffs.size + 1)
-
-    moffat = min(fits, key=aic)
-    log.info("Slit %s: Moffat profile, alpha %.2f to %.2f px, beta %.2f", slit.name, moffat.alpha.min(),
-             moffat.alpha.max(), moffat.beta)
-    return ProfileFit(slit.name, "moffat", trace.center, moffat)
+def _problem(slit: SlitData, trace: TraceFit, gaussian: core.GaussianProfile, mean: MeanImage,
+             params: FitParameters) -> ProfileProblem:
+    """What every profile kind is fitted to: the slit's mean image about its trace, and the fit parameters."""
+    template = params.template
+    if template is not None and not isinstance(template, ProfileTemplate):
+        template = read_template(template)
+    return ProfileProblem(
+        slit.name, mean.image, mean.good, mean.var_rnoise, mean.var_poisson, trace.center, gaussian, trace.detected,
+        params.background, reject_sigma=params.reject_sigma, width_degree=params.width_degree, window=params.window,
+        oversample=params.oversample, smoothing=params.smoothing, wavelength=slit.wavelength, template=template,
+        template_stretch=params.template_stretch,
+    )
 
 
-_MOFFAT_START_BETA = 2.5
-_FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
-
-
-def _fit_template(slit, trace, mean: MeanImage, params) -> ProfileFit:
-    """The template resampled onto the slit about its trace (and its stretch fitted, if asked)."""
-    template = params.template if isinstance(params.template, ProfileTemplate) else read_template(params.template)
+def _fit_kind(slit: SlitData, kind: str, problem: ProfileProblem) -> ProfileFit | None:
+    """The profile of the registered ``kind`` fitted to ``problem``, or None when the data cannot give it."""
     try:
-        model = fit_template_profile(
-            mean.image, mean.good, mean.var_rnoise, mean.var_poisson, trace.center, template,
-            _trace_wavelength(slit, trace.center), fit_stretch=params.template_stretch and trace.detected,
-            reject_sigma=params.reject_sigma,
-        )
+        model = PROFILES[kind].fit(problem)
     except ValueError as error:
         raise SlitError(slit.name, str(error)) from error
-    return ProfileFit(slit.name, "template", trace.center, model)
-
-
-def _trace_wavelength(slit: SlitData, center: np.ndarray) -> np.ndarray:
-    """Wavelength on the trace in every column (interpolated across columns that have none)."""
-    rows = np.clip(np.round(center).astype(int), 0, slit.ny - 1)
-    wavelength = slit.wavelength[rows, np.arange(slit.nx)]
-    ok = np.isfinite(wavelength)
-    if not ok.any():
-        raise SlitError(slit.name, "no wavelength on the trace, which a profile template needs")
-    return np.interp(np.arange(slit.nx), np.flatnonzero(ok), wavelength[ok])
-
-
-def _fit_spline_in_scene(slit, trace, gauss_fit, parametric: ProfileFit, mean: MeanImage, params,
-                         window) -> ProfileFit | None:
-    """A spline profile, alternated with the background of its scene when the data hold their background.
-
-    The first spline is fitted to the data less the background of the
-    parametric profile's scene; the background is then fitted again with that
-    spline, and the spline to the data less it, ``_SCENE_PASSES`` times: the
-    alternation approaches the joint fit of the spline and the background.
-    """
-    spline, shape = None, parametric
-    for _ in range(_SCENE_PASSES if params.background.fitted else 1):
-        fitted = _fit_spline(slit, trace, gauss_fit, _less_background(mean, shape, trace, params.background),
-                             params, window)
-        if fitted is None:
-            break
-        spline = shape = fitted
-    return spline
-
-
-_SCENE_PASSES = 2
-
-
-def _fit_spline(slit, trace, gauss_fit, mean: MeanImage, params, window) -> ProfileFit | None:
-    """A spline profile fitted to the mean image, or None (with a warning) when it cannot be."""
-    kind = "spline2d" if params.kind == "spline2d" else "spline"
-    try:
-        spline = fit_spline_profile(
-            mean.image, mean.good, mean.var_rnoise, mean.var_poisson, trace.center, gauss_fit.evaluate(slit.ny),
-            core_half_width=max(3.0 * float(gauss_fit.model.sigma.max()), 2.0),
-            window=window, column_degree=3 if kind == "spline2d" else 1,
-            oversample=params.oversample, smoothing=params.smoothing, reject_sigma=params.reject_sigma,
-        )
-    except ValueError as error:
-        log.warning("Slit %s: %s; using the Gaussian profile", slit.name, error)
-        return None
-    return ProfileFit(slit.name, kind, trace.center, spline)
+    return None if model is None else ProfileFit(slit.name, kind, problem.center, model)
 
 
 def _fit_gaussian(slit: SlitData, params: FitParameters, start: np.ndarray | None = None,
@@ -474,7 +371,7 @@ def _snr(slit: SlitData, gaussian: core.GaussianProfile, mask: np.ndarray | None
          background: SceneBackground) -> float:
     """Total signal to noise of the slit's flux extracted with this profile (and the background, if fitted)."""
     mean = slit.mean_image(mask)
-    result = _amplitudes(mean, gaussian.evaluate(), background, reject_sigma=None)
+    result = _amplitudes(mean, gaussian.evaluate(gaussian.ny, gaussian.center), background, reject_sigma=None)
     ok = result.valid
     total_var = np.sum(result.var_total[ok])
     return float(np.sum(result.flux[ok]) / np.sqrt(total_var)) if total_var > 0 else 0.0
@@ -491,15 +388,6 @@ def _plausible(profile: core.GaussianProfile, prior_sigma: float) -> bool:
         and sigma.max() < min(profile.ny / 4, 5 * prior_sigma)
         and sigma.max() < 3 * sigma.min()
     )
-
-
-def _amplitudes(mean: MeanImage, P: np.ndarray, background: SceneBackground, **kwargs):
-    """The optimal extraction of ``mean`` with profile ``P``, or its scene fit when the background is fitted."""
-    if background.fitted:
-        total = P.sum(axis=0)
-        P = np.divide(P, total, out=np.zeros_like(P, dtype=float), where=total > 0)
-        return background.fit(mean.image, P, mean.var_rnoise, mean.var_poisson, mask=mean.good, **kwargs)
-    return core.optimal_extract(mean.image, P, mean.var_rnoise, mean.var_poisson, mask=mean.good, **kwargs)
 
 
 def _chi2(slit: SlitData, profile: ProfileFit, trace: TraceFit, mean: MeanImage,
@@ -567,49 +455,22 @@ def trace_from_entry(entry, slit: SlitData) -> TraceFit:
 
 def profile_entry(slit: SlitData, profile: ProfileFit) -> dict:
     """The ProfileModel entry of one slit."""
-    entry = {
+    return {
         "name": slit.name, "kind": profile.kind, "center": np.asarray(profile.center, float),
         "values": profile.evaluate(slit.ny).astype(float), "chi2_per_pixel": float(profile.chi2_per_pixel),
+        **profile.model.to_entry(),
     }
-    model = profile.model
-    if isinstance(model, SplineProfile):
-        entry.update(offset_knots=model.offset_knots, column_knots=model.column_knots,
-                     column_degree=int(model.column_degree), coefficients=model.coefficients)
-    elif isinstance(model, TemplateProfile):
-        entry.update(template_wavelength=model.template.wavelength, template_offset=model.template.offset,
-                     template_values=model.template.values, wavelength=model.column_wavelength,
-                     stretch=float(model.stretch))
-    elif isinstance(model, core.MoffatProfile):
-        entry.update(sigma=model.alpha, coefficients=np.asarray(model.alpha_coeffs, float), beta=float(model.beta))
-    else:
-        entry.update(sigma=model.sigma, coefficients=np.asarray(model.sigma_coeffs, float))
-    return entry
 
 
 def profile_from_entry(entry, slit: SlitData) -> ProfileFit:
     """A ProfileFit from a ProfileModel entry, checked against the slit it is used for."""
     center = _checked_center(entry, slit, "profile")
-    if getattr(entry, "offset_knots", None) is not None:
-        model = SplineProfile(np.asarray(entry.offset_knots), np.asarray(entry.column_knots),
-                              int(entry.column_degree), np.asarray(entry.coefficients))
-    elif getattr(entry, "template_values", None) is not None:
-        template = ProfileTemplate(np.asarray(entry.template_wavelength), np.asarray(entry.template_offset),
-                                   np.asarray(entry.template_values))
-        wavelength = np.asarray(entry.wavelength, float)
-        if wavelength.shape != (slit.nx,):
-            raise SlitError(slit.name, f"the given template profile has {wavelength.size} column wavelengths "
-                            f"but the slit has {slit.nx} columns")
-        model = TemplateProfile(template, wavelength, float(entry.stretch))
-    else:
-        scaled = np.linspace(-1, 1, slit.nx)
-        coeffs = np.polynomial.legendre.legfit(scaled, np.asarray(entry.sigma, float), min(5, slit.nx - 1))
-        center_coeffs = np.polynomial.legendre.legfit(scaled, center, min(5, slit.nx - 1))
-        beta = getattr(entry, "beta", None)
-        if beta is not None:
-            model = core.MoffatProfile(center_coeffs, coeffs, float(beta), slit.nx, slit.ny)
-        else:
-            model = core.GaussianProfile(center_coeffs, coeffs, slit.nx, slit.ny)
-    return ProfileFit(slit.name, str(entry.kind), center, model, float(getattr(entry, "chi2_per_pixel", np.nan)))
+    kind = str(entry.kind)
+    try:
+        model = profile_class(kind).from_entry(entry, center, slit.ny)
+    except ValueError as error:
+        raise SlitError(slit.name, str(error)) from error
+    return ProfileFit(slit.name, kind, center, model, float(getattr(entry, "chi2_per_pixel", np.nan)))
 
 
 def _checked_center(entry, slit: SlitData, what: str) -> np.ndarray:

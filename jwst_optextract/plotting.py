@@ -91,11 +91,8 @@ def _profile_panels(slit, trace, profile, mean, ax_profile, ax_residual):
 
 def _shape_note(profile: ProfileFit) -> str:
     """The fitted shape parameter worth a glance: Moffat index or template stretch."""
-    if isinstance(profile.model, core.MoffatProfile):
-        return f", beta {profile.model.beta:.2f}"
-    if isinstance(profile.model, core.TemplateProfile):
-        return f", stretch {profile.model.stretch:.3f}"
-    return ""
+    note = profile.model.note
+    return f", {note}" if note else ""
 
 
 def _spectrum_panel(slit, trace, profile, mean, ax, box_width: float = 5.0):

@@ -7,6 +7,7 @@ import logging
 from ..background import BackgroundParameters, subtract_background
 from ..io.dq import dq_bits
 from .base import OptxStep, open_model, worker_count
+from .spec import RegistrySpec
 
 __all__ = ["BackgroundStep"]
 
@@ -45,8 +46,8 @@ class BackgroundStep(OptxStep):
 
     class_alias = "optx_background"
 
-    spec = """
-    method = option("smooth", "poly", "poly_rows", "column", "image2d", "exposures", "nod", default="smooth")  # smooth: 2D spline model (lowest noise); poly: per-column polynomial; poly_rows: per-row polynomial along the dispersion; column: per-column median/mean; image2d: photutils Background2D; exposures: median of background exposures; nod: minus the mean of the other nods
+    spec = RegistrySpec("""
+    method = option({background_methods}, default="smooth")  # {background_help}
     background = force_list(default=None)  # exposures/nod: background exposure files, other-nod files, or an association (JSON) whose 'background' members are used
     source_half_width = float(default=5.0, min=0)  # rows within this distance of the source trace are kept out of the background fit
     source_ystart = float(default=None)  # inclusive first cross-dispersion row (0-based, input pixels) of the source region, instead of the trace; defaults to the first row if only source_ystop is given
@@ -63,7 +64,7 @@ class BackgroundStep(OptxStep):
     mask_cosmic_rays = boolean(default=False)  # also exclude cosmic rays found by astroscrappy (must be installed)
     save_background = boolean(default=False)  # save the background model (suffix bkg)
     maximum_cores = string(default="none")  # cores to use: none, quarter, half, all or a number (threads over the slits); the result does not depend on it
-    """  # noqa: E501
+    """)  # noqa: E501
 
     def default_suffix(self):
         return "bsub"

@@ -16,6 +16,7 @@ from .base import (
     open_product,
     worker_count,
 )
+from .spec import RegistrySpec
 
 __all__ = ["OptimalExtractStep"]
 
@@ -33,7 +34,7 @@ class OptimalExtractStep(OptxStep):
 
     class_alias = "optx_extract"
 
-    spec = """
+    spec = RegistrySpec("""
     extraction_type = option("optimal", "box", default="optimal")  # optimal (Horne 1986) or box (sum over an aperture, as jwst extract_1d)
     extract_width = float(default=None)  # box: full width in pixels of an aperture centred on the fitted trace (default from the optxextract reference)
     ystart = float(default=None)  # box: inclusive lower cross-dispersion limit (0-based) as in a jwst EXTRACT1D reference, for dispersion along x; lower dispersion limit for dispersion along y
@@ -47,7 +48,7 @@ class OptimalExtractStep(OptxStep):
     psf_sigma = float(default=None)  # starting Gaussian sigma of the profile in pixels (default from reference)
     trace_degree = integer(default=None)  # Legendre degree of the trace centre along the dispersion (default from reference)
     width_degree = integer(default=None)  # Legendre degree of the profile width along the dispersion (default from reference)
-    profile_kind = option("gaussian", "auto", "spline", "spline2d", "moffat", "template", default="gaussian")  # profile fitted when no psf is given (see PsfFitStep)
+    profile_kind = option({profile_kinds}, default="gaussian")  # profile fitted when no psf is given (see PsfFitStep)
     template = string(default=None)  # profile template file for profile_kind template (see PsfFitStep)
     scene_background = option("none", "smooth", "column", default="none")  # background fitted together with the source (the scene model), for data that still hold theirs: smooth (polynomial across the slit times a spline along it), column (a polynomial in every column), none (the data are background-subtracted); optx_spec sets smooth
     scene_degree = integer(default=1, min=0)  # scene model: polynomial degree of the background across the slit
@@ -59,7 +60,7 @@ class OptimalExtractStep(OptxStep):
     chunk_pixels = integer(default=524288, min=1)  # integrations are extracted in chunks of about this many pixels
     maximum_cores = string(default="none")  # cores to use: none, quarter, half, all or a number (threads over the slits of a MultiSlitModel, else over groups of integrations); the result does not depend on it
     save_white_light = boolean(default=False)  # for integrations, also save the white-light curve (flux summed over the good wavelengths) as an ECSV table (suffix whitelight)
-    """  # noqa: E501
+    """)  # noqa: E501
 
     reference_file_types = ["optxextract"]
 

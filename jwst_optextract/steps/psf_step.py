@@ -23,6 +23,7 @@ from .base import (
     open_product,
     worker_count,
 )
+from .spec import RegistrySpec
 
 __all__ = ["PsfFitStep"]
 
@@ -61,8 +62,8 @@ class PsfFitStep(PlottingMixin, OptxStep):
 
     class_alias = "optx_psf"
 
-    spec = """
-    kind = option("auto", "spline", "spline2d", "gaussian", "moffat", "template", default="auto")  # profile model (see the class documentation)
+    spec = RegistrySpec("""
+    kind = option({profile_kinds}, default="auto")  # profile model (see the class documentation)
     template = string(default=None)  # profile template file (FITS or ASDF: profile, offset, wavelength arrays) for kind template; with auto it is one more candidate
     template_stretch = boolean(default=True)  # fit one factor per slit stretching the template's offsets
     trace = string(default=None)  # a TraceModel (optx_trace product) to fit about; fitted when not given
@@ -79,7 +80,7 @@ class PsfFitStep(PlottingMixin, OptxStep):
     save_plots = boolean(default=False)  # write a diagnostic PNG per slit (needs matplotlib)
     maximum_cores = string(default="none")  # cores to use: none, quarter, half, all or a number (worker processes over the slits); the result does not depend on it
     output_ext = string(default=".asdf")  # the profile product is an ASDF file
-    """  # noqa: E501
+    """)  # noqa: E501
 
     reference_file_types = ["optxextract"]
 

@@ -1,55 +1,14 @@
-"""Background models of 2D/3D spectra and the variance of each estimate.
-
-Arrays are shaped ``(..., ny, nx)`` (dispersion last, leading axes =
-integrations); ``mask`` is True for pixels that may be used for the background
-(good pixels *outside* the source). Every method returns a
-`BackgroundEstimate`: the model at every pixel, NaN where it cannot be
-estimated, and the variance of that model split like the pipeline's variance
-arrays into Poisson, read-noise and flat-field parts.
-
-Methods, and when to use them:
-
-- `smooth_background` (the default of the step): a tensor-product model, a
-  polynomial of degree ``degree`` across the slit times a cubic B-spline along
-  the dispersion with knots every ``knot_spacing`` columns, fitted by weighted
-  least squares to every background pixel at once. The background under the
-  source is predicted from hundreds of pixels, so its noise adds almost nothing
-  to the extracted flux. Use it whenever the background changes smoothly along
-  the dispersion on scales longer than the knot spacing.
-- `poly_background`: an independent polynomial across the slit in every column
-  (jwst ``extract_1d``'s ``bkg_order``). For backgrounds with structure on the
-  scale of a few columns (sky lines, edges of a stray-light feature); each
-  column's model has the noise of the ~ny pixels it used.
-- `poly_rows_background`: a polynomial *along the dispersion* in every row,
-  interpolated across the rows that the source fills. For backgrounds flat
-  across the slit that vary along the dispersion, or when the slit is too
-  short for a cross-slit fit.
-- `column_background`: a per-column median or sigma-clipped mean of the
-  background rows. The simplest and most robust; for flat backgrounds.
-- `image2d_background`: photutils ``Background2D`` on a grid of boxes, median
-  filtered and interpolated. For large images with a sparse source (slitless
-  data, wide slits).
-- `combine_exposures`: dedicated background exposures or the other nods of
-  a nodded observation, median- or mean-combined.
+"""What the background methods share: the signal-independent noise model, the banded solvers, the clipped fit.
 
 Sigma clipping uses a signal-independent noise model (read noise and flat
 variances as given, and a Poisson variance proportional to the *model*, scaled
 by the data-derived ``var_poisson``), so that a pixel that fluctuates low is
 not given more weight than one that fluctuates high, which would bias faint
 backgrounds low.
-
-The reported variance is the variance of the *fitted model* at each pixel
-(``phi^T C phi`` for basis values ``phi`` and coefficient covariance ``C``),
-not a pixel's variance. The model errors are correlated between pixels (all
-the rows of a column share one polynomial); added to diagonal variance arrays
-they are exact for each pixel but understate the error of a sum over many
-pixels of one column. For `smooth_background` they are tiny anyway.
 """
 
 from __future__ import annotations
 
-import logging
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,17 +16,7 @@ from numpy.polynomial import legendre
 from scipy import sparse
 from scipy.interpolate import BSpline
 
-__all__ = [
-    "BackgroundEstimate",
-    "column_background",
-    "combine_exposures",
-    "image2d_background",
-    "poly_background",
-    "poly_rows_background",
-    "smooth_background",
-]
-
-log = logging.getLogger(__name__)
+from .base import BackgroundEstimate
 
 # Variance of the median of n normal deviates over that of one deviate, for
 # small n; (pi / 2) / n beyond.
@@ -75,32 +24,6 @@ _MEDIAN_VARIANCE = {1: 1.0, 2: 0.5, 3: 0.4487, 4: 0.2982}
 # Clipping stops when fewer than this fraction of the usable pixels change.
 _CONVERGED = 1e-4
 
-
-@dataclass
-class BackgroundEstimate:
-    """A background model and the variance of the estimate, shaped like the data.
-
-    Attributes
-    ----------
-    background : ndarray
-        Model of the background at every pixel; NaN where it could not be
-        estimated (no usable pixel nearby).
-    var_poisson, var_rnoise, var_flat : ndarray
-        Variance of the model at every pixel from the Poisson, read-noise and
-        flat-field variance of the pixels it was estimated from.
-    used : ndarray of bool
-        Pixels the final estimate used (after source masking and clipping).
-    """
-
-    background: np.ndarray
-    var_poisson: np.ndarray
-    var_rnoise: np.ndarray
-    var_flat: np.ndarray
-    used: np.ndarray
-
-    @property
-    def var_total(self) -> np.ndarray:
-        return self.var_poisson + self.var_rnoise + self.var_flat
 
 
 @dataclass
@@ -426,158 +349,6 @@ def _split_variance(var_model, w2, model, noise, work):
     return tuple(np.multiply(var_model, f, out=out) for f, out in zip(fractions, (work, w2, var_model)))
 
 
-def smooth_background(
-    data: np.ndarray,
-    mask: np.ndarray,
-    var_rnoise: np.ndarray | None,
-    var_poisson: np.ndarray | None = None,
-    var_flat: np.ndarray | None = None,
-    degree: int = 2,
-    knot_spacing: float = 32.0,
-    clip_sigma: float | None = 3.0,
-    max_iterations: int = 5,
-) -> BackgroundEstimate:
-    """Smooth 2D background: a polynomial across the slit times a cubic B-spline along it.
-
-    Parameters
-    ----------
-    data : ndarray
-        ``(..., ny, nx)``; each leading index (integration) is fitted alone.
-    mask : ndarray of bool
-        Pixels that may be used: good and outside the source.
-    var_rnoise, var_poisson, var_flat : ndarray or None
-        The pixels' variance components (broadcastable to ``data``).
-    degree : int
-        Degree of the polynomial in the row (across the slit): 1 for a
-        linear gradient, 2 for a curved one.
-    knot_spacing : float
-        Columns between spline knots along the dispersion; the background
-        must be smooth on this scale, and the model under the source averages
-        about ``knot_spacing`` columns.
-    clip_sigma : float or None
-        Pixels further than this many standard deviations from the model are
-        dropped, iteratively; None to keep them all.
-    max_iterations : int
-        At most this many clipping iterations.
-
-    Returns
-    -------
-    BackgroundEstimate
-    """
-    data, mask, noise = _prepare(data, mask, var_rnoise, var_poisson, var_flat)
-    basis = _legendre_basis(data.shape[-2], degree)
-    design = _spline_design(data.shape[-1], knot_spacing)
-    return _fit_along_rows(data, mask, noise, basis, _SplineSolver(design), clip_sigma, max_iterations)
-
-
-def poly_background(
-    data: np.ndarray,
-    mask: np.ndarray,
-    var_rnoise: np.ndarray | None,
-    var_poisson: np.ndarray | None = None,
-    var_flat: np.ndarray | None = None,
-    degree: int = 2,
-    clip_sigma: float | None = 3.0,
-    max_iterations: int = 5,
-) -> BackgroundEstimate:
-    """A polynomial of ``degree`` across the slit, fitted in every column independently.
-
-    Parameters are those of `smooth_background` (without the knots). Columns
-    with fewer usable pixels than ``degree + 1`` get NaN.
-    """
-    data, mask, noise = _prepare(data, mask, var_rnoise, var_poisson, var_flat)
-    basis = _legendre_basis(data.shape[-2], degree)
-    return _fit_along_rows(data, mask, noise, basis, _ColumnSolver(), clip_sigma, max_iterations)
-
-
-def poly_rows_background(
-    data: np.ndarray,
-    mask: np.ndarray,
-    var_rnoise: np.ndarray | None,
-    var_poisson: np.ndarray | None = None,
-    var_flat: np.ndarray | None = None,
-    degree: int = 2,
-    clip_sigma: float | None = 3.0,
-    max_iterations: int = 5,
-    min_fraction: float = 0.5,
-) -> BackgroundEstimate:
-    """A polynomial of ``degree`` along the dispersion, fitted in every row.
-
-    Rows in which fewer than ``min_fraction`` of the columns are usable (the
-    rows the source fills) get the model of the nearest usable rows, linearly
-    interpolated across the slit (the nearest one beyond the last).
-    """
-    swapped = [None if v is None else np.swapaxes(np.broadcast_to(v, np.shape(data)), -1, -2)
-               for v in (data, mask, var_rnoise, var_poisson, var_flat)]
-    data_t, mask_t, noise = _prepare(*swapped)
-    basis = _legendre_basis(data_t.shape[-2], degree)
-    fit = _fit_along_rows(data_t, mask_t, noise, basis, _ColumnSolver(), clip_sigma, max_iterations)
-    row_ok = mask_t.mean(axis=-2) >= min_fraction  # (..., ny)
-    arrays = [np.swapaxes(a, -1, -2) for a in (fit.background, fit.var_poisson, fit.var_rnoise, fit.var_flat)]
-    filled = _interpolate_rows(arrays, row_ok)
-    used = np.swapaxes(fit.used, -1, -2) & row_ok[..., :, None]
-    return BackgroundEstimate(*filled, used)
-
-
-def _interpolate_rows(arrays, row_ok):
-    """Replace rows that are not ``row_ok`` by linear interpolation between the nearest good rows.
-
-    ``arrays[0]`` is the model, the others variances (combined with squared weights).
-    """
-    ny = row_ok.shape[-1]
-    rows = np.arange(ny)
-    below = np.maximum.accumulate(np.where(row_ok, rows, -1), axis=-1)
-    above = np.flip(np.minimum.accumulate(np.flip(np.where(row_ok, rows, ny), -1), axis=-1), -1)
-    has_below, has_above = below >= 0, above < ny
-    lo = np.where(has_below, below, np.where(has_above, above, 0))
-    hi = np.where(has_above, above, lo)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = np.where(hi > lo, (rows - lo) / (hi - lo), 0.0)
-    t = t[..., :, None]
-    lo_idx, hi_idx = lo[..., :, None], hi[..., :, None]
-    out = []
-    for index, array in enumerate(arrays):
-        a = np.take_along_axis(array, np.broadcast_to(lo_idx, array.shape), axis=-2)
-        b = np.take_along_axis(array, np.broadcast_to(hi_idx, array.shape), axis=-2)
-        power = 1 if index == 0 else 2
-        out.append((1 - t) ** power * a + t**power * b)
-    none = ~(has_below | has_above)[..., :, None]
-    return [np.where(none, np.nan, a) for a in out]
-
-
-def column_background(
-    data: np.ndarray,
-    mask: np.ndarray,
-    var_rnoise: np.ndarray | None,
-    var_poisson: np.ndarray | None = None,
-    var_flat: np.ndarray | None = None,
-    statistic: str = "median",
-    clip_sigma: float | None = 3.0,
-    max_iterations: int = 5,
-) -> BackgroundEstimate:
-    """A constant per column: the median, or the sigma-clipped weighted mean, of its usable pixels.
-
-    Parameters
-    ----------
-    statistic : {"median", "mean"}
-        ``median``: robust with no clipping, variance ``pi / 2`` times the
-        mean's. ``mean``: inverse-variance weighted, sigma-clipped mean.
-
-    Other parameters as in `smooth_background`.
-    """
-    if statistic == "mean":
-        return poly_background(data, mask, var_rnoise, var_poisson, var_flat, degree=0,
-                               clip_sigma=clip_sigma, max_iterations=max_iterations)
-    if statistic != "median":
-        raise ValueError(f"statistic must be 'median' or 'mean', not {statistic!r}")
-    data, mask, noise = _prepare(data, mask, var_rnoise, var_poisson, var_flat)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # columns with no usable pixel
-        median = np.nanmedian(np.where(mask, data, np.nan), axis=-2, keepdims=True)
-    background = np.broadcast_to(median, data.shape)
-    variances = _median_variances(noise.components(background), mask, axis=-2)
-    return BackgroundEstimate(np.array(background), *(np.broadcast_to(v, data.shape).copy() for v in variances), mask)
-
 
 def _median_variances(components, mask, axis):
     """Variance of a median of the ``mask``-ed values along ``axis``, per component."""
@@ -593,109 +364,3 @@ def _median_variances(components, mask, axis):
         )
 
 
-def image2d_background(
-    data: np.ndarray,
-    mask: np.ndarray,
-    var_rnoise: np.ndarray | None,
-    var_poisson: np.ndarray | None = None,
-    var_flat: np.ndarray | None = None,
-    box_size: tuple[int, int] = (8, 64),
-    filter_size: tuple[int, int] = (1, 3),
-    clip_sigma: float = 3.0,
-    exclude_fraction: float = 0.9,
-) -> BackgroundEstimate:
-    """photutils ``Background2D``: sigma-clipped medians in boxes, median filtered and interpolated.
-
-    Parameters
-    ----------
-    box_size : tuple of int
-        ``(rows, columns)`` of each box.
-    filter_size : tuple of int
-        Median filter over boxes ``(rows, columns)``.
-    clip_sigma : float
-        Sigma clipping threshold inside each box.
-    exclude_fraction : float
-        Boxes with more than this fraction of unusable (source or bad) pixels
-        are replaced by interpolation from their neighbours.
-
-    The variance of each pixel's model is taken as ``pi / 2`` times the
-    box's clipped variance over its number of pixels (the median of a box),
-    split among the components as the pixels' variances are; the median
-    filter's further averaging is not counted, so it is an upper bound.
-    Frames of a cube are done one after the other (photutils is 2D).
-    """
-    from astropy.stats import SigmaClip
-    from photutils.background import Background2D, MedianBackground
-
-    data, mask, noise = _prepare(data, mask, var_rnoise, var_poisson, var_flat)
-    frames = data.reshape(-1, *data.shape[-2:])
-    masks = mask.reshape(frames.shape)
-    background = np.empty_like(frames)
-    variance = np.empty_like(frames)
-    for index, (frame, good) in enumerate(zip(frames, masks)):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # photutils warns about masked boxes
-            fit = Background2D(
-                frame, box_size, mask=~good, filter_size=filter_size, sigma_clip=SigmaClip(sigma=clip_sigma),
-                bkg_estimator=MedianBackground(), exclude_percentile=100.0 * exclude_fraction,
-            )
-        background[index] = fit.background
-        with np.errstate(invalid="ignore", divide="ignore"):
-            variance[index] = np.pi / 2 * fit.background_rms**2 / np.maximum(fit.n_pixels_map, 1)
-    background = background.reshape(data.shape)
-    variance = variance.reshape(data.shape)
-    components = [np.broadcast_to(c, data.shape) for c in noise.components(background)]
-    total = sum(components)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        shares = [np.where(total > 0, c / total, 1.0 / 3.0) for c in components]
-    return BackgroundEstimate(background, *(variance * s for s in shares), mask)
-
-
-def combine_exposures(
-    data: np.ndarray,
-    mask: np.ndarray,
-    var_rnoise: np.ndarray | None,
-    var_poisson: np.ndarray | None = None,
-    var_flat: np.ndarray | None = None,
-    statistic: str = "median",
-) -> BackgroundEstimate:
-    """Combine background exposures pixel by pixel (axis 0 = exposure).
-
-    Parameters
-    ----------
-    data : ndarray
-        ``(n_exposures, ..., ny, nx)``.
-    mask : ndarray of bool
-        Usable pixels, same shape.
-    var_rnoise, var_poisson, var_flat : ndarray or None
-        Variances of the exposures, same shape.
-    statistic : {"median", "mean"}
-        ``median`` for dedicated background exposures (robust to a star or a
-        cosmic ray in one of them); ``mean`` for nod differencing (the source
-        is in every other nod: a median of two is their mean anyway).
-
-    Returns
-    -------
-    BackgroundEstimate
-        Shaped like one exposure; the variance of the mean is ``sum var / n**2``
-        and that of the median about ``pi / 2`` times it (exact for n <= 4).
-    """
-    if statistic not in ("median", "mean"):
-        raise ValueError(f"statistic must be 'median' or 'mean', not {statistic!r}")
-    data = np.asarray(data, dtype=np.float64)
-    mask = np.asarray(mask, dtype=bool) & np.isfinite(data)
-    variances = [np.zeros(data.shape) if v is None else np.asarray(v, np.float64) for v in
-                 (var_poisson, var_rnoise, var_flat)]
-    for v in variances:
-        mask &= np.isfinite(v)
-    n = mask.sum(axis=0)
-    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)  # pixels bad in every exposure
-        if statistic == "median":
-            background = np.nanmedian(np.where(mask, data, np.nan), axis=0)
-            var = _median_variances(variances, mask, axis=0)
-            var = tuple(v[0] for v in var)
-        else:
-            background = np.where(n > 0, np.sum(np.where(mask, data, 0.0), axis=0) / n, np.nan)
-            var = tuple(np.where(n > 0, np.sum(np.where(mask, v, 0.0), axis=0) / n**2, np.nan) for v in variances)
-    return BackgroundEstimate(background, *var, n > 0)

@@ -1,0 +1,188 @@
+"""The ``gaussian`` profile kind: a pixel-integrated Gaussian whose centre and width are Legendre series.
+
+It is also the trace fit's profile: every other kind starts from it, and
+falls back to it when the data cannot support more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from scipy.special import erf
+
+from ..scene import SceneBackground
+from .base import Profile, ProfileProblem, register
+from .shape import _center_start, _constant, _LegendreCentre, _legendre_from_entry, _mean_data, _normalised, fit_shape
+
+__all__ = ["GaussianProfile", "fit_gaussian_profile", "gaussian_profile"]
+
+_SQRT2 = np.sqrt(2.0)
+_SQRT2PI = np.sqrt(2.0 * np.pi)
+
+
+def gaussian_profile(ny: int, center: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """Pixel-integrated Gaussian, normalised to one over the ``ny`` rows.
+
+    Parameters
+    ----------
+    ny : int
+        Number of rows.
+    center, sigma : ndarray
+        Centre row and Gaussian sigma per column, broadcastable to ``(..., nx)``.
+
+    Returns
+    -------
+    ndarray
+        Shape ``(..., ny, nx)``.
+    """
+    g = _integrated_gaussian(ny, np.asarray(center, float), np.asarray(sigma, float))
+    return _normalised(g)
+
+
+
+def _integrated_gaussian(ny, center, sigma):
+    rows = np.arange(ny, dtype=float)[:, None]
+    c = center[..., None, :]
+    s = sigma[..., None, :] * _SQRT2
+    return 0.5 * (erf((rows + 0.5 - c) / s) - erf((rows - 0.5 - c) / s))
+
+
+def _gaussian_derivatives(ny, center, sigma):
+    """G and its derivatives with respect to the centre and to sigma."""
+    rows = np.arange(ny, dtype=float)[:, None]
+    u_hi = (rows + 0.5 - center) / sigma
+    u_lo = (rows - 0.5 - center) / sigma
+    phi_hi = np.exp(-0.5 * u_hi**2) / _SQRT2PI
+    phi_lo = np.exp(-0.5 * u_lo**2) / _SQRT2PI
+    g = 0.5 * (erf(u_hi / _SQRT2) - erf(u_lo / _SQRT2))
+    d_center = (phi_lo - phi_hi) / sigma
+    d_sigma = (phi_lo * u_lo - phi_hi * u_hi) / sigma
+    return g, {"center": d_center, "width": d_sigma}
+
+
+
+
+@register("gaussian")
+@dataclass
+class GaussianProfile(_LegendreCentre, Profile):
+    """Gaussian cross-dispersion profile with Legendre centre and width.
+
+    Attributes
+    ----------
+    center_coeffs, sigma_coeffs : ndarray
+        Legendre coefficients in the column index scaled to [-1, 1].
+    nx, ny : int
+        Slit size the profile is defined on.
+    """
+
+    center_coeffs: np.ndarray
+    sigma_coeffs: np.ndarray
+    nx: int
+    ny: int
+    base: np.ndarray | None = None
+    """A trace the centre polynomial is an offset from (e.g. the WCS trace), or None."""
+    chi2: float = np.nan
+    """Weighted chi-square of the fit, summed over the pixels used."""
+    n_pixels: int = 0
+
+    @property
+    def sigma(self) -> np.ndarray:
+        """Gaussian sigma per column, in pixels."""
+        return self._along_dispersion(self.sigma_coeffs)
+
+    derivative_step: ClassVar[float] = 0.1
+
+    def evaluate(self, ny: int, center: np.ndarray) -> np.ndarray:
+        """The normalised profile ``(..., ny, nx)`` about ``center`` (e.g. ``self.ny``, ``self.center``)."""
+        return gaussian_profile(ny, center, self.sigma)
+
+    @property
+    def n_parameters(self) -> float:
+        return float(self.center_coeffs.size + self.sigma_coeffs.size)
+
+    def to_entry(self) -> dict[str, Any]:
+        return {"sigma": self.sigma, "coefficients": np.asarray(self.sigma_coeffs, float)}
+
+    @classmethod
+    def from_entry(cls, entry: Any, center: np.ndarray, ny: int) -> GaussianProfile:
+        center_coeffs, sigma_coeffs = _legendre_from_entry(entry, center)
+        return cls(center_coeffs, sigma_coeffs, center.size, ny)
+
+    @classmethod
+    def fit(cls, problem: ProfileProblem) -> GaussianProfile:
+        """The Gaussian of the trace fit (``problem.gaussian``): the trace and the Gaussian are fitted together."""
+        return problem.gaussian
+
+
+
+
+def fit_gaussian_profile(
+    data: np.ndarray,
+    good: np.ndarray,
+    var_rnoise: np.ndarray,
+    var_poisson: np.ndarray | None,
+    trace: np.ndarray,
+    sigma_guess: float = 1.0,
+    center_degree: int | None = 3,
+    sigma_degree: int = 2,
+    reject_sigma: float = 5.0,
+    max_iterations: int = 15,
+    sigma_limits: tuple[float, float] = (0.3, 10.0),
+    base: np.ndarray | None = None,
+    background: SceneBackground | None = None,
+) -> GaussianProfile:
+    """Fit a Gaussian profile of smoothly varying centre and width to a slit.
+
+    Parameters
+    ----------
+    data : ndarray
+        Background-subtracted data ``(..., ny, nx)``; integrations are averaged.
+    good : ndarray of bool
+        Good-pixel mask, same shape as ``data``.
+    var_rnoise, var_poisson : ndarray
+        Variance components (``var_poisson`` may be None), as for
+        `~jwst_optextract.core.optimal.optimal_extract`.
+    trace : ndarray
+        Starting centre per column, ``(nx,)``.
+    sigma_guess : float
+        Starting width (outliers are rejected from the fourth iteration on,
+        when the width is no longer far off).
+    center_degree : int or None
+        Legendre degree of the centre along the dispersion; None holds the
+        centre at ``trace``.
+    sigma_degree : int
+        Legendre degree of the width along the dispersion.
+    reject_sigma : float
+        Pixels further than this from the model are left out of the fit.
+    max_iterations : int
+        Gauss-Newton iterations at most.
+    sigma_limits : tuple of float
+        The width is kept within these limits.
+    base : ndarray, optional
+        A trace ``(nx,)`` (e.g. from the WCS) whose shape is kept: the centre
+        polynomial is then an offset from it.
+    background : SceneBackground, optional
+        For data that still hold their background: it is fitted with the
+        amplitudes at every step (see `fit_shape`).
+
+    Returns
+    -------
+    GaussianProfile
+    """
+    image, mask, vr, vp = _mean_data(data, good, var_rnoise, var_poisson)
+    ny, nx = image.shape
+    base, about, coeffs = _center_start(trace, base, center_degree, nx)
+    coeffs["width"] = _constant(sigma_guess, sigma_degree)
+    limits = {"width": sigma_limits}
+
+    def model(values):
+        return _gaussian_derivatives(ny, values["center"], values["width"])
+
+    coeffs, chi2, n_pixels = fit_shape(image, mask, vr, vp, model, coeffs, about, limits, reject_sigma,
+                                       max_iterations, background=background)
+    return GaussianProfile(center_coeffs=coeffs.get("center", np.zeros(1)), sigma_coeffs=coeffs["width"],
+                           nx=nx, ny=ny, base=base, chi2=chi2, n_pixels=n_pixels)
+
+

@@ -1,0 +1,257 @@
+"""The fit shared by the parametric profile kinds (Gaussian, Moffat, template): `fit_shape`.
+
+The centre ``c(x)`` and width (Gaussian ``sigma(x)``, Moffat ``alpha(x)``) are
+Legendre polynomials in the column index, and the Moffat index ``beta`` is one
+number per slit. They are fitted jointly to every good pixel of the slit by
+Gauss-Newton least squares on the model ``D = f(x) G(y; c(x), width(x), ...)``,
+where the amplitudes ``f(x)`` are the optimal-extraction fluxes of the current
+profile. Using all pixels at once, instead of fitting columns or bins one at a
+time, gives the width to a small fraction of a percent, which matters: a width
+error ``e`` biases an optimally extracted flux by about ``e / 2``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.polynomial import legendre
+
+from ..optimal import optimal_extract
+from ..scene import SceneBackground
+from ..trace import _scaled, collapse_integrations
+
+__all__ = ["fit_shape"]
+
+log = logging.getLogger(__name__)
+
+
+def _normalised(g):
+    total = g.sum(axis=-2, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, g / total, 0.0)
+
+
+
+
+class _LegendreCentre:
+    """The centre of a parametric profile: a Legendre series along the dispersion, about ``base`` if given.
+
+    For dataclasses with ``center_coeffs``, ``base`` and ``nx``.
+    """
+
+    def _along_dispersion(self, coeffs: np.ndarray) -> np.ndarray:
+        return legendre.legval(_scaled(np.arange(self.nx), self.nx), coeffs)
+
+    @property
+    def center(self) -> np.ndarray:
+        """Centre row per column."""
+        offset = self._along_dispersion(self.center_coeffs)
+        return offset if self.base is None else self.base + offset
+
+
+
+
+def fit_shape(
+    image: np.ndarray,
+    mask: np.ndarray,
+    var_rnoise: np.ndarray,
+    var_poisson: np.ndarray | None,
+    model: Callable[[dict], tuple[np.ndarray, dict]],
+    coeffs: dict,
+    base: np.ndarray,
+    limits: dict,
+    reject_sigma: float | None = 5.0,
+    max_iterations: int = 15,
+    first_rejection: int = 3,
+    background: SceneBackground | None = None,
+) -> tuple[dict, float, int]:
+    """Gauss-Newton fit of a profile's shape parameters to all pixels of a 2D image, vectorised over columns.
+
+    The model is ``D = f(x) G(y, x)``; the amplitudes ``f`` are the optimal
+    extraction of the current ``G`` (with its outlier rejection), and each
+    shape parameter is a Legendre series along the dispersion, so the normal
+    equations are sums over rows, then over columns, of the pixel Jacobians.
+
+    Parameters
+    ----------
+    image, mask : ndarray
+        ``(ny, nx)`` data and good-pixel mask.
+    var_rnoise, var_poisson : ndarray
+        Variances as for `~jwst_optextract.core.optimal.optimal_extract`.
+    model : callable
+        ``model(values) -> (G, derivatives)``: ``values`` maps each parameter
+        name to its ``(nx,)`` value per column (``"center"`` is always there,
+        ``base`` plus its series when fitted); ``derivatives`` maps the
+        fitted names to ``dG / dparameter``, ``(ny, nx)`` each.
+    coeffs : dict
+        Starting Legendre coefficients of each fitted parameter; ``"center"``
+        may be left out to hold the centre at ``base``.
+    base : ndarray
+        ``(nx,)`` centre the ``"center"`` series is an offset from.
+    limits : dict
+        ``(low, high)`` per parameter name: a step that would take the
+        per-column values outside is damped instead.
+    reject_sigma, max_iterations
+        Outlier threshold of the extraction, and iterations at most.
+    first_rejection : int
+        Outliers are rejected from this iteration on (a poor starting model,
+        far off at high signal to noise, would reject good pixels).
+    background : SceneBackground, optional
+        A background fitted with the amplitudes at every step (the scene
+        model, `~jwst_optextract.core.scene.fit_scene`), for data that still
+        hold theirs; None for background-subtracted data.
+
+    The steps are Gauss-Newton steps, damped (Levenberg-Marquardt) when one
+    makes the fit worse or leaves the limits.
+
+    Returns
+    -------
+    coeffs : dict
+        Fitted coefficients.
+    chi2 : float
+        Weighted chi-square over the pixels used.
+    n_pixels : int
+        Pixels used.
+    """
+    names = list(coeffs)
+    nx = image.shape[1]
+    t = _scaled(np.arange(nx), nx)
+    basis = {name: legendre.legvander(t, coeffs[name].size - 1).T for name in names}  # (deg+1, nx)
+    sizes = np.cumsum([coeffs[name].size for name in names])[:-1]
+    coeffs = {name: np.array(value, float) for name, value in coeffs.items()}
+    damping, accepted, converged = 0.0, None, False
+    for iteration in range(max_iterations):
+        values = {name: np.clip(legendre.legval(t, c), *limits.get(name, (-np.inf, np.inf)))
+                  for name, c in coeffs.items()}
+        values["center"] = base + values.get("center", 0.0)
+        g, derivatives = model(values)
+        # Amplitudes, outliers and weights from the extraction itself; outliers
+        # are decided afresh each time.
+        rejecting = iteration >= first_rejection
+        if background is None or not background.fitted:
+            result = optimal_extract(
+                image, g, var_rnoise, var_poisson, mask=mask, min_coverage=0.0, return_inverse_variance=True,
+                reject_sigma=reject_sigma if rejecting else None,
+            )
+            sky = 0.0
+        else:  # the amplitudes and the background fitted together: the wings are not background
+            result = background.fit(image, _normalised(g), var_rnoise, var_poisson, mask=mask, min_coverage=0.0,
+                                    return_inverse_variance=True, reject_sigma=reject_sigma if rejecting else None)
+            sky = result.background
+        flux = np.nan_to_num(result.flux) / g.sum(axis=0)
+        iv = result.inverse_variance
+        resid = np.where(iv > 0, image - flux * g - sky, 0.0)
+        chi2 = float(np.sum(iv * resid**2))
+        # Levenberg-Marquardt: a step that made the fit worse is undone and
+        # damped. Worse on the pixels and weights of the last accepted fit:
+        # rejecting more pixels must not count as fitting better.
+        comparable = accepted is not None and (iteration != first_rejection or not rejecting)
+        if comparable and not _chi2_on(accepted["iv"], image - flux * g - sky) <= accepted["chi2"]:
+            coeffs, normal, rhs, chi2, iv = (accepted[k] for k in ("coeffs", "normal", "rhs", "chi2", "iv"))
+            damping = max(10.0 * damping, 1e-3)
+        else:
+            jacobian = {name: flux * derivatives[name] for name in names}
+            if background is not None:
+                jacobian = background.project_out(jacobian, iv)
+            # Normal equations, summed over rows first and then over columns.
+            normal = np.block([[basis[a] * np.sum(iv * jacobian[a] * jacobian[b], axis=0) @ basis[b].T
+                                for b in names] for a in names])
+            rhs = np.concatenate([basis[a] @ np.sum(iv * jacobian[a] * resid, axis=0) for a in names])
+            accepted = {"coeffs": coeffs, "normal": normal, "rhs": rhs, "chi2": chi2, "iv": iv}
+            damping = damping / 10.0 if damping > 1e-6 else 0.0
+        for _ in range(_MAX_DAMPINGS):
+            try:
+                step = np.linalg.solve(normal + damping * np.diag(np.diag(normal)), rhs)
+            except np.linalg.LinAlgError:
+                log.warning("Profile fit: singular normal equations; keeping the current values")
+                step = np.zeros_like(rhs)
+            trial, change = _stepped(coeffs, np.split(step, sizes), limits)
+            if _within(trial, limits, t):
+                break
+            damping = max(10.0 * damping, 1e-3)
+        else:
+            break
+        coeffs = trial
+        if change < 1e-5:
+            converged = True
+            break
+    if not converged and accepted is not None:
+        coeffs = accepted["coeffs"]
+    return coeffs, accepted["chi2"], int(np.sum(accepted["iv"] > 0))
+
+
+_MAX_DAMPINGS = 8
+
+
+def _chi2_on(iv: np.ndarray, resid: np.ndarray) -> float:
+    return float(np.sum(np.where(iv > 0, iv * resid**2, 0.0)))
+
+
+def _within(coeffs: dict, limits: dict, t: np.ndarray) -> bool:
+    """Whether every parameter's per-column values lie within its limits."""
+    for name, (low, high) in limits.items():
+        if name in coeffs:
+            values = legendre.legval(t, coeffs[name])
+            if not np.all((values >= low) & (values <= high)):
+                return False
+    return True
+
+
+def _stepped(coeffs: dict, steps: list, limits: dict) -> tuple[dict, float]:
+    """Coefficients after a step (a constant held within its limits), and the largest change."""
+    new, change = {}, 0.0
+    for (name, value), part in zip(coeffs.items(), steps):
+        new[name] = value + part
+        if new[name].size == 1 and name in limits:
+            new[name] = np.clip(new[name], *limits[name])
+        change = max(change, float(np.max(np.abs(new[name] - value))))
+    return new, change
+
+
+
+def _center_start(trace, base, center_degree, nx):
+    """The profile's base trace, the centre the fitted series is an offset from, and its start coefficients.
+
+    With ``center_degree`` None the centre is held (no coefficients) at
+    ``base``, or at ``trace`` when there is no base.
+    """
+    if center_degree is None:
+        held = np.asarray(trace if base is None else base, float)
+        return held, held, {}
+    about = np.zeros(nx) if base is None else np.asarray(base, float)
+    coef = legendre.legfit(_scaled(np.arange(nx), nx), np.asarray(trace, float) - about, center_degree)
+    return base, about, {"center": coef}
+
+
+def _constant(value: float, degree: int) -> np.ndarray:
+    coef = np.zeros(degree + 1)
+    coef[0] = value
+    return coef
+
+
+def _mean_data(data, good, var_rnoise, var_poisson):
+    """The mean image over integrations, its mask, and the variances of that mean."""
+    image, mask = collapse_integrations(data, good)
+    n_int = max(1, int(np.prod(data.shape[:-2])))
+    vr = _mean_frame(var_rnoise, data.shape) / n_int
+    vp = None if var_poisson is None else _mean_frame(var_poisson, data.shape) / n_int
+    return image, mask, vr, vp
+
+
+def _mean_frame(var, shape):
+    """Mean variance frame of an array broadcastable to ``shape``."""
+    var = np.broadcast_to(np.asarray(var, dtype=float), shape)
+    if var.ndim == 2:
+        return var
+    return np.nanmean(var, axis=tuple(range(var.ndim - 2)))
+
+
+def _legendre_from_entry(entry: Any, center: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Legendre coefficients of a parametric profile's centre and width from a product entry's per-column values."""
+    nx = center.size
+    scaled = np.linspace(-1, 1, nx)
+    width = np.polynomial.legendre.legfit(scaled, np.asarray(entry.sigma, float), min(5, nx - 1))
+    return np.polynomial.legendre.legfit(scaled, center, min(5, nx - 1)), width
