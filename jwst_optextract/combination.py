@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 BACKGROUNDS = ("nod", "model", "none")
 WEIGHT_TYPES = ("ivm", "poisson", "exptime", "mask")
+PROFILE_KINDS = {"auto": ("gaussian", "moffat"), "gaussian": ("gaussian",), "moffat": ("moffat",)}
+"""The shared profile's kinds a ``profile_kind`` lets the joint fit choose from."""
 
 
 @dataclass
@@ -57,6 +59,8 @@ class CombineParameters(StepParameters):
     trace_degree: int = reference_default("trace_degree")
     width_degree: int = reference_default("width_degree")
     psf_sigma: float = reference_default("psf_sigma")
+    profile_kind: str = "auto"
+    """``auto`` (the Moffat where Akaike's criterion prefers it to the Gaussian), ``gaussian`` or ``moffat``."""
     background_method: str = "smooth"
     keep_rectified: bool = False
     """Also resample every exposure about its trace and average them, for display (`rectified_image`)."""
@@ -141,6 +145,8 @@ def combine_source(group: SourceGroup, params: CombineParameters) -> SourceResul
         raise SlitError(group.name, f"unknown background {params.background!r}; use one of {BACKGROUNDS}")
     if params.weight_type not in WEIGHT_TYPES:
         raise SlitError(group.name, f"unknown weight_type {params.weight_type!r}; use one of {WEIGHT_TYPES}")
+    if params.profile_kind not in PROFILE_KINDS:
+        raise SlitError(group.name, f"unknown profile_kind {params.profile_kind!r}; use one of {tuple(PROFILE_KINDS)}")
     stack = _Stack.of(group)
     flagged = {}
     stack.good, flagged["failed_open"] = _mask_failed_open(group, stack.good, params.dilate_failed_open)
@@ -157,18 +163,19 @@ def combine_source(group: SourceGroup, params: CombineParameters) -> SourceResul
         background = "model"
     first = _background_removed(group, stack, positions, background, params)
     centers, sigma = _initial_trace(group, first, params)
-    centers, sigma = _refine_jointly(first, centers, sigma, params.width_degree)
+    kinds = PROFILE_KINDS[params.profile_kind]
+    centers, shape = _joint_shape(first, centers, JointShape("gaussian", sigma), params.width_degree, kinds)
     # Outliers are looked for in each exposure alone: in a nod difference the
     # other exposures' cosmic rays are negative spikes that pull the fit.
     alone = first if background != "nod" else _subtract_model(group, stack, params)
-    profile = core.gaussian_profile(stack.data.shape[1], centers, sigma[None, :])
+    profile = shape.profile(stack.data.shape[1], centers)
     outliers, counts = _cosmic_rays(alone, profile, params)
     flagged.update(counts)
     stack.good &= ~outliers
     final = _background_removed(group, stack, positions, background, params) if background == "nod" else first
     final.good &= ~outliers
-    centers, sigma = _refine_jointly(final, centers, sigma, params.width_degree)
-    profile = core.gaussian_profile(stack.data.shape[1], centers, sigma[None, :])
+    centers, shape = _joint_shape(final, centers, shape, params.width_degree, (shape.kind,))
+    profile = shape.profile(stack.data.shape[1], centers)
     model = _model(final, profile)
     extra, counts = _bright_or_extreme(final, profile, model, params)
     flagged.update(counts)
@@ -335,17 +342,87 @@ def _model(work: _Stack, profile: np.ndarray) -> np.ndarray:
     return profile if work.nods is None else profile - _negative_images(work.nods, profile)
 
 
-def _refine_jointly(work: _Stack, centers: np.ndarray, sigma: np.ndarray, degree: int,
-                    iterations: int = 8, detection_snr: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
-    """One shift of all traces and a smooth correction of the width, fitted to all exposures at once.
+@dataclass
+class JointShape:
+    """The profile shared by all exposures of a source: a Gaussian of width ``width``, or a Moffat.
+
+    For the Moffat, ``width`` is ``alpha`` per column and ``beta`` its index.
+    """
+
+    kind: str
+    width: np.ndarray
+    beta: float | None = None
+
+    def profile(self, ny: int, centers: np.ndarray) -> np.ndarray:
+        """``(n_exposures, ny, nx)`` normalised profiles about each exposure's trace."""
+        if self.kind == "moffat":
+            return core.moffat_profile(ny, centers, self.width[None, :], self.beta)
+        return core.gaussian_profile(ny, centers, self.width[None, :])
+
+    @property
+    def n_parameters(self) -> int:
+        return 1 if self.kind == "moffat" else 0
+
+    def describe(self) -> str:
+        text = f"{self.kind} width {self.width.min():.2f} to {self.width.max():.2f} px"
+        return text + (f", beta {self.beta:.2f}" if self.beta is not None else "")
+
+
+def _joint_shape(work: _Stack, centers: np.ndarray, shape: JointShape, degree: int, kinds: tuple[str, ...],
+                 detection_snr: float = 5.0) -> tuple[np.ndarray, JointShape]:
+    """The trace shift and shape fitted to all exposures, of the best of ``kinds`` (gaussian, moffat).
+
+    Of several kinds, the one with the lowest Akaike criterion,
+    ``chi2 + 2 n_parameters``, is kept. A Moffat's wings are modelled in the
+    negative images too, so no wing flux goes with the nod differences. The
+    Moffat starts from the Gaussian fit of the same FWHM (or from ``shape``
+    if it is a Moffat).
+    """
+    gaussian = shape if shape.kind == "gaussian" else JointShape("gaussian", _gaussian_sigma(shape))
+    fits = [_refine_jointly(work, centers, gaussian, degree, detection_snr)] if "gaussian" in kinds else []
+    if "moffat" in kinds:
+        start = shape if shape.kind == "moffat" else _moffat_from(gaussian, _MOFFAT_START_BETA)
+        fits.append(_refine_jointly(work, centers, start, degree, detection_snr))
+    detected = [fit for fit in fits if fit[2] is not None]
+    if not detected:
+        return centers, shape
+    best_centers, best, _ = min(detected, key=lambda fit: fit[2] + 2 * fit[1].n_parameters)
+    if len(detected) > 1:
+        log.info("Joint profile of all exposures: %s (chi2 %s)", best.kind,
+                 ", ".join(f"{fit[1].kind} {fit[2]:.1f}" for fit in detected))
+    return best_centers, best
+
+
+_MOFFAT_START_BETA = 2.5
+
+
+def _gaussian_sigma(shape: JointShape) -> np.ndarray:
+    """The sigma of the Gaussian of the same FWHM as ``shape``."""
+    if shape.kind == "gaussian":
+        return shape.width
+    return shape.width * 2 * np.sqrt(2 ** (1 / shape.beta) - 1) / _FWHM_PER_SIGMA
+
+
+def _moffat_from(gaussian: JointShape, beta: float) -> JointShape:
+    """A Moffat of index ``beta`` with the FWHM of the Gaussian."""
+    return JointShape("moffat", gaussian.width * _FWHM_PER_SIGMA / (2 * np.sqrt(2 ** (1 / beta) - 1)), beta)
+
+
+_FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
+
+
+def _refine_jointly(work: _Stack, centers: np.ndarray, shape: JointShape, degree: int,
+                    detection_snr: float = 5.0, iterations: int = 8) -> tuple[np.ndarray, JointShape, float | None]:
+    """One shift of all traces and a smooth correction of the width (and the Moffat index), fitted to all exposures.
 
     The model includes the negative images of nod differences, which a fit
     of one exposure alone must mask and which then pull its width. The width
     is multiplied by ``exp`` of a Legendre series of degree ``degree`` along
-    the dispersion; the flux of each column is solved for at every step
-    (damped Gauss-Newton with numerical derivatives, variable projection).
-    A source the pooled data do not detect at ``detection_snr`` keeps the
-    starting trace and width.
+    the dispersion, a Moffat index ``beta`` is ``0.5 + exp`` of one more
+    parameter; the flux of each column is solved for at every step (damped
+    Gauss-Newton with numerical derivatives, variable projection). A source
+    the pooled data do not detect at ``detection_snr`` keeps the starting
+    trace and shape, and its chi-square is None.
     """
     vr, vp, vf = (work.variances[k] for k in ("var_rnoise", "var_poisson", "var_flat"))
     variance = vr + np.maximum(vp, 0) + vf
@@ -354,22 +431,29 @@ def _refine_jointly(work: _Stack, centers: np.ndarray, sigma: np.ndarray, degree
     target = np.where(work.good, work.data, 0.0) * root_weight
     ny, nx = work.data.shape[1:]
     basis = np.polynomial.legendre.legvander(np.linspace(-1, 1, nx), degree).T  # (degree + 1, nx)
+    n_width = degree + 1
+
+    def shaped(theta) -> JointShape:
+        width = shape.width * np.exp(theta[1:1 + n_width] @ basis)
+        if shape.kind == "moffat":
+            return JointShape("moffat", width, 0.5 + (shape.beta - 0.5) * float(np.exp(theta[-1])))
+        return JointShape(shape.kind, width)
 
     def solve(theta):
-        width = sigma * np.exp(theta[1:] @ basis)
-        model = _model(work, core.gaussian_profile(ny, centers + theta[0], width[None, :])) * root_weight
+        model = _model(work, shaped(theta).profile(ny, centers + theta[0])) * root_weight
         information = np.maximum(np.sum(model * model, axis=(0, 1)), 1e-300)
         flux = np.sum(model * target, axis=(0, 1)) / information
         return (target - flux * model).ravel(), flux, information
 
-    residual, flux, information = solve(np.zeros(degree + 2))
+    theta = np.zeros(1 + n_width + shape.n_parameters)
+    residual, flux, information = solve(theta)
     seen = information > 1e-300  # columns with pixels
     snr = float(np.sum(flux[seen]) / np.sqrt(np.sum(1.0 / information[seen]))) if seen.any() else 0.0
     if not snr >= detection_snr:
         log.warning("The exposures together detect the source at S/N %.1f only: keeping the starting trace and "
                     "width", snr)
-        return centers, sigma
-    theta, cost, step = np.zeros(degree + 2), float(residual @ residual), 1e-3
+        return centers, shape, None
+    cost, step = float(residual @ residual), 1e-3
     for _ in range(iterations):
         jacobian = np.stack([(solve(theta + step * unit)[0] - residual) / step for unit in np.eye(theta.size)],
                             axis=1)
@@ -384,10 +468,10 @@ def _refine_jointly(work: _Stack, centers: np.ndarray, sigma: np.ndarray, degree
         theta, residual, cost = theta + delta, trial, float(trial @ trial)
         if np.max(np.abs(delta)) < 1e-4:
             break
-    width = sigma * np.exp(theta[1:] @ basis)
-    log.info("Joint fit of all exposures (S/N %.0f): traces shifted by %+.3f px, width %.2f to %.2f px "
-             "(from %.2f to %.2f)", snr, theta[0], width.min(), width.max(), sigma.min(), sigma.max())
-    return centers + theta[0], width
+    fitted = shaped(theta)
+    log.info("Joint fit of all exposures (S/N %.0f): traces shifted by %+.3f px, %s (from %s)", snr, theta[0],
+             fitted.describe(), shape.describe())
+    return centers + theta[0], fitted, cost
 
 
 def _negative_images(nods: combine.NodDifference, profile: np.ndarray) -> np.ndarray:
