@@ -71,7 +71,7 @@ class SceneParameters:
 
     scene_background: str = "none"
     """``smooth``, ``column`` or ``none`` (`~jwst_optextract.core.scene.SCENE_BACKGROUNDS`)."""
-    scene_degree: int = 1
+    scene_degree: int = 2
     scene_knot_spacing: float = 32.0
 
     @property

@@ -51,7 +51,7 @@ class OptimalExtractStep(OptxStep):
     profile_kind = option({profile_kinds}, default="gaussian")  # profile fitted when no psf is given (see PsfFitStep)
     template = string(default=None)  # profile template file for profile_kind template (see PsfFitStep)
     scene_background = option("none", "smooth", "column", default="none")  # background fitted together with the source (the scene model), for data that still hold theirs: smooth (polynomial across the slit times a spline along it), column (a polynomial in every column), none (the data are background-subtracted); optx_spec sets smooth
-    scene_degree = integer(default=1, min=0)  # scene model: polynomial degree of the background across the slit
+    scene_degree = integer(default=2, min=0)  # scene model: polynomial degree of the background across the slit (2: a background with curvature across the slit, which a line leaves in the source)
     scene_knot_spacing = float(default=32.0, min=2)  # scene model, smooth: columns between the background's spline knots along the dispersion
     trace = string(default=None)  # a TraceModel (optx_trace product) to use instead of fitting the trace
     psf = string(default=None)  # a ProfileModel (optx_psf product) to use instead of fitting the profile

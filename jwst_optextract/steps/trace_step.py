@@ -49,7 +49,7 @@ class TraceStep(PlottingMixin, OptxStep):
     detection_snr = float(default=5.0)  # a source is detected when its extracted flux has at least this total signal to noise
     reject_sigma = float(default=None)  # outlier threshold in sigma above the model (default from reference)
     scene_background = option("none", "smooth", "column", default="none")  # background fitted together with the source (the scene model), for data that still hold theirs: smooth (polynomial across the slit times a spline along it), column (a polynomial in every column), none (the data are background-subtracted); optx_spec sets smooth
-    scene_degree = integer(default=1, min=0)  # scene model: polynomial degree of the background across the slit
+    scene_degree = integer(default=2, min=0)  # scene model: polynomial degree of the background across the slit (2: a background with curvature across the slit, which a line leaves in the source)
     scene_knot_spacing = float(default=32.0, min=2)  # scene model, smooth: columns between the background's spline knots along the dispersion
     save_plots = boolean(default=False)  # write a diagnostic PNG per slit (needs matplotlib)
     maximum_cores = string(default="none")  # cores to use: none, quarter, half, all or a number (worker processes over the slits); the result does not depend on it
