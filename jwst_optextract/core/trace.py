@@ -58,6 +58,29 @@ def peak_row(image: np.ndarray, good: np.ndarray) -> float:
     return float(np.argmax(collapsed))
 
 
+def seeded_row(image: np.ndarray, good: np.ndarray, guess: float, radius: float = 6.0) -> float:
+    """The source row near a guess (a WCS source position): the guess, unless the data show the source elsewhere.
+
+    On the median column profile less its median (a flat background), the
+    guess stands if the profile there holds at least half of the highest
+    peak within ``radius`` rows; otherwise that peak is taken. A WCS position
+    a few rows off (a source off its shutter's centre) would start the
+    centroids on the source's flank, or on blank sky.
+    """
+    with np.errstate(invalid="ignore"):
+        collapsed = np.nanmedian(np.where(good, image, np.nan), axis=-1)
+    if not np.isfinite(collapsed).any():
+        return float(guess)
+    collapsed = np.nan_to_num(collapsed - np.nanmedian(collapsed), nan=-np.inf)
+    rows = np.arange(collapsed.size)
+    near = np.abs(rows - guess) <= radius
+    if not near.any():
+        return float(guess)
+    peak = int(rows[near][np.argmax(collapsed[near])])
+    at_guess = float(np.interp(guess, rows, collapsed))
+    return float(guess) if not collapsed[peak] > 0 or at_guess >= 0.5 * collapsed[peak] else float(peak)
+
+
 def find_trace(
     image: np.ndarray,
     good: np.ndarray,
@@ -87,7 +110,8 @@ def find_trace(
     good : ndarray of bool
         Good-pixel mask, same shape.
     guess : float, optional
-        Starting row (e.g. from the WCS source position); default: the
+        Starting row (e.g. from the WCS source position), moved to the source
+        if the data show it within a few rows (see `seeded_row`); default: the
         brightest peak of the median column profile.
     half_window : float
         Half-width, in pixels, of the window in which the first centroids are
@@ -120,7 +144,7 @@ def find_trace(
         Trace centre per column, shape ``(nx,)``, in 0-based row coordinates.
     """
     ny, nx = image.shape
-    row0 = peak_row(image, good) if guess is None else float(guess)
+    row0 = peak_row(image, good) if guess is None else seeded_row(image, good, float(guess))
     binned, binned_var, x_bin = bin_columns(image, good, bin_width, variance)
     if deconvolve_iterations > 0:
         binned = richardson_lucy(binned, _KERNEL_FRACTION * psf_sigma, deconvolve_iterations)
