@@ -48,37 +48,60 @@ def collapse_integrations(data: np.ndarray, good: np.ndarray) -> tuple[np.ndarra
         return np.where(n > 0, total / n, 0.0), n > 0
 
 
-def peak_row(image: np.ndarray, good: np.ndarray) -> float:
-    """Row of the brightest cross-dispersion peak of the median column profile."""
+def source_profile(image: np.ndarray, good: np.ndarray, degree: int = 2, clip_sigma: float = 2.5) -> np.ndarray:
+    """The median column profile ``(ny,)`` less a smooth background across the slit (NaN where no data).
+
+    The background is a polynomial of ``degree`` in the row fitted to the
+    profile with its positive outliers (the source) clipped, a few times: the
+    brightest row of a faint source over a background gradient is otherwise
+    the slit's brightest edge.
+    """
     with np.errstate(invalid="ignore"):
         collapsed = np.nanmedian(np.where(good, image, np.nan), axis=-1)
-    if not np.isfinite(collapsed).any():
+    rows = np.arange(collapsed.size, dtype=float)
+    use = np.isfinite(collapsed)
+    if use.sum() <= degree + 3:
+        return collapsed
+    t = 2.0 * rows / max(rows[-1], 1.0) - 1.0
+    for _ in range(4):
+        coeffs = np.polynomial.legendre.legfit(t[use], collapsed[use], degree)
+        residual = collapsed - np.polynomial.legendre.legval(t, coeffs)
+        spread = 1.4826 * np.nanmedian(np.abs(residual[use] - np.nanmedian(residual[use])))
+        keep = np.isfinite(collapsed) & (residual < clip_sigma * max(spread, 1e-30))
+        if keep.sum() <= degree + 3 or np.array_equal(keep, use):
+            break
+        use = keep
+    return residual
+
+
+def peak_row(image: np.ndarray, good: np.ndarray) -> float:
+    """Row of the brightest cross-dispersion peak of the median column profile, over its smooth background."""
+    profile = source_profile(image, good)
+    if not np.isfinite(profile).any():
         return (image.shape[-2] - 1) / 2.0
-    collapsed = np.nan_to_num(collapsed, nan=-np.inf)
-    return float(np.argmax(collapsed))
+    return float(np.argmax(np.nan_to_num(profile, nan=-np.inf)))
 
 
 def seeded_row(image: np.ndarray, good: np.ndarray, guess: float, radius: float = 6.0) -> float:
     """The source row near a guess (a WCS source position): the guess, unless the data show the source elsewhere.
 
-    On the median column profile less its median (a flat background), the
-    guess stands if the profile there holds at least half of the highest
+    On the median column profile less its smooth background (`source_profile`),
+    the guess stands if the profile there holds at least half of the highest
     peak within ``radius`` rows; otherwise that peak is taken. A WCS position
     a few rows off (a source off its shutter's centre) would start the
     centroids on the source's flank, or on blank sky.
     """
-    with np.errstate(invalid="ignore"):
-        collapsed = np.nanmedian(np.where(good, image, np.nan), axis=-1)
-    if not np.isfinite(collapsed).any():
+    profile = source_profile(image, good)
+    if not np.isfinite(profile).any():
         return float(guess)
-    collapsed = np.nan_to_num(collapsed - np.nanmedian(collapsed), nan=-np.inf)
-    rows = np.arange(collapsed.size)
+    profile = np.nan_to_num(profile, nan=-np.inf)
+    rows = np.arange(profile.size)
     near = np.abs(rows - guess) <= radius
     if not near.any():
         return float(guess)
-    peak = int(rows[near][np.argmax(collapsed[near])])
-    at_guess = float(np.interp(guess, rows, collapsed))
-    return float(guess) if not collapsed[peak] > 0 or at_guess >= 0.5 * collapsed[peak] else float(peak)
+    peak = int(rows[near][np.argmax(profile[near])])
+    at_guess = float(np.interp(guess, rows, profile))
+    return float(guess) if not profile[peak] > 0 or at_guess >= 0.5 * profile[peak] else float(peak)
 
 
 def find_trace(
