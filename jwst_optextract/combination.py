@@ -375,14 +375,21 @@ def _joint_shape(work: _Stack, centers: np.ndarray, shape: JointShape, degree: i
     Of several kinds, the one with the lowest Akaike criterion,
     ``chi2 + 2 n_parameters``, is kept. A Moffat's wings are modelled in the
     negative images too, so no wing flux goes with the nod differences. The
-    Moffat starts from the Gaussian fit of the same FWHM (or from ``shape``
+    Moffat starts from the fitted Gaussian's trace and FWHM (or from ``shape``
     if it is a Moffat).
     """
     gaussian = shape if shape.kind == "gaussian" else JointShape("gaussian", _gaussian_sigma(shape))
-    fits = [_refine_jointly(work, centers, gaussian, degree, detection_snr)] if "gaussian" in kinds else []
+    fits = []
+    if "gaussian" in kinds or shape.kind != "moffat":  # the Moffat starts from the fitted Gaussian
+        fits.append(_refine_jointly(work, centers, gaussian, degree, detection_snr))
     if "moffat" in kinds:
-        start = shape if shape.kind == "moffat" else _moffat_from(gaussian, _MOFFAT_START_BETA)
-        fits.append(_refine_jointly(work, centers, start, degree, detection_snr))
+        start_centers, start = centers, shape
+        if shape.kind != "moffat":
+            start_centers, fitted, _ = fits[0]
+            start = _moffat_from(fitted, _MOFFAT_START_BETA)
+        fits.append(_refine_jointly(work, start_centers, start, degree, detection_snr))
+        if "gaussian" not in kinds:
+            fits = fits[-1:]
     detected = [fit for fit in fits if fit[2] is not None]
     if not detected:
         return centers, shape
