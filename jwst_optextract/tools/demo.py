@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from stdatamodels.jwst import datamodels
 
-from . import simulate
-from .steps import OptimalExtractStep
+from .. import simulate
+from ..steps import OptimalExtractStep
 
 __all__ = ["main"]
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import core
-from .fitting import ProfileFit, TraceFit
-from .io import SlitData
+from .. import core
+from ..fitting import ProfileFit, TraceFit
+from ..io import SlitData
 
 __all__ = ["plot_slit", "save_slit_plot"]
 

@@ -155,7 +155,7 @@ def _slit_subset(path: str, start: int, stop: int):
     """The slits ``start`` to ``stop - 1`` of a MultiSlitModel file, as a MultiSlitModel with the file's metadata."""
     from stdatamodels.jwst import datamodels
 
-    from .io.opening import open_datamodel
+    from ..io.opening import open_datamodel
 
     whole = open_datamodel(path)
     part = datamodels.MultiSlitModel(validate_on_assignment=False)  # the file's slits, validated as it was read
@@ -179,7 +179,7 @@ def merge_parts(path: str, output_dir: str, parts: list[BatchResult]) -> BatchRe
     """
     import shutil
 
-    from .io.opening import open_datamodel
+    from ..io.opening import open_datamodel
 
     start = time.perf_counter()
     result = BatchResult(input=path, seconds=sum(part.seconds for part in parts),
