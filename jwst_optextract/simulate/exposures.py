@@ -103,7 +103,7 @@ from gwcs import wcs as gwcs_wcs
 from scipy import special
 from stdatamodels.jwst import datamodels
 
-from .io.dq import DO_NOT_USE
+from ..io.dq import DO_NOT_USE
 
 __all__ = [
     "SceneTruth",
