@@ -1,7 +1,7 @@
-"""``python -m jwst_optextract``: the batch runner (see `jwst_optextract.batch`)."""
+"""``python -m jwst_optextract``: the batch runner (see `jwst_optextract.tools.batch`)."""
 
 import sys
 
-from .batch import main
+from .tools.batch import main
 
 sys.exit(main())

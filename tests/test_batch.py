@@ -9,7 +9,7 @@ import pytest
 from stdatamodels.jwst import datamodels
 
 from jwst_optextract import OptimalExtractStep, simulate
-from jwst_optextract.batch import parse_parameters, resolve_step, run_batch, slit_ranges
+from jwst_optextract.tools.batch import parse_parameters, resolve_step, run_batch, slit_ranges
 
 distributed = pytest.importorskip("dask.distributed")
 

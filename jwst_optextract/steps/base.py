@@ -193,7 +193,7 @@ class PlottingMixin:
     _plot_lock = threading.Lock()  # pyplot is not thread safe (slits may run in threads)
 
     def save_plot(self, slit, trace, profile=None):
-        from ..plotting import save_slit_plot
+        from ..tools.plotting import save_slit_plot
 
         name = "".join(c if c.isalnum() or c in "-." else "-" for c in slit.name)
         path = self.make_output_path(suffix=f"{name}_{self.default_suffix()}", ext="png")
