@@ -10,7 +10,7 @@ from stdatamodels.jwst import datamodels
 
 from ..products import ProfileModel, TraceModel
 from .background_step import BackgroundStep
-from .base import open_model
+from .base import AtomicSaveMixin, open_model
 from .extract_step import OptimalExtractStep
 from .offline import OfflinePipelineMixin
 from .psf_step import PsfFitStep
@@ -21,7 +21,7 @@ __all__ = ["OptSpec2Pipeline", "OptSpec3Pipeline", "OptimalExtractionPipeline"]
 log = logging.getLogger(__name__)
 
 
-class OptimalExtractionPipeline(OfflinePipelineMixin, JwstPipeline):
+class OptimalExtractionPipeline(AtomicSaveMixin, OfflinePipelineMixin, JwstPipeline):
     """Background → trace → profile → optimal extraction, from a ``_cal`` file to the best x1d.
 
     Each step's parameters are settable (``--steps.optx_psf.kind=spline``) and
