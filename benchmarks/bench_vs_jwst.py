@@ -15,8 +15,11 @@ a fresh process that opens the file and writes the x1d:
 One core means ``OMP_NUM_THREADS=OPENBLAS_NUM_THREADS=MKL_NUM_THREADS=1``.
 Each child reports its wall time from before its imports to the written x1d
 (``total``) and for the step alone (``step``: open, process, write), and its
-peak resident memory (``resource.getrusage``; with ``maximum_cores=all`` the
-worker processes are not counted). The table shows the step times and their
+peak resident memory (``VmHWM`` of ``/proc/self/status``, else
+``resource.getrusage``, whose ``ru_maxrss`` on Linux keeps the forking
+parent's peak across ``exec``; the inputs are made in a process of their own
+for the same reason; with ``maximum_cores=all`` the worker processes are not
+counted). The table shows the step times and their
 ratio to jwst's. The machine's load is printed before and after: a loaded
 machine slows both, and the ratios hold better than the absolute times.
 """
@@ -56,8 +59,12 @@ else:
     sys.argv = ["strun", sys.argv[4], path, *sys.argv[5:], "--output_dir", outdir]
     main()
 end = time.perf_counter()
-print(json.dumps({"total": end - start, "step": end - imported,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+try:  # this program's own high-water mark: ru_maxrss keeps the forking parent's across exec
+    with open("/proc/self/status") as status:
+        peak_mb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+except (OSError, StopIteration):
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"total": end - start, "step": end - imported, "peak_mb": peak_mb}))
 """
 
 
@@ -110,29 +117,39 @@ def mos_slitlets(n_slits: int, nx: int = 1024, rows: tuple[int, int] = (26, 40),
     return exposure, slits
 
 
+def mos_input(folder: Path, n_slits: int, nx: int) -> Input:
+    """Where the MOS file of ``n_slits`` slitlets and its reference are (see `write_mos`)."""
+    return Input(f"MOS {n_slits} x (26-40) x {nx}", folder / f"mos_{n_slits}x{nx}_cal.fits",
+                 folder / f"mos_{n_slits}x{nx}_extract1d.json")
+
+
 def write_mos(folder: Path, n_slits: int, nx: int) -> Input:
     """The MOS file of ``n_slits`` slitlets (kept when it exists) and its reference."""
-    path = folder / f"mos_{n_slits}x{nx}_cal.fits"
-    reference = folder / f"mos_{n_slits}x{nx}_extract1d.json"
-    if not (path.exists() and reference.exists()):
+    item = mos_input(folder, n_slits, nx)
+    if not (item.path.exists() and item.reference.exists()):
         model, slits = mos_slitlets(n_slits, nx)
-        model.save(path)
-        _write_reference(reference, [_aperture(name, ny, centre) for name, ny, centre in slits])
-    return Input(f"MOS {n_slits} x (26-40) x {nx}", path, reference)
+        model.save(item.path)
+        _write_reference(item.reference, [_aperture(name, ny, centre) for name, ny, centre in slits])
+    return item
+
+
+def tso_input(folder: Path, nints: int, ny: int = 32, nx: int = 2048) -> Input:
+    """Where the time series and its reference are (see `write_tso`)."""
+    stem = f"tso_{nints}x{ny}x{nx}"
+    return Input(f"TSO {nints} x {ny} x {nx}", folder / f"{stem}_calints.fits", folder / f"{stem}_extract1d.json")
 
 
 def write_tso(folder: Path, nints: int, ny: int = 32, nx: int = 2048) -> Input:
     """A BOTS-like ``_calints`` file (kept when it exists) and its reference."""
     from jwst_optextract import simulate
 
-    path = folder / f"tso_{nints}x{ny}x{nx}_calints.fits"
-    reference = folder / f"tso_{nints}x{ny}x{nx}_extract1d.json"
-    if not (path.exists() and reference.exists()):
+    item = tso_input(folder, nints, ny, nx)
+    if not (item.path.exists() and item.reference.exists()):
         model, _ = simulate.make_tso(nints=nints, nx=nx, ny=ny, flux=50.0, jitter_rms=0.02,
                                      cosmic_ray_fraction=0.001, seed=1)
-        model.save(path)
-        _write_reference(reference, [_aperture("ANY", ny, ny / 2 - 0.2)])
-    return Input(f"TSO {nints} x {ny} x {nx}", path, reference)
+        model.save(item.path)
+        _write_reference(item.reference, [_aperture("ANY", ny, ny / 2 - 0.2)])
+    return item
 
 
 def run(kind: str, item: Input, workdir: Path, *args: str, one_core: bool = True) -> dict:
@@ -163,18 +180,36 @@ def load() -> str:
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
 
 
-def measure(items: list[Input], workdir: Path) -> list[dict]:
-    """jwst box, optx_spec on one core and on all, for every input; one row each."""
+RUNS = {
+    "jwst_box": lambda item, workdir: run("jwst_box", item, workdir),
+    "optx_1": lambda item, workdir: run("strun", item, workdir, "optx_spec"),
+    "optx_all": lambda item, workdir: run("strun", item, workdir, "optx_spec", "--maximum_cores=all",
+                                          one_core=False),
+}
+
+
+def measure(items: list[Input], workdir: Path, repeat: int = 1) -> list[dict]:
+    """jwst box, optx_spec on one core and on all, for every input; one row each.
+
+    With ``repeat`` > 1 the three runs are made that many times, in turn
+    forwards and backwards (so that a drift of the machine's load weighs on
+    all alike), and the run of median step time is kept.
+    """
     rows = []
     for item in items:
         row = {"input": item.label, "file_mb": item.size_mb, "load_before": os.getloadavg()[0]}
-        row["jwst_box"] = run("jwst_box", item, workdir)
-        row["optx_1"] = run("strun", item, workdir, "optx_spec")
-        row["optx_all"] = run("strun", item, workdir, "optx_spec", "--maximum_cores=all", one_core=False)
+        runs: dict[str, list[dict]] = {name: [] for name in RUNS}
+        for turn in range(repeat):
+            for name in (list(RUNS) if turn % 2 == 0 else list(RUNS)[::-1]):
+                runs[name].append(RUNS[name](item, workdir))
+        for name, results in runs.items():
+            row[name] = sorted(results, key=lambda r: r["step"])[(len(results) - 1) // 2]
+            row[f"{name}_all_runs"] = [r["step"] for r in results]
         row["load_after"] = os.getloadavg()[0]
         rows.append(row)
         print(f"  {item.label}: jwst {row['jwst_box']['step']:.1f} s, optx_spec {row['optx_1']['step']:.1f} s, "
-              f"all cores {row['optx_all']['step']:.1f} s", flush=True)
+              f"all cores {row['optx_all']['step']:.1f} s; load {row['load_before']:.1f} -> "
+              f"{row['load_after']:.1f}", flush=True)
     return rows
 
 
@@ -205,18 +240,25 @@ def main() -> None:
     parser.add_argument("--no-tso", action="store_true", help="leave the time series out")
     parser.add_argument("--workdir", default=None, help="where the inputs (kept between runs) and products go")
     parser.add_argument("--json", default=None, help="also write the measurements to this JSON file")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each kind, alternating; the median is shown")
+    parser.add_argument("--inputs-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench_vs_jwst_"))
     workdir.mkdir(parents=True, exist_ok=True)
     sizes = args.sizes or ([20] if args.quick else [50, 200])
     nx = 512 if args.quick else 1024
     nints = args.nints or (50 if args.quick else 200)
+    if args.inputs_only:
+        items = [write_mos(workdir, n, nx) for n in sizes]
+        if not args.no_tso:
+            items.append(write_tso(workdir, nints))
+        return
     print(f"inputs in {workdir}; {load()}", flush=True)
-    items = [write_mos(workdir, n, nx) for n in sizes]
-    if not args.no_tso:
-        items.append(write_tso(workdir, nints))
+    # made in another process: this one stays small, and so does what its children inherit
+    subprocess.run([sys.executable, __file__, *sys.argv[1:], "--inputs-only", "--workdir", str(workdir)], check=True)
+    items = [mos_input(workdir, n, nx) for n in sizes] + ([] if args.no_tso else [tso_input(workdir, nints)])
     print(f"running; {load()}", flush=True)
-    rows = measure(items, workdir)
+    rows = measure(items, workdir, args.repeat)
     print(f"done; {load()}\n")
     print(table(rows))
     if args.json:
