@@ -22,6 +22,7 @@ from stdatamodels.jwst import datamodels
 
 from jwst_optextract import OptimalExtractionPipeline, OptimalExtractStep, PsfFitStep, TraceStep, simulate
 from jwst_optextract.exceptions import InputError, OptExtractError, OutputError, SlitError
+from jwst_optextract.steps import base
 from jwst_optextract.steps.base import write_atomically
 
 try:
@@ -372,11 +373,11 @@ def test_a_failure_while_writing_leaves_the_old_file_and_no_partial_file(tmp_pat
     write_atomically(x1d, str(target), protected=[])
     before = target.read_bytes()
 
-    def interrupted(self, stream, *args, **kwargs):
+    def interrupted(model, stream, *args, **kwargs):
         stream.write(b"SIMPLE  =                    T" + b" " * 3000)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(datamodels.MultiSpecModel, "to_fits", interrupted)
+    monkeypatch.setattr(base, "write_fits", interrupted)  # the FITS writer of write_atomically
     with pytest.raises(KeyboardInterrupt):
         write_atomically(x1d, str(target), protected=[])
     assert target.read_bytes() == before

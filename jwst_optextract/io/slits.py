@@ -26,9 +26,9 @@ from stdatamodels.jwst import datamodels
 from ..exceptions import InputError, SlitError
 from .dq import DO_NOT_USE, dq_bits
 
-__all__ = ["FATAL_ERRORS", "SlitData", "SlitRun", "dq_bits", "integration_groups", "iter_slits", "parallel_map",
-           "process_map", "process_slits", "processes_allowed", "read_slit", "scene_models", "slit_count",
-           "slit_models", "slit_views", "write_slit"]
+__all__ = ["FATAL_ERRORS", "SlitData", "SlitRun", "dq_bits", "geometry_cache", "integration_groups", "iter_slits",
+           "parallel_map", "process_map", "process_slits", "processes_allowed", "read_slit", "scene_models",
+           "slit_count", "slit_models", "slit_views", "write_slit"]
 
 log = logging.getLogger(__name__)
 
@@ -509,7 +509,7 @@ def read_slit(
             )
         log.warning("Slit %s: no VAR_* arrays; using ERR**2 as the read-noise variance", name)
         variances["var_rnoise"] = np.square(err, dtype=np.result_type(err.dtype, np.float32))
-    wavelength = _wavelength(slit, parent, name, frame)
+    wavelength = _remembered(slit, parent, ("wavelength",), lambda: _wavelength(slit, parent, name, frame))
     bbox = _bounding_box(slit, frame) if isinstance(slit, (datamodels.ImageModel, datamodels.CubeModel)) else None
 
     def canonical(a):
@@ -526,6 +526,8 @@ def read_slit(
     origin = (0, 0) if bbox is None else (bbox[0].start, bbox[1].start)
     if dispaxis == VERTICAL:
         origin = origin[::-1]
+    nx = data.shape[-1]
+    source = _remembered(slit, parent, ("source", origin, nx), lambda: _source_position(slit, parent, origin, nx))
     return SlitData(
         name=name,
         model=slit,
@@ -535,9 +537,69 @@ def read_slit(
         wavelength=wavelength,
         dispaxis=dispaxis,
         origin=origin,
-        **dict(zip(("source_row", "source_trace"), _source_position(slit, parent, origin, data.shape[-1]))),
+        **dict(zip(("source_row", "source_trace"), source)),
         **{k: canonical(v) for k, v in variances.items()},
     )
+
+
+_GEOMETRY: dict[tuple[int, int], tuple[Any, Any, dict]] | None = None
+"""What `read_slit` computed from each slit's WCS, while a `geometry_cache` is open (else None)."""
+_GEOMETRY_LOCK = threading.Lock()
+_GEOMETRY_USERS = 0
+
+
+@contextmanager
+def geometry_cache():
+    """Within this block `read_slit` evaluates each slit's WCS once, however many times the slit is read.
+
+    The wavelengths and the WCS source position of a slit are the most costly
+    part of reading it (most of it ``location_from_wcs``: some 50 ms a
+    slit), and every step of a pipeline reads every slit again, after the
+    background step changed its data but not its WCS. Inside the block they
+    are kept per slit (the slit's and its exposure's metadata nodes, by
+    identity) and handed out as copies, so the slits read are those read
+    without it. A pipeline opens it around its steps; it must not be open
+    while a slit's WCS or WAVELENGTH array is changed. Blocks may nest and be
+    open in several threads: the cache lives until the last one closes.
+    """
+    global _GEOMETRY, _GEOMETRY_USERS
+    with _GEOMETRY_LOCK:
+        _GEOMETRY_USERS += 1
+        if _GEOMETRY is None:
+            _GEOMETRY = {}
+    try:
+        yield
+    finally:
+        with _GEOMETRY_LOCK:
+            _GEOMETRY_USERS -= 1
+            if _GEOMETRY_USERS == 0:
+                _GEOMETRY = None
+
+
+def _remembered(slit, parent, key: tuple, compute: Callable[[], Any]) -> Any:
+    """``compute()``, or within a `geometry_cache` what it gave before for this slit, exposure and ``key``.
+
+    Arrays are returned as copies, so that no reader can change another's.
+    """
+    cache = _GEOMETRY
+    if cache is None:
+        return compute()
+    nodes = getattr(slit, "_instance", slit), getattr(parent, "_instance", parent)
+    ident = (id(nodes[0]), id(nodes[1]))
+    entry = cache.get(ident)
+    if entry is None or entry[0] is not nodes[0] or entry[1] is not nodes[1]:  # held: their ids are not reused
+        entry = cache[ident] = (*nodes, {})
+    if key not in entry[2]:
+        entry[2][key] = compute()
+    return _copied(entry[2][key])
+
+
+def _copied(value):
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, tuple):
+        return tuple(_copied(v) for v in value)
+    return value
 
 
 def _good_pixels(name: str, data: np.ndarray, dq: np.ndarray, variances: list[np.ndarray]) -> np.ndarray:

@@ -6,6 +6,7 @@ The offline behaviour (no CRDS server, no cache) is all in `jwst_optextract.step
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import tempfile
@@ -19,11 +20,12 @@ from stdatamodels.jwst import datamodels
 from ..exceptions import InputError, OutputError
 from ..io import SlitRun
 from ..io.opening import open_datamodel
+from ..io.writing import write_fits
 from ..reference_files import PACKAGED_REFERENCES, load_reference, packaged_reference
 from .offline import LOGGER_NAME, OfflineMixin
 
-__all__ = ["LOGGER_NAME", "PACKAGED_REFERENCES", "OfflineMixin", "OptxStep", "load_reference", "log_summary",
-           "open_model", "open_product", "packaged_reference", "worker_count",
+__all__ = ["LOGGER_NAME", "PACKAGED_REFERENCES", "AtomicSaveMixin", "OfflineMixin", "OptxStep", "load_reference",
+           "log_summary", "open_model", "open_product", "packaged_reference", "worker_count",
            "write_atomically"]
 
 log = logging.getLogger(__name__)
@@ -116,7 +118,7 @@ def write_atomically(model: DataModel, path: str, protected: list[str]) -> str:
     if any(_same_file(path, other) for other in protected):
         raise OutputError(f"will not write {path}: it is the input file; choose another output_file, "
                           "suffix or output_dir")
-    writers = {".fits": model.to_fits, ".asdf": model.to_asdf}
+    writers = {".fits": functools.partial(write_fits, model), ".asdf": model.to_asdf}  # write_fits: model.to_fits
     extension = Path(path).suffix
     if extension not in writers:
         raise OutputError(f"cannot write {path}: the output file name must end in .fits or .asdf")
@@ -154,11 +156,13 @@ def _file_mode(path: str) -> int:
     return 0o666 & ~umask
 
 
-class OptxStep(OfflineMixin, JwstStep):
-    """Base class of the package's steps."""
+class AtomicSaveMixin:
+    """A step's or pipeline's ``save_model``: atomic, never onto the input, FITS in linear time.
 
-    # Our reference types are not in CRDS: never prefetch them.
-    prefetch_references = False
+    FITS products are written by `~jwst_optextract.io.writing.write_fits`: the
+    file ``model.save`` writes, without its time growing with the square of
+    the extensions.
+    """
 
     def save_model(self, model, suffix=None, idx=None, output_file=None, force=False, **components):
         """Save as stpipe does (same names, same switches), but atomically and never onto the input.
@@ -185,6 +189,13 @@ class OptxStep(OfflineMixin, JwstStep):
         if not name:
             return []
         return [name, os.path.join(self.input_dir or "", os.path.basename(name))]
+
+
+class OptxStep(AtomicSaveMixin, OfflineMixin, JwstStep):
+    """Base class of the package's steps."""
+
+    # Our reference types are not in CRDS: never prefetch them.
+    prefetch_references = False
 
 
 class PlottingMixin:

@@ -8,9 +8,10 @@ from jwst.pipeline import Spec2Pipeline, Spec3Pipeline
 from jwst.stpipe.core import JwstPipeline
 from stdatamodels.jwst import datamodels
 
+from ..io import geometry_cache
 from ..products import ProfileModel, TraceModel
 from .background_step import BackgroundStep
-from .base import open_model
+from .base import AtomicSaveMixin, open_model
 from .extract_step import OptimalExtractStep
 from .offline import OfflinePipelineMixin
 from .psf_step import PsfFitStep
@@ -21,14 +22,16 @@ __all__ = ["OptSpec2Pipeline", "OptSpec3Pipeline", "OptimalExtractionPipeline"]
 log = logging.getLogger(__name__)
 
 
-class OptimalExtractionPipeline(OfflinePipelineMixin, JwstPipeline):
+class OptimalExtractionPipeline(AtomicSaveMixin, OfflinePipelineMixin, JwstPipeline):
     """Background → trace → profile → optimal extraction, from a ``_cal`` file to the best x1d.
 
     Each step's parameters are settable (``--steps.optx_psf.kind=spline``) and
     each step can be skipped (``--steps.optx_background.skip=True``, e.g. for
     data whose background is already subtracted). The trace and the profile
-    pass in memory; with ``--steps.optx_trace.save_results=True`` (and the same
-    for the others) they are written too. Defaults per exposure type come from
+    pass in memory, and each slit's wavelengths and WCS source position are
+    computed once for all the steps (`~jwst_optextract.io.geometry_cache`);
+    with ``--steps.optx_trace.save_results=True`` (and the same for the
+    others) they are written too. Defaults per exposure type come from
     the ``optxextract`` reference (packaged in ``reference_files/``).
     """
 
@@ -56,11 +59,12 @@ class OptimalExtractionPipeline(OfflinePipelineMixin, JwstPipeline):
             if str(step.maximum_cores).lower() == "none":
                 step.maximum_cores = self.maximum_cores
         log.info("optx_spec: background %s", "skipped" if self.optx_background.skip else self.optx_background.method)
-        # a model the pipeline opened itself is nobody else's: the background is subtracted in place
-        model = self.optx_background.run(model, model is not input_data)
-        trace = _product(self.optx_trace.run(model), TraceModel)
-        psf = _product(self.optx_psf.run(model, trace), ProfileModel)
-        result = self.optx_extract.run(model, trace, psf)
+        with geometry_cache():  # each slit's WCS is evaluated once, not by every step
+            # a model the pipeline opened itself is nobody else's: the background is subtracted in place
+            model = self.optx_background.run(model, model is not input_data)
+            trace = _product(self.optx_trace.run(model), TraceModel)
+            psf = _product(self.optx_psf.run(model, trace), ProfileModel)
+            result = self.optx_extract.run(model, trace, psf)
         self.suffix = "x1dints" if isinstance(result, datamodels.TSOMultiSpecModel) else "x1d"
         return result
 
