@@ -239,7 +239,7 @@ def fit_spline_profile(
     # zero (beyond ~8 sigma) the spline's far wings would have no data and be extrapolated by the penalty.
     profile = np.where(start_profile != 0, start_profile, np.finfo(np.float32).tiny)
     model = None
-    for _ in range(iterations):
+    for iteration in range(iterations):
         result = optimal_extract(data, profile, var_rnoise, var_poisson, mask=good, min_coverage=0.0,
                                  reject_sigma=reject_sigma, return_inverse_variance=True)
         flux = np.nan_to_num(result.flux)
@@ -247,8 +247,9 @@ def fit_spline_profile(
         use = (iv > 0) & (flux[None, :] != 0)
         if use.sum() < 2 * len(knots_u):
             raise ValueError("too few pixels with signal to fit a spline profile")
+        last = iteration == iterations - 1  # the effective parameters (a dense solve) of the final fit only
         coefficients, chi2, effective = _solve_spline(data, iv, flux, u, use, knots_u, knots_x, column_degree,
-                                                      n_u, n_x, penalty)
+                                                      n_u, n_x, penalty, with_effective=last)
         model = SplineProfile(knots_u, knots_x, column_degree, coefficients, chi2, effective,
                               sampled_center=np.asarray(center, float))
         profile = model.evaluate(ny, center)
@@ -283,7 +284,7 @@ def _evaluate_offsets(u: np.ndarray, per_column: np.ndarray, knots_u: np.ndarray
     return np.where((u >= lo) & (u <= hi), result, 0.0)
 
 
-def _solve_spline(data, iv, flux, u, use, knots_u, knots_x, degree_x, n_u, n_x, penalty):
+def _solve_spline(data, iv, flux, u, use, knots_u, knots_x, degree_x, n_u, n_x, penalty, with_effective=True):
     """Weighted, penalised least squares for the spline coefficients."""
     y_idx, x_idx = np.nonzero(use)
     vu, iu = _design(u[y_idx, x_idx], knots_u, _DEGREE_U)
@@ -305,7 +306,7 @@ def _solve_spline(data, iv, flux, u, use, knots_u, knots_x, degree_x, n_u, n_x, 
     regularised = normal + penalty + ridge
     coefficients = spsolve(regularised, design.T @ target)
     resid = target - design @ coefficients
-    effective = _effective_parameters(normal, regularised)
+    effective = _effective_parameters(normal, regularised) if with_effective else np.nan
     return coefficients.reshape(n_u, n_x), float(np.mean(resid**2)), effective
 
 
