@@ -382,10 +382,13 @@ def _joint_shape(work: _Stack, centers: np.ndarray, shape: JointShape, degree: i
     fits = []
     if "gaussian" in kinds or shape.kind != "moffat":  # the Moffat starts from the fitted Gaussian
         fits.append(_refine_jointly(work, centers, gaussian, degree, detection_snr))
-    if "moffat" in kinds:
+    # As optx_psf's auto: the Moffat's index is one more number to learn from the wings, which a faint
+    # source does not show (at S/N ~1.5 per column the Moffat took background residuals for wings, +15 %).
+    chosen = "moffat" in kinds and (kinds == ("moffat",) or fits[0][3] >= _MOFFAT_MIN_SNR)
+    if chosen:
         start_centers, start = centers, shape
         if shape.kind != "moffat":
-            start_centers, fitted, _ = fits[0]
+            start_centers, fitted, *_ = fits[0]
             start = _moffat_from(fitted, _MOFFAT_START_BETA)
         fits.append(_refine_jointly(work, start_centers, start, degree, detection_snr))
         if "gaussian" not in kinds:
@@ -393,7 +396,7 @@ def _joint_shape(work: _Stack, centers: np.ndarray, shape: JointShape, degree: i
     detected = [fit for fit in fits if fit[2] is not None]
     if not detected:
         return centers, shape
-    best_centers, best, _ = min(detected, key=lambda fit: fit[2] + 2 * fit[1].n_parameters)
+    best_centers, best, *_ = min(detected, key=lambda fit: fit[2] + 2 * fit[1].n_parameters)
     if len(detected) > 1:
         log.info("Joint profile of all exposures: %s (chi2 %s)", best.kind,
                  ", ".join(f"{fit[1].kind} {fit[2]:.1f}" for fit in detected))
@@ -401,6 +404,8 @@ def _joint_shape(work: _Stack, centers: np.ndarray, shape: JointShape, degree: i
 
 
 _MOFFAT_START_BETA = 2.5
+_MOFFAT_MIN_SNR = 3.0
+"""Median S/N per column of the pooled exposures from which ``auto`` considers the Moffat."""
 
 
 def _gaussian_sigma(shape: JointShape) -> np.ndarray:
@@ -419,7 +424,8 @@ _FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
 
 def _refine_jointly(work: _Stack, centers: np.ndarray, shape: JointShape, degree: int,
-                    detection_snr: float = 5.0, iterations: int = 8) -> tuple[np.ndarray, JointShape, float | None]:
+                    detection_snr: float = 5.0, iterations: int = 8
+                    ) -> tuple[np.ndarray, JointShape, float | None, float]:
     """One shift of all traces and a smooth correction of the width (and the Moffat index), fitted to all exposures.
 
     The model includes the negative images of nod differences, which a fit
@@ -429,7 +435,8 @@ def _refine_jointly(work: _Stack, centers: np.ndarray, shape: JointShape, degree
     parameter; the flux of each column is solved for at every step (damped
     Gauss-Newton with numerical derivatives, variable projection). A source
     the pooled data do not detect at ``detection_snr`` keeps the starting
-    trace and shape, and its chi-square is None.
+    trace and shape, and its chi-square is None. Returns the traces, the
+    shape, the chi-square and the median S/N per column of the pooled exposures.
     """
     vr, vp, vf = (work.variances[k] for k in ("var_rnoise", "var_poisson", "var_flat"))
     variance = vr + np.maximum(vp, 0) + vf
@@ -459,7 +466,7 @@ def _refine_jointly(work: _Stack, centers: np.ndarray, shape: JointShape, degree
     if not snr >= detection_snr:
         log.warning("The exposures together detect the source at S/N %.1f only: keeping the starting trace and "
                     "width", snr)
-        return centers, shape, None
+        return centers, shape, None, 0.0
     cost, step = float(residual @ residual), 1e-3
     for _ in range(iterations):
         jacobian = np.stack([(solve(theta + step * unit)[0] - residual) / step for unit in np.eye(theta.size)],
@@ -478,7 +485,8 @@ def _refine_jointly(work: _Stack, centers: np.ndarray, shape: JointShape, degree
     fitted = shaped(theta)
     log.info("Joint fit of all exposures (S/N %.0f): traces shifted by %+.3f px, %s (from %s)", snr, theta[0],
              fitted.describe(), shape.describe())
-    return centers + theta[0], fitted, cost
+    column_snr = float(np.median(flux[seen] * np.sqrt(information[seen])))
+    return centers + theta[0], fitted, cost, column_snr
 
 
 def _negative_images(nods: combine.NodDifference, profile: np.ndarray) -> np.ndarray:
