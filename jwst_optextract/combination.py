@@ -21,6 +21,7 @@ from scipy import ndimage
 from . import core
 from .background import BackgroundParameters, estimate_slit
 from .core import combine
+from .core.profiles.moffat import START_BETA, alpha_for_sigma
 from .exceptions import SlitError
 from .fitting import FitParameters, fit_trace
 from .io import SlitData, Spectrum
@@ -174,7 +175,7 @@ def combine_source(group: SourceGroup, params: CombineParameters) -> SourceResul
     stack.good &= ~outliers
     final = _background_removed(group, stack, positions, background, params) if background == "nod" else first
     final.good &= ~outliers
-    centers, shape = _joint_shape(final, centers, shape, params.width_degree, (shape.kind,))
+    centers, shape, *_ = _refine_jointly(final, centers, shape, params.width_degree)
     profile = shape.profile(stack.data.shape[1], centers)
     model = _model(final, profile)
     extra, counts = _bright_or_extreme(final, profile, model, params)
@@ -368,34 +369,26 @@ class JointShape:
         return text + (f", beta {self.beta:.2f}" if self.beta is not None else "")
 
 
-def _joint_shape(work: _Stack, centers: np.ndarray, shape: JointShape, degree: int, kinds: tuple[str, ...],
+def _joint_shape(work: _Stack, centers: np.ndarray, gaussian: JointShape, degree: int, kinds: tuple[str, ...],
                  detection_snr: float = 5.0) -> tuple[np.ndarray, JointShape]:
     """The trace shift and shape fitted to all exposures, of the best of ``kinds`` (gaussian, moffat).
 
-    Of several kinds, the one with the lowest Akaike criterion,
+    The Gaussian is fitted first, from ``gaussian``; the Moffat starts from its
+    trace and FWHM. Of both, the one with the lower Akaike criterion,
     ``chi2 + 2 n_parameters``, is kept. A Moffat's wings are modelled in the
-    negative images too, so no wing flux goes with the nod differences. The
-    Moffat starts from the fitted Gaussian's trace and FWHM (or from ``shape``
-    if it is a Moffat).
+    negative images too, so no wing flux goes with the nod differences.
     """
-    gaussian = shape if shape.kind == "gaussian" else JointShape("gaussian", _gaussian_sigma(shape))
-    fits = []
-    if "gaussian" in kinds or shape.kind != "moffat":  # the Moffat starts from the fitted Gaussian
-        fits.append(_refine_jointly(work, centers, gaussian, degree, detection_snr))
+    fits = [_refine_jointly(work, centers, gaussian, degree, detection_snr)]
+    fitted_centers, fitted, cost, column_snr = fits[0]
     # As optx_psf's auto: the Moffat's index is one more number to learn from the wings, which a faint
     # source does not show (at S/N ~1.5 per column the Moffat took background residuals for wings, +15 %).
-    chosen = "moffat" in kinds and (kinds == ("moffat",) or fits[0][3] >= _MOFFAT_MIN_SNR)
-    if chosen:
-        start_centers, start = centers, shape
-        if shape.kind != "moffat":
-            start_centers, fitted, *_ = fits[0]
-            start = _moffat_from(fitted, _MOFFAT_START_BETA)
-        fits.append(_refine_jointly(work, start_centers, start, degree, detection_snr))
-        if "gaussian" not in kinds:
-            fits = fits[-1:]
+    if "moffat" in kinds and cost is not None and (kinds == ("moffat",) or column_snr >= _MOFFAT_MIN_SNR):
+        start = JointShape("moffat", alpha_for_sigma(fitted.width, START_BETA), START_BETA)
+        moffat = _refine_jointly(work, fitted_centers, start, degree, detection_snr)
+        fits = [moffat] if kinds == ("moffat",) else [*fits, moffat]
     detected = [fit for fit in fits if fit[2] is not None]
     if not detected:
-        return centers, shape
+        return centers, gaussian
     best_centers, best, *_ = min(detected, key=lambda fit: fit[2] + 2 * fit[1].n_parameters)
     if len(detected) > 1:
         log.info("Joint profile of all exposures: %s (chi2 %s)", best.kind,
@@ -403,24 +396,8 @@ def _joint_shape(work: _Stack, centers: np.ndarray, shape: JointShape, degree: i
     return best_centers, best
 
 
-_MOFFAT_START_BETA = 2.5
 _MOFFAT_MIN_SNR = 3.0
 """Median S/N per column of the pooled exposures from which ``auto`` considers the Moffat."""
-
-
-def _gaussian_sigma(shape: JointShape) -> np.ndarray:
-    """The sigma of the Gaussian of the same FWHM as ``shape``."""
-    if shape.kind == "gaussian":
-        return shape.width
-    return shape.width * 2 * np.sqrt(2 ** (1 / shape.beta) - 1) / _FWHM_PER_SIGMA
-
-
-def _moffat_from(gaussian: JointShape, beta: float) -> JointShape:
-    """A Moffat of index ``beta`` with the FWHM of the Gaussian."""
-    return JointShape("moffat", gaussian.width * _FWHM_PER_SIGMA / (2 * np.sqrt(2 ** (1 / beta) - 1)), beta)
-
-
-_FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
 
 def _refine_jointly(work: _Stack, centers: np.ndarray, shape: JointShape, degree: int,

@@ -24,7 +24,13 @@ log = logging.getLogger(__name__)
 # alpha >= 0.5 px the pixel integral is good to 1e-6 of the peak.
 _NODES, _WEIGHTS = legendre.leggauss(8)
 _FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
-_START_BETA = 2.5
+START_BETA = 2.5
+"""The Moffat index fits start from."""
+
+
+def alpha_for_sigma(sigma: np.ndarray, beta: float) -> np.ndarray:
+    """The Moffat width ``alpha`` whose FWHM, at index ``beta``, is that of a Gaussian of ``sigma``."""
+    return np.asarray(sigma, float) * _FWHM_PER_SIGMA / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
 
 
 def moffat_profile(ny: int, center: np.ndarray, alpha: np.ndarray, beta: float) -> np.ndarray:
@@ -152,8 +158,8 @@ class MoffatProfile(_LegendreCentre, Profile):
         a constant width that the Moffat does not.
         """
         gaussian = problem.gaussian
-        beta = _START_BETA
-        alpha = gaussian.sigma * _FWHM_PER_SIGMA / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+        beta = START_BETA
+        alpha = alpha_for_sigma(gaussian.sigma, beta)
         # With the background in the data, a joint fit started far off can trade the wings against the
         # background and settle on a broad, Gaussian-like minimum: first fit the data less the
         # Gaussian scene's background, then refine jointly from there.
