@@ -48,6 +48,13 @@ class Registry(dict[str, type]):
 
         return add
 
+    def name_of(self, cls: type) -> str:
+        """The name ``cls`` is registered under; ValueError if it is not registered."""
+        for name, registered in self.items():
+            if registered is cls:
+                return name
+        raise ValueError(f"{cls.__name__} is not a registered {self.what}")
+
     def lookup(self, name: str) -> type:
         """The class registered as ``name``; ValueError naming the choices if there is none."""
         try:

@@ -78,6 +78,20 @@ class SceneBackground:
             projected[name] = a - np.einsum("yj,xj->yx", L, coeffs)
         return projected
 
+    def basis(self, ny: int, nx: int) -> tuple[np.ndarray, sparse.csr_array]:
+        """The separable basis ``B(y, x) = sum_mj c_mj S_m(x) L_j(y)``: ``L (ny, J)`` and sparse ``S (nx, M)``.
+
+        ``column``: ``S`` is the identity (a polynomial of its own in every
+        column); ``smooth``: the cubic B-splines along the dispersion.
+        Raises ValueError for ``none``, which has no background to fit.
+        """
+        if not self.fitted:
+            raise ValueError("a scene without background ('none') has no background basis")
+        L = _legendre_rows(ny, min(self.degree, ny - 2))
+        if self.kind == "column":
+            return L, sparse.identity(nx, format="csr")
+        return L, sparse.csr_array(_spline_columns(nx, self.knot_spacing))
+
     def fit(self, data, profile, var_rnoise, var_poisson=None, var_flat=None, mask=None, **kwargs) -> SceneResult:
         """`fit_scene` with this background."""
         return fit_scene(data, profile, var_rnoise, var_poisson, var_flat, mask, background=self.kind,

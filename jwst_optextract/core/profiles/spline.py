@@ -20,14 +20,16 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+from numpy.polynomial import legendre
 from scipy import sparse
 from scipy.interpolate import BSpline
 from scipy.sparse.linalg import spsolve
 
 from ..optimal import optimal_extract
-from .base import Profile, ProfileProblem, less_background, register
+from ..scene import SceneBackground
+from .base import PROFILES, Profile, ProfileProblem, register
 
-__all__ = ["Spline2DProfile", "SplineProfile", "fit_spline_profile", "offset_knots"]
+__all__ = ["Spline2DProfile", "SplineProfile", "fit_spline_profile", "offset_knots", "support_knots"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,16 @@ class SplineProfile(Profile):
     sampled_center : ndarray or None
         The trace of the data the spline was fitted to, ``(nx,)``: about another
         trace, each column's offsets are held within the rows that column sampled.
+    wings : Profile or None
+        With a background fitted together with the spline: the parametric
+        profile that the spline's support ends in (`fit_spline_profile`).
+    support : float
+        Half-width in pixels about the trace of the spline's support; beyond
+        it the profile is ``wings``. Infinite without wings.
+    trace_correction : ndarray or None
+        ``(nx,)`` rows added to any trace the spline is evaluated about: what
+        the fit with a background found the trace it was given to be off by
+        (a Gaussian's centre wanders on a source that is not one).
     """
 
     offset_knots: np.ndarray
@@ -66,22 +78,37 @@ class SplineProfile(Profile):
     chi2_per_pixel: float = np.nan
     effective_parameters: float = np.nan
     sampled_center: np.ndarray | None = None
+    wings: Profile | None = None
+    support: float = np.inf
+    trace_correction: np.ndarray | None = None
 
     def evaluate(self, ny: int, center: np.ndarray) -> np.ndarray:
         """The profile ``(..., ny, nx)`` about the trace ``center`` (``(..., nx)``), normalised per column."""
-        center = np.asarray(center, dtype=float)
-        nx = center.shape[-1]
-        per_column = self.coefficients @ _column_basis(nx, self.column_knots, self.column_degree).T
-        u = np.arange(ny, dtype=float)[:, None] - center[..., None, :]
-        if self.sampled_center is not None and self.sampled_center.shape == (nx,):
-            # Beyond the sampled rows the spline is not fitted but extrapolated by its penalty, wildly for a
-            # bright source; a shifted trace (jitter, nods) sees the edge value instead.
-            u = np.clip(u, -self.sampled_center, ny - 1.0 - self.sampled_center)
-        values = _evaluate_offsets(u, per_column, self.offset_knots)
+        values = self.values(ny, center)
         # Not clipped at zero: noisy wings must average out, not be rectified.
         total = values.sum(axis=-2, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(total > 0, values / total, 0.0)
+
+    def values(self, ny: int, center: np.ndarray) -> np.ndarray:
+        """The spline (and its wings) about ``center`` as fitted, before the normalisation of `evaluate`."""
+        center = np.asarray(center, dtype=float)
+        nx = center.shape[-1]
+        sampled = self.sampled_center
+        if self.trace_correction is not None:
+            center = center + self.trace_correction
+            sampled = None if sampled is None else sampled + self.trace_correction
+        per_column = self.coefficients @ _column_basis(nx, self.column_knots, self.column_degree).T
+        offset = np.arange(ny, dtype=float)[:, None] - center[..., None, :]
+        u = offset
+        if sampled is not None and sampled.shape == (nx,):
+            # Beyond the sampled rows the spline is not fitted but extrapolated by its penalty, wildly for a
+            # bright source; a shifted trace (jitter, nods) sees the edge value instead.
+            u = np.clip(u, -sampled, ny - 1.0 - sampled)
+        values = _evaluate_offsets(u, per_column, self.offset_knots)
+        if self.wings is not None:
+            values = values + np.where(np.abs(offset) > self.support, self.wings.evaluate(ny, center), 0.0)
+        return values
 
     # A spline learnt from the data is only known on the pixel scale (see ProfileFit._derivatives).
     derivative_step: ClassVar[float] = 1.0
@@ -93,45 +120,51 @@ class SplineProfile(Profile):
         return self.effective_parameters
 
     def to_entry(self) -> dict[str, Any]:
-        return {"offset_knots": self.offset_knots, "column_knots": self.column_knots,
-                "column_degree": int(self.column_degree), "coefficients": self.coefficients}
+        entry = {"offset_knots": self.offset_knots, "column_knots": self.column_knots,
+                 "column_degree": int(self.column_degree), "coefficients": self.coefficients}
+        if self.wings is not None:
+            entry["support"] = float(self.support)
+            entry["wings"] = {"kind": PROFILES.name_of(type(self.wings)), **self.wings.to_entry()}
+        if self.trace_correction is not None:
+            entry["trace_correction"] = np.asarray(self.trace_correction, float)
+        return entry
 
     @classmethod
     def from_entry(cls, entry: Any, center: np.ndarray, ny: int) -> SplineProfile:
+        wings = getattr(entry, "wings", None)
+        if wings is not None:
+            wings = PROFILES.lookup(str(wings.kind)).from_entry(wings, center, ny)
+        correction = getattr(entry, "trace_correction", None)
+        if correction is not None and np.shape(correction) != np.shape(center):
+            raise ValueError(f"the profile's trace correction has {np.size(correction)} columns for {np.size(center)}")
         return cls(np.asarray(entry.offset_knots), np.asarray(entry.column_knots), int(entry.column_degree),
-                   np.asarray(entry.coefficients), sampled_center=np.asarray(center, float))
+                   np.asarray(entry.coefficients), sampled_center=np.asarray(center, float), wings=wings,
+                   support=float(getattr(entry, "support", None) or np.inf) if wings is not None else np.inf,
+                   trace_correction=None if correction is None else np.asarray(correction, float))
 
     @classmethod
     def fit(cls, problem: ProfileProblem, window: float | None = None,
             start: Profile | None = None) -> SplineProfile | None:
-        """A spline with knots every ``window`` columns, alternated with the background of its scene if fitted.
+        """A spline with knots every ``window`` columns, fitted with the background of its scene if there is one.
 
-        The first spline is fitted to the data less the background of the
-        scene of ``start`` (a parametric profile; default the Gaussian); the
-        background is then fitted again with that spline, and the spline to the
-        data less it, ``_SCENE_PASSES`` times: the alternation approaches the
-        joint fit of the spline and the background. None (with a warning) when
-        the data cannot give a spline.
+        ``start`` (a parametric profile; default the Gaussian of the trace
+        fit) gives the first amplitudes and, with a background, the wings
+        beyond the spline's support (`fit_spline_profile`). None (with a
+        warning) when the data cannot give a spline.
         """
         window = problem.window if window is None else window
-        spline, shape = None, problem.gaussian if start is None else start
-        for _ in range(_SCENE_PASSES if problem.background.fitted else 1):
-            fitted = cls._fit_once(less_background(problem, shape), window)
-            if fitted is None:
-                break
-            spline = shape = fitted
-        return spline
-
-    @classmethod
-    def _fit_once(cls, problem: ProfileProblem, window: float) -> SplineProfile | None:
         gaussian = problem.gaussian
+        start = gaussian if start is None else start
+        width = float(gaussian.sigma.max())
         try:
             model = fit_spline_profile(
                 problem.image, problem.good, problem.var_rnoise, problem.var_poisson, problem.center,
-                gaussian.evaluate(problem.ny, problem.center),
-                core_half_width=max(3.0 * float(gaussian.sigma.max()), 2.0),
+                start.evaluate(problem.ny, problem.center), core_half_width=max(3.0 * width, 2.0),
                 window=window, column_degree=cls.column_degree_fitted,
                 oversample=problem.oversample, smoothing=problem.smoothing, reject_sigma=problem.reject_sigma,
+                background=problem.background if problem.background.fitted else None,
+                wings=start if start.has_wings else None,
+                support=_SUPPORT_SIGMA * width + _SUPPORT_MARGIN, iterations=_PASSES,
             )
         except ValueError as error:
             log.warning("Slit %s: %s; using the Gaussian profile", problem.name, error)
@@ -146,7 +179,11 @@ class Spline2DProfile(SplineProfile):
     column_degree_fitted: ClassVar[int] = 3
 
 
-_SCENE_PASSES = 2
+_PASSES = 5
+"""Passes of amplitudes, spline and trace correction of a spline fitted with the background."""
+_SUPPORT_SIGMA, _SUPPORT_MARGIN = 2.5, 1.5
+"""With a fitted background the spline is free within this many Gaussian sigma of the trace, plus a margin in
+pixels: beyond, the parametric start's wings (a Gaussian's are nothing there)."""
 
 
 def offset_knots(half_core: float, low: float, high: float, oversample: float = 4.0,
@@ -193,13 +230,26 @@ def fit_spline_profile(
     smoothing: float = 30.0,
     reject_sigma: float = 5.0,
     iterations: int = 3,
+    background: SceneBackground | None = None,
+    wings: Profile | None = None,
+    support: float = np.inf,
 ) -> SplineProfile:
-    """Fit a spline profile to a 2D slit image.
+    """Fit a spline profile to a 2D slit image, with its background if it still holds one.
+
+    With ``background``, the spline and the background's coefficients are
+    one penalised least-squares problem for given amplitudes, and amplitudes
+    (from the scene fit with the last profile) and shape alternate. A shape
+    free over the whole slit could then take up any polynomial across the
+    slit from the background and leave the flux scale undetermined, so the
+    spline is free only within ``support`` pixels of the trace; beyond, the
+    profile is ``wings`` (the parametric profile the fit starts from: a
+    Moffat's wings, or a Gaussian's nothing), which pins the background
+    under the source to the rows outside the support.
 
     Parameters
     ----------
     data, good : ndarray
-        ``(ny, nx)`` background-subtracted image and good-pixel mask.
+        ``(ny, nx)`` image (background-subtracted unless ``background``) and good-pixel mask.
     var_rnoise, var_poisson : ndarray
         Variances as for `~jwst_optextract.core.optimal.optimal_extract`.
     center : ndarray
@@ -222,11 +272,22 @@ def fit_spline_profile(
         Pixels further above the model than this are left out (cosmic rays).
     iterations : int
         Alternations of amplitudes and spline fit.
+    background : SceneBackground, optional
+        The background fitted together with the spline (`SceneBackground.basis`).
+    wings : Profile, optional
+        With ``background``: the profile beyond ``support`` (default ``start_profile``'s kind is not known,
+        so the Gaussian tail is taken as nothing: no wings).
+    support : float
+        With ``background``: half-width in pixels of the spline's support about the trace.
 
     Returns
     -------
     SplineProfile
     """
+    if background is not None and background.fitted:
+        return _fit_with_background(data, good, var_rnoise, var_poisson, center, start_profile, core_half_width,
+                                    window, column_degree, oversample, smoothing, reject_sigma, iterations,
+                                    background, wings, support)
     ny, nx = data.shape
     rows = np.arange(ny, dtype=float)[:, None]
     u = rows - center[None, :]
@@ -254,6 +315,100 @@ def fit_spline_profile(
                               sampled_center=np.asarray(center, float))
         profile = model.evaluate(ny, center)
     return model
+
+
+def _fit_with_background(data, good, var_rnoise, var_poisson, center, start_profile, core_half_width, window,
+                         column_degree, oversample, smoothing, reject_sigma, iterations, background, wings,
+                         support) -> SplineProfile:
+    """`fit_spline_profile` with the background's coefficients in the same least-squares problem.
+
+    Between the passes the trace is corrected too: a smooth shift along the
+    dispersion that the spline, fixed, says the data are off by (the trace
+    of a Gaussian fit wanders on a source that is not one).
+    """
+    ny, nx = data.shape
+    center = np.asarray(center, float)
+    u = np.arange(ny, dtype=float)[:, None] - center[None, :]
+    support = float(min(support, np.abs(u).max() + 0.5))
+    knots_u = support_knots(min(core_half_width, support), support, oversample)
+    knots_x = column_knots(nx, window, column_degree)
+    n_u = len(knots_u) - _DEGREE_U - 1
+    n_x = len(knots_x) - column_degree - 1
+    penalty = smoothing * _penalty(n_u, n_x)
+    bases = background.basis(ny, nx)
+    total = start_profile.sum(axis=0)
+    profile = np.divide(start_profile, total, out=np.zeros_like(start_profile, dtype=float), where=total > 0)
+    correction = np.zeros(nx)
+    model = None
+    for iteration in range(iterations):
+        # Outliers are judged against a spline, not against the start: a double-peaked source is many sigma
+        # from the Gaussian in its core, and rejecting its peaks would hide them from the spline.
+        scene = background.fit(data, profile, var_rnoise, var_poisson, mask=good, min_coverage=0.0,
+                               reject_sigma=reject_sigma if iteration else None, return_inverse_variance=True)
+        flux = np.nan_to_num(scene.flux)
+        iv = scene.inverse_variance
+        effective_center = center + correction
+        u = np.arange(ny, dtype=float)[:, None] - effective_center[None, :]
+        outside = np.abs(u) > support
+        if (iv > 0)[~outside].sum() < 2 * len(knots_u) or not flux.any():
+            raise ValueError("too few pixels with signal to fit a spline profile")
+        wing_image = (np.where(outside, wings.evaluate(ny, effective_center), 0.0) if wings is not None
+                      else np.zeros((ny, nx)))
+        last = iteration == iterations - 1
+        # The trace's shift is solved with the spline (linearised about the last spline), not after it: fitted
+        # alone to the data, the spline would first take the trace's wander into its shape, smeared.
+        shift_images = None if model is None or last else _shift_images(model, flux, center, ny)
+        target = data - flux[None, :] * wing_image
+        for _ in range(_REJECT_PASSES):
+            coefficients, chi2, effective, sky, shift = _solve_spline(
+                target, iv, flux, u, iv > 0, knots_u, knots_x, column_degree, n_u, n_x, penalty,
+                with_effective=last, background=bases, extra=shift_images)
+            # Outliers against this spline (the scene fit judged them against the last profile, or not at all).
+            fitted = flux[None, :] * _evaluate_offsets(u, coefficients @ _column_basis(nx, knots_x, column_degree).T,
+                                                       knots_u) + sky
+            if shift_images is not None:
+                fitted = fitted + np.tensordot(shift, shift_images, axes=1)
+            outliers = (iv > 0) & ((target - fitted) * np.sqrt(iv) > (reject_sigma or np.inf))
+            if not outliers.any():
+                break
+            iv = np.where(outliers, 0.0, iv)
+        if shift_images is not None:
+            correction = correction + _SHIFT_BASIS(nx) @ shift
+        model = SplineProfile(knots_u, knots_x, column_degree, coefficients, chi2, effective,
+                              sampled_center=center, wings=wings, support=support, trace_correction=correction)
+        profile = model.evaluate(ny, center)
+        log.debug("spline pass %d: support %.2f px, chi2 %.3f, trace correction %.3f to %.3f px", iteration,
+                  support, chi2, correction.min(), correction.max())
+    return model
+
+
+_REJECT_PASSES = 3
+"""Solves of one spline pass, each without the pixels the last one found to be outliers."""
+_SHIFT_DEGREES = (2, 3, 4)
+"""Legendre degrees along the dispersion of the trace correction fitted with a spline: the constant and the
+slope of a shift are a spline shape of their own (the offset knots, and the linear blend along the columns)."""
+
+
+def _SHIFT_BASIS(nx: int) -> np.ndarray:
+    return legendre.legvander(np.linspace(-1.0, 1.0, nx), max(_SHIFT_DEGREES))[:, list(_SHIFT_DEGREES)]
+
+
+def _shift_images(model: SplineProfile, flux: np.ndarray, center: np.ndarray, ny: int,
+                  step: float = 0.05) -> np.ndarray:
+    """``(K, ny, nx)``: the change of ``f S`` per unit of each Legendre term of a shift of the trace."""
+    slope = flux[None, :] * (model.values(ny, center + step) - model.values(ny, center - step)) / (2 * step)
+    return slope[None, :, :] * _SHIFT_BASIS(center.size).T[:, None, :]
+
+
+def support_knots(half_core: float, support: float, oversample: float = 4.0, wing_spacing: float = 2.0) -> np.ndarray:
+    """Cubic knots on ``[-support, support]``: ``1/oversample`` pixel steps within ``half_core``, coarser beyond."""
+    step = 1.0 / oversample
+    core = np.arange(-half_core, half_core + step / 2, step)
+    gap = support - core[-1]
+    n_wing = int(np.ceil(gap / wing_spacing - 1e-9)) if gap > 1e-9 else 0
+    right = core[-1] + gap * np.arange(1, n_wing + 1) / max(n_wing, 1)
+    interior = np.concatenate([-right[::-1], core, right])
+    return np.concatenate([[interior[0]] * _DEGREE_U, interior, [interior[-1]] * _DEGREE_U])
 
 
 def _design(x: np.ndarray, knots: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray]:
@@ -284,8 +439,17 @@ def _evaluate_offsets(u: np.ndarray, per_column: np.ndarray, knots_u: np.ndarray
     return np.where((u >= lo) & (u <= hi), result, 0.0)
 
 
-def _solve_spline(data, iv, flux, u, use, knots_u, knots_x, degree_x, n_u, n_x, penalty, with_effective=True):
-    """Weighted, penalised least squares for the spline coefficients."""
+def _solve_spline(data, iv, flux, u, use, knots_u, knots_x, degree_x, n_u, n_x, penalty, with_effective=True,
+                  background=None, extra=None):
+    """Weighted, penalised least squares for the spline coefficients (and those of ``background``, if given).
+
+    ``background`` is the ``(L, S)`` basis of `SceneBackground.basis`; its
+    coefficients are fitted with the spline's, unpenalised, and only the
+    spline's are returned (its effective parameters too: the background is
+    the same whatever the profile). ``extra``, ``(K, ny, nx)`` images, are K
+    more unpenalised columns of the design (with a background only); their
+    coefficients are returned last.
+    """
     y_idx, x_idx = np.nonzero(use)
     vu, iu = _design(u[y_idx, x_idx], knots_u, _DEGREE_U)
     vx, ix = _design(x_idx.astype(float), knots_x, degree_x)
@@ -293,21 +457,47 @@ def _solve_spline(data, iv, flux, u, use, knots_u, knots_x, degree_x, n_u, n_x, 
     # Tensor product of the two basis rows of every pixel, times its amplitude.
     cols = (iu[:, :, None] * n_x + ix[:, None, :]).reshape(y_idx.size, -1)
     vals = (vu[:, :, None] * vx[:, None, :]).reshape(y_idx.size, -1) * (flux[x_idx] * weight)[:, None]
+    n_spline = n_u * n_x
     design = sparse.csr_array((vals.ravel(), cols.ravel(), np.arange(0, vals.size + 1, vals.shape[1])),
-                              shape=(y_idx.size, n_u * n_x))
+                              shape=(y_idx.size, n_spline))
+    if background is not None:
+        rows_basis, columns_basis = background
+        pixels = sparse.kron(sparse.csr_array(rows_basis), columns_basis, format="csr")  # (ny * nx, J * M)
+        pixels = pixels[y_idx * columns_basis.shape[0] + x_idx] * weight[:, None]
+        n_free = pixels.shape[1]
+        if extra is not None:
+            pixels = sparse.hstack([pixels, sparse.csr_array(extra[:, y_idx, x_idx].T * weight[:, None])],
+                                   format="csr")
+        design = sparse.hstack([design, pixels], format="csr")
+        penalty = sparse.block_diag([penalty, sparse.csc_array((pixels.shape[1], pixels.shape[1]))], format="csc")
     target = data[y_idx, x_idx] * weight
     normal = (design.T @ design).tocsc()
     # Coefficients that no data constrain (rows outside the slit's good pixels)
     # are held at zero; the curvature penalty alone would extrapolate them
     # linearly, and the profile's normalisation over the slit would inherit that.
     strength = max(penalty.diagonal().max(), 1.0)
-    unconstrained = normal.diagonal() < strength  # less information than the penalty carries
-    ridge = sparse.diags_array(np.where(unconstrained, strength, 0.0))
-    regularised = normal + penalty + ridge
+    diagonal = normal.diagonal()
+    hold = np.where(diagonal[:n_spline] < strength, strength, 0.0)  # less information than the penalty carries
+    if background is not None:
+        # The spline ends at the edges of its support with zero value and slope (its first and last two
+        # offset coefficients held at zero): no polynomial across the slit can then trade with it.
+        ends = np.zeros((n_u, n_x), bool)
+        ends[:2] = ends[-2:] = True
+        hold = np.where(ends.ravel(), 1e9 * max(diagonal.max(), strength), hold)
+        scale = max(diagonal.max(), 1e-300)  # and a background coefficient with no good pixel under it
+        hold = np.r_[hold, np.where(diagonal[n_spline:] < 1e-12 * scale, scale, 0.0)]
+    regularised = (normal + penalty + sparse.diags_array(hold)).tocsc()
     coefficients = spsolve(regularised, design.T @ target)
     resid = target - design @ coefficients
-    effective = _effective_parameters(normal, regularised) if with_effective else np.nan
-    return coefficients.reshape(n_u, n_x), float(np.mean(resid**2)), effective
+    effective = (_effective_parameters(normal[:n_spline, :n_spline], regularised[:n_spline, :n_spline])
+                 if with_effective else np.nan)
+    spline = coefficients[:n_spline].reshape(n_u, n_x)
+    if background is None:
+        return spline, float(np.mean(resid**2)), effective
+    rows_basis, columns_basis = background
+    sky_coefficients = coefficients[n_spline:n_spline + n_free].reshape(rows_basis.shape[1], -1)
+    sky = rows_basis @ (columns_basis @ sky_coefficients.T).T
+    return spline, float(np.mean(resid**2)), effective, sky, coefficients[n_spline + n_free:]
 
 
 def _effective_parameters(normal, regularised, dense_limit: int = 4000) -> float:
