@@ -209,13 +209,12 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
             candidates.append(_fit_kind(slit, "template", problem))  # with or without a detection
         if trace.detected:
             moffat, windows = _supported_shapes(slit, candidates[0], params, mean)
+            wings = None
             if moffat:
                 candidates.append(ProfileFit(slit.name, "moffat", trace.center, MoffatProfile.fit(problem)))
-            # The splines start from (and, fitted with a background, end in the wings of) the better parametric
-            # shape: a Moffat's wings where a source has none (a double) would be taken as its light.
-            start = min(candidates, key=lambda c: _aic(slit, c, trace, mean, params.background))
+                wings = candidates[-1].model  # the shape of any light beyond the splines' support
             for window in windows:
-                spline = SplineProfile.fit(problem, window, start=start.model)
+                spline = SplineProfile.fit(problem, window, wings=wings)
                 if spline is not None:
                     candidates.append(ProfileFit(slit.name, "spline", trace.center, spline))
     elif trace.detected or not PROFILES[params.kind].needs_source:
@@ -412,12 +411,6 @@ def _chi2(slit: SlitData, profile: ProfileFit, trace: TraceFit, mean: MeanImage,
     count = int(use.sum())
     # capped at 5 sigma: unflagged cosmic rays far from the trace are no one's model
     return float(np.minimum(resid2[use], 25.0).sum() / max(count, 1)), count
-
-
-def _aic(slit: SlitData, profile: ProfileFit, trace: TraceFit, mean: MeanImage, background: SceneBackground) -> float:
-    """Akaike's criterion of ``profile`` on ``mean``: chi-square plus twice its parameters."""
-    chi2, n_pixels = _chi2(slit, profile, trace, mean, background)
-    return chi2 * n_pixels + 2 * profile.n_parameters
 
 
 def _negative_trace_mask(ny: int, trace: TraceFit, gaussian: core.GaussianProfile) -> np.ndarray:

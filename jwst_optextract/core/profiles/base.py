@@ -35,10 +35,6 @@ class Profile(ABC):
     sampled: its derivatives come from a stencil of whole-pixel shifts, for what it adds to the trace's
     Gaussian (see ``ProfileFit._derivatives``)."""
 
-    has_wings: ClassVar[bool] = True
-    """Whether the kind describes light far from the trace (a Moffat's wings): a spline fitted with the background
-    ends in the wings of the profile it starts from, if it has them (`~jwst_optextract.core.profiles.SplineProfile`)."""
-
     needs_source: ClassVar[bool] = True
     """Whether the kind is fitted only to a detected source (else the Gaussian of the trace fit is kept)."""
 

@@ -93,7 +93,6 @@ class GaussianProfile(_LegendreCentre, Profile):
         return self._along_dispersion(self.sigma_coeffs)
 
     derivative_step: ClassVar[float] = 0.1
-    has_wings: ClassVar[bool] = False
 
     def evaluate(self, ny: int, center: np.ndarray) -> np.ndarray:
         """The normalised profile ``(..., ny, nx)`` about ``center`` (e.g. ``self.ny``, ``self.center``)."""

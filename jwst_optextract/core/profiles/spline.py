@@ -60,11 +60,14 @@ class SplineProfile(Profile):
         The trace of the data the spline was fitted to, ``(nx,)``: about another
         trace, each column's offsets are held within the rows that column sampled.
     wings : Profile or None
-        With a background fitted together with the spline: the parametric
-        profile that the spline's support ends in (`fit_spline_profile`).
+        With a background fitted together with the spline: the shape of the
+        light beyond the spline's support (a Moffat's wings), or None for none.
+    wing_scale : float
+        The amount of ``wings`` beyond the support, fitted (1: the wings'
+        own share of the light).
     support : float
-        Half-width in pixels about the trace of the spline's support; beyond
-        it the profile is ``wings``. Infinite without wings.
+        Half-width in pixels about the trace of the spline's support
+        (infinite for a spline fitted to background-subtracted data).
     trace_correction : ndarray or None
         ``(nx,)`` rows added to any trace the spline is evaluated about: what
         the fit with a background found the trace it was given to be off by
@@ -79,6 +82,7 @@ class SplineProfile(Profile):
     effective_parameters: float = np.nan
     sampled_center: np.ndarray | None = None
     wings: Profile | None = None
+    wing_scale: float = 1.0
     support: float = np.inf
     trace_correction: np.ndarray | None = None
 
@@ -107,7 +111,8 @@ class SplineProfile(Profile):
             u = np.clip(u, -sampled, ny - 1.0 - sampled)
         values = _evaluate_offsets(u, per_column, self.offset_knots)
         if self.wings is not None:
-            values = values + np.where(np.abs(offset) > self.support, self.wings.evaluate(ny, center), 0.0)
+            beyond = np.abs(offset) > self.support
+            values = values + self.wing_scale * np.where(beyond, self.wings.evaluate(ny, center), 0.0)
         return values
 
     # A spline learnt from the data is only known on the pixel scale (see ProfileFit._derivatives).
@@ -122,9 +127,11 @@ class SplineProfile(Profile):
     def to_entry(self) -> dict[str, Any]:
         entry = {"offset_knots": self.offset_knots, "column_knots": self.column_knots,
                  "column_degree": int(self.column_degree), "coefficients": self.coefficients}
-        if self.wings is not None:
+        if np.isfinite(self.support):
             entry["support"] = float(self.support)
+        if self.wings is not None:
             entry["wings"] = {"kind": PROFILES.name_of(type(self.wings)), **self.wings.to_entry()}
+            entry["wing_scale"] = float(self.wing_scale)
         if self.trace_correction is not None:
             entry["trace_correction"] = np.asarray(self.trace_correction, float)
         return entry
@@ -137,33 +144,34 @@ class SplineProfile(Profile):
         correction = getattr(entry, "trace_correction", None)
         if correction is not None and np.shape(correction) != np.shape(center):
             raise ValueError(f"the profile's trace correction has {np.size(correction)} columns for {np.size(center)}")
+        support = getattr(entry, "support", None)
         return cls(np.asarray(entry.offset_knots), np.asarray(entry.column_knots), int(entry.column_degree),
                    np.asarray(entry.coefficients), sampled_center=np.asarray(center, float), wings=wings,
-                   support=float(getattr(entry, "support", None) or np.inf) if wings is not None else np.inf,
+                   wing_scale=float(getattr(entry, "wing_scale", 1.0)),
+                   support=np.inf if support is None else float(support),
                    trace_correction=None if correction is None else np.asarray(correction, float))
 
     @classmethod
     def fit(cls, problem: ProfileProblem, window: float | None = None,
-            start: Profile | None = None) -> SplineProfile | None:
+            wings: Profile | None = None) -> SplineProfile | None:
         """A spline with knots every ``window`` columns, fitted with the background of its scene if there is one.
 
-        ``start`` (a parametric profile; default the Gaussian of the trace
-        fit) gives the first amplitudes and, with a background, the wings
-        beyond the spline's support (`fit_spline_profile`). None (with a
-        warning) when the data cannot give a spline.
+        The Gaussian of the trace fit gives the first amplitudes. With a
+        background, ``wings`` (e.g. a fitted Moffat) is the shape of whatever
+        light lies beyond the spline's support, in an amount fitted with it
+        (`fit_spline_profile`). None (with a warning) when the data cannot give
+        a spline.
         """
         window = problem.window if window is None else window
         gaussian = problem.gaussian
-        start = gaussian if start is None else start
         width = float(gaussian.sigma.max())
         try:
             model = fit_spline_profile(
                 problem.image, problem.good, problem.var_rnoise, problem.var_poisson, problem.center,
-                start.evaluate(problem.ny, problem.center), core_half_width=max(3.0 * width, 2.0),
+                gaussian.evaluate(problem.ny, problem.center), core_half_width=max(3.0 * width, 2.0),
                 window=window, column_degree=cls.column_degree_fitted,
                 oversample=problem.oversample, smoothing=problem.smoothing, reject_sigma=problem.reject_sigma,
-                background=problem.background if problem.background.fitted else None,
-                wings=start if start.has_wings else None,
+                background=problem.background if problem.background.fitted else None, wings=wings,
                 support=_SUPPORT_SIGMA * width + _SUPPORT_MARGIN, iterations=_PASSES,
             )
         except ValueError as error:
@@ -183,7 +191,10 @@ _PASSES = 5
 """Passes of amplitudes, spline and trace correction of a spline fitted with the background."""
 _SUPPORT_SIGMA, _SUPPORT_MARGIN = 2.5, 1.5
 """With a fitted background the spline is free within this many Gaussian sigma of the trace, plus a margin in
-pixels: beyond, the parametric start's wings (a Gaussian's are nothing there)."""
+pixels (and no further than leaves `_BACKGROUND_ROWS` rows of the slit outside)."""
+_BACKGROUND_ROWS = 6
+"""Rows of a column that the spline's support leaves to the background, at least (where the slit allows): with
+fewer, the polynomial across the slit is not pinned down outside the source and trades with the spline."""
 
 
 def offset_knots(half_core: float, low: float, high: float, oversample: float = 4.0,
@@ -241,10 +252,12 @@ def fit_spline_profile(
     (from the scene fit with the last profile) and shape alternate. A shape
     free over the whole slit could then take up any polynomial across the
     slit from the background and leave the flux scale undetermined, so the
-    spline is free only within ``support`` pixels of the trace; beyond, the
-    profile is ``wings`` (the parametric profile the fit starts from: a
-    Moffat's wings, or a Gaussian's nothing), which pins the background
-    under the source to the rows outside the support.
+    spline is free only within ``support`` pixels of the trace (and ends
+    there with zero value and slope), leaving at least `_BACKGROUND_ROWS`
+    rows of a column to pin the background down; beyond, the profile is
+    ``wings`` (e.g. a Moffat's), in an amount fitted with the rest, or
+    nothing. The trace's smooth wander along the dispersion is corrected
+    in the same problem.
 
     Parameters
     ----------
@@ -275,10 +288,9 @@ def fit_spline_profile(
     background : SceneBackground, optional
         The background fitted together with the spline (`SceneBackground.basis`).
     wings : Profile, optional
-        With ``background``: the profile beyond ``support`` (default ``start_profile``'s kind is not known,
-        so the Gaussian tail is taken as nothing: no wings).
+        With ``background``: the shape of the light beyond ``support``; None for none.
     support : float
-        With ``background``: half-width in pixels of the spline's support about the trace.
+        With ``background``: the largest half-width in pixels of the spline's support about the trace.
 
     Returns
     -------
@@ -322,14 +334,16 @@ def _fit_with_background(data, good, var_rnoise, var_poisson, center, start_prof
                          support) -> SplineProfile:
     """`fit_spline_profile` with the background's coefficients in the same least-squares problem.
 
-    Between the passes the trace is corrected too: a smooth shift along the
-    dispersion that the spline, fixed, says the data are off by (the trace
-    of a Gaussian fit wanders on a source that is not one).
+    Besides the spline's and the background's, the design has a column for
+    the amount of ``wings`` and, from the second pass on, columns for a
+    smooth shift of the trace, linearised about the last spline: fitted
+    alone to the data, the spline would take the trace's wander (a Gaussian
+    centre on a source that is not one) into its shape, smeared.
     """
     ny, nx = data.shape
     center = np.asarray(center, float)
-    u = np.arange(ny, dtype=float)[:, None] - center[None, :]
-    support = float(min(support, np.abs(u).max() + 0.5))
+    rows = np.arange(ny, dtype=float)[:, None]
+    support = min(support, _background_room(np.abs(rows - center[None, :])))
     knots_u = support_knots(min(core_half_width, support), support, oversample)
     knots_x = column_knots(nx, window, column_degree)
     n_u = len(knots_u) - _DEGREE_U - 1
@@ -338,7 +352,7 @@ def _fit_with_background(data, good, var_rnoise, var_poisson, center, start_prof
     bases = background.basis(ny, nx)
     total = start_profile.sum(axis=0)
     profile = np.divide(start_profile, total, out=np.zeros_like(start_profile, dtype=float), where=total > 0)
-    correction = np.zeros(nx)
+    correction, scale = np.zeros(nx), 0.0
     model = None
     for iteration in range(iterations):
         # Outliers are judged against a spline, not against the start: a double-peaked source is many sigma
@@ -348,38 +362,51 @@ def _fit_with_background(data, good, var_rnoise, var_poisson, center, start_prof
         flux = np.nan_to_num(scene.flux)
         iv = scene.inverse_variance
         effective_center = center + correction
-        u = np.arange(ny, dtype=float)[:, None] - effective_center[None, :]
-        outside = np.abs(u) > support
-        if (iv > 0)[~outside].sum() < 2 * len(knots_u) or not flux.any():
+        u = rows - effective_center[None, :]
+        beyond = np.abs(u) > support
+        if (iv > 0)[~beyond].sum() < 2 * len(knots_u) or not flux.any():
             raise ValueError("too few pixels with signal to fit a spline profile")
-        wing_image = (np.where(outside, wings.evaluate(ny, effective_center), 0.0) if wings is not None
-                      else np.zeros((ny, nx)))
         last = iteration == iterations - 1
-        # The trace's shift is solved with the spline (linearised about the last spline), not after it: fitted
-        # alone to the data, the spline would first take the trace's wander into its shape, smeared.
-        shift_images = None if model is None or last else _shift_images(model, flux, center, ny)
-        target = data - flux[None, :] * wing_image
+        extra = []
+        if wings is not None:
+            extra.append(flux[None, :] * np.where(beyond, wings.evaluate(ny, effective_center), 0.0))
+        if model is not None and not last:
+            extra.extend(_shift_images(model, flux, center, ny))
+        extra = np.array(extra) if extra else None
         for _ in range(_REJECT_PASSES):
-            coefficients, chi2, effective, sky, shift = _solve_spline(
-                target, iv, flux, u, iv > 0, knots_u, knots_x, column_degree, n_u, n_x, penalty,
-                with_effective=last, background=bases, extra=shift_images)
+            coefficients, chi2, effective, sky, amounts = _solve_spline(
+                data, iv, flux, u, iv > 0, knots_u, knots_x, column_degree, n_u, n_x, penalty,
+                with_effective=last, background=bases, extra=extra)
             # Outliers against this spline (the scene fit judged them against the last profile, or not at all).
             fitted = flux[None, :] * _evaluate_offsets(u, coefficients @ _column_basis(nx, knots_x, column_degree).T,
                                                        knots_u) + sky
-            if shift_images is not None:
-                fitted = fitted + np.tensordot(shift, shift_images, axes=1)
-            outliers = (iv > 0) & ((target - fitted) * np.sqrt(iv) > (reject_sigma or np.inf))
+            if extra is not None:
+                fitted = fitted + np.tensordot(amounts, extra, axes=1)
+            outliers = (iv > 0) & ((data - fitted) * np.sqrt(iv) > (reject_sigma or np.inf))
             if not outliers.any():
                 break
             iv = np.where(outliers, 0.0, iv)
-        if shift_images is not None:
-            correction = correction + _SHIFT_BASIS(nx) @ shift
+        if wings is not None:
+            scale, amounts = float(amounts[0]), amounts[1:]
+        if amounts.size:
+            correction = correction + _SHIFT_BASIS(nx) @ amounts
         model = SplineProfile(knots_u, knots_x, column_degree, coefficients, chi2, effective,
-                              sampled_center=center, wings=wings, support=support, trace_correction=correction)
+                              sampled_center=center, wings=wings, wing_scale=scale, support=support,
+                              trace_correction=correction)
         profile = model.evaluate(ny, center)
-        log.debug("spline pass %d: support %.2f px, chi2 %.3f, trace correction %.3f to %.3f px", iteration,
-                  support, chi2, correction.min(), correction.max())
+        log.debug("spline pass %d: support %.2f px, chi2 %.3f, wing scale %.3f, trace correction %.3f to %.3f px",
+                  iteration, support, chi2, scale, correction.min(), correction.max())
     return model
+
+
+def _background_room(distance: np.ndarray) -> float:
+    """The largest support half-width that leaves `_BACKGROUND_ROWS` rows outside it, in the median column.
+
+    ``distance`` is ``(ny, nx)``, each pixel's distance in rows from the trace.
+    """
+    keep = min(_BACKGROUND_ROWS, distance.shape[0] - 1)
+    farthest = np.sort(distance, axis=0)[-keep]  # the keep-th largest distance of every column
+    return float(np.median(farthest)) - 0.5
 
 
 _REJECT_PASSES = 3
