@@ -12,13 +12,13 @@ from jwst_optextract import (
     PsfFitStep,
     SlitCombineStep,
     TraceStep,
-    extraction,
     simulate,
 )
-from jwst_optextract.background import BackgroundParameters
-from jwst_optextract.combination import CombineParameters
-from jwst_optextract.extraction import ExtractionParameters
-from jwst_optextract.fitting import FitParameters
+from jwst_optextract.drivers import extract as extraction
+from jwst_optextract.drivers.background import BackgroundParameters
+from jwst_optextract.drivers.combine import CombineParameters
+from jwst_optextract.drivers.extract import ExtractionParameters
+from jwst_optextract.drivers.fit import FitParameters
 from jwst_optextract.reference_files import packaged_defaults
 
 PAIRS = [

@@ -2,7 +2,7 @@
 
 A `SourceGroup` holds every exposure's slit of one source in canonical
 arrays cut to the detector region they share, and each exposure's nod
-position, so that `jwst_optextract.combination` can stack them pixel for
+position, so that `jwst_optextract.drivers.combine` can stack them pixel for
 pixel without resampling.
 """
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from ..background import BackgroundParameters, subtract_background
+from ..drivers.background import BackgroundParameters, subtract_background
 from ..io.dq import dq_bits
 from .base import OptxStep, open_model, worker_count
 from .spec import RegistrySpec

@@ -6,9 +6,9 @@ import logging
 import os
 from functools import partial
 
-from ..combination import CombineParameters, combine_source
+from ..drivers.combine import CombineParameters, combine_source
 from ..exceptions import InputError
-from ..io.slits import SlitRun, parallel_map
+from ..drivers.runner import SlitRun, parallel_map
 from ..io.sources import group_sources, read_program, rectified_product, source_product
 from .base import OptxStep, log_summary, worker_count
 

@@ -7,7 +7,7 @@ import logging
 from astropy.table import vstack
 from stdatamodels.jwst import datamodels
 
-from ..extraction import ExtractionParameters, extract_model
+from ..drivers.extract import ExtractionParameters, extract_model
 from ..products import ProfileModel, TraceModel
 from .base import (
     OptxStep,

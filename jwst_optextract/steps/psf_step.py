@@ -6,14 +6,14 @@ import functools
 import logging
 
 from ..exceptions import InputError, SlitError
-from ..fitting import (
+from ..drivers.fit import (
     FitParameters,
     TraceFit,
     fit_slit_profile,
     profile_entry,
     trace_from_entry,
 )
-from ..io import process_slits
+from ..drivers.runner import process_slits
 from ..products import TraceModel, new_profile_model, read_template
 from .base import (
     OptxStep,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 import logging
 
-from ..fitting import FitParameters, fit_trace, trace_entry
-from ..io import process_slits
+from ..drivers.fit import FitParameters, fit_trace, trace_entry
+from ..drivers.runner import process_slits
 from ..products import new_trace_model
 from .base import (
     OptxStep,

@@ -11,18 +11,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import core
-from .core.profiles import (
+from .. import core
+from ..core.profiles import (
     PROFILES, MoffatProfile, Profile, ProfileProblem, ProfileTemplate, SplineProfile, profile_class,
 )
-from .core.profiles.base import amplitudes as _amplitudes
-from .core.scene import SceneBackground
-from .core.trace import negative_traces, shifted_profiles, trace_shifts
-from .exceptions import SlitError
-from .io import SlitData
-from .io.slits import MeanImage
+from ..core.profiles.base import amplitudes as _amplitudes
+from ..core.scene import SceneBackground
+from ..core.trace import negative_traces, shifted_profiles, trace_shifts
+from ..exceptions import SlitError
+from ..io import SlitData
+from ..io.slits import MeanImage
 from .parameters import SceneParameters, StepParameters, reference_default
-from .products import read_template
+from ..products import read_template
 
 __all__ = [
     "FitParameters", "ProfileFit", "TraceFit", "fit_profile", "fit_trace",
@@ -40,7 +40,7 @@ TRACE_MODELS = ("polynomial", "spline")
 class FitParameters(SceneParameters, StepParameters):
     """What controls the trace and profile fits (see TraceStep and PsfFitStep).
 
-    `~jwst_optextract.parameters.StepParameters.from_step` builds it from either step.
+    `~jwst_optextract.drivers.parameters.StepParameters.from_step` builds it from either step.
     """
 
     trace_degree: int = reference_default("trace_degree")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, Self
 
-from .reference_files import exp_type_values, load_reference, packaged_defaults
+from ..reference_files import exp_type_values, load_reference, packaged_defaults
 
 __all__ = ["REFERENCE_TYPE", "SceneParameters", "StepParameters", "reference_default"]
 
@@ -77,7 +77,7 @@ class SceneParameters:
     @property
     def background(self):
         """These settings as one `~jwst_optextract.core.SceneBackground`."""
-        from .core import SceneBackground
+        from ..core import SceneBackground
 
         return SceneBackground(self.scene_background, self.scene_degree, self.scene_knot_spacing)
 

@@ -18,16 +18,16 @@ import numpy as np
 from astropy.table import Table
 from scipy import ndimage
 
-from . import core
+from .. import core
 from .background import BackgroundParameters, estimate_slit
-from .core import combine
-from .core.profiles.moffat import START_BETA, alpha_for_sigma
-from .exceptions import SlitError
-from .fitting import FitParameters, fit_trace
-from .io import SlitData, Spectrum
-from .io.dq import DO_NOT_USE
-from .io.dq import MSA_FAILED_OPEN as FAILED_OPEN
-from .io.sources import SourceGroup, cluster_positions
+from ..core import combine
+from ..core.profiles.moffat import START_BETA, alpha_for_sigma
+from ..exceptions import SlitError
+from .fit import FitParameters, fit_trace
+from ..io import SlitData, Spectrum
+from ..io.dq import DO_NOT_USE
+from ..io.dq import MSA_FAILED_OPEN as FAILED_OPEN
+from ..io.sources import SourceGroup, cluster_positions
 from .parameters import StepParameters, reference_default
 
 __all__ = ["BACKGROUNDS", "WEIGHT_TYPES", "CombineParameters", "SourceResult", "combine_source", "pixel_table"]
@@ -44,7 +44,7 @@ PROFILE_KINDS = {"auto": ("gaussian", "moffat"), "gaussian": ("gaussian",), "mof
 class CombineParameters(StepParameters):
     """Everything that controls a combination (see `SlitCombineStep` for meanings).
 
-    `~jwst_optextract.parameters.StepParameters.from_step` builds it from the
+    `~jwst_optextract.drivers.parameters.StepParameters.from_step` builds it from the
     step; ``keep_rectified`` is derived (``save_rectified``). 0 (or None)
     disables ``reject_sigma``, ``repeat_sigma`` and ``outside_factor``.
     """

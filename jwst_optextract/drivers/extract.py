@@ -14,14 +14,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import core
-from .exceptions import SlitError
-from .fitting import FitParameters, ProfileFit, TraceFit, fit_profile, fit_trace, profile_from_entry, trace_from_entry
-from .io import SlitData, Spectrum, flux_units, make_output_model, process_slits, to_specmodel
-from .io.slits import SlitRun, integration_groups, parallel_map, scene_models, slit_count
-from .io.dq import OUTLIER
-from .io.spectra import white_light_curve, white_light_summary
+from .. import core
+from ..exceptions import SlitError
+from .fit import FitParameters, ProfileFit, TraceFit, fit_profile, fit_trace, profile_from_entry, trace_from_entry
+from ..io import SlitData, Spectrum, flux_units, make_output_model, to_specmodel
+from ..io.slits import integration_groups, scene_models, slit_count
+from ..io.dq import OUTLIER
+from ..io.spectra import white_light_curve, white_light_summary
 from .parameters import SceneParameters, StepParameters, reference_default
+from .runner import SlitRun, parallel_map, process_slits
 
 __all__ = ["ExtractionParameters", "ExtractionSummary", "extract_model", "extract_slit"]
 
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 class ExtractionParameters(SceneParameters, StepParameters):
     """Everything that controls an extraction (see `OptimalExtractStep` for meanings).
 
-    `~jwst_optextract.parameters.StepParameters.from_step` builds it from the
+    `~jwst_optextract.drivers.parameters.StepParameters.from_step` builds it from the
     step; ``keep_scene`` is derived (``save_scene_model`` or ``save_residual_image``).
     """
 

@@ -14,16 +14,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .core import background as bkg
-from .core import masking
-from .core.background import METHODS, background_method
-from .core.trace import collapse_integrations, find_trace
-from .exceptions import InputError, SlitError
-from .io import SlitData, iter_slits, process_slits
-from .io.dq import DO_NOT_USE, OUTLIER
-from .io.exposures import matching_slits, open_exposure, stack_exposures
-from .io.slits import FATAL_ERRORS, integration_groups, slit_models, slit_views
+from ..core import background as bkg
+from ..core import masking
+from ..core.background import METHODS, background_method
+from ..core.trace import collapse_integrations, find_trace
+from ..exceptions import InputError, SlitError
+from ..io import SlitData, iter_slits
+from ..io.dq import DO_NOT_USE, OUTLIER
+from ..io.exposures import matching_slits, open_exposure, stack_exposures
+from ..io.slits import integration_groups, slit_models, slit_views
 from .parameters import StepParameters
+from .runner import FATAL_ERRORS, process_slits
 
 __all__ = ["METHODS", "BackgroundParameters", "BackgroundSummary", "estimate_slit", "subtract_background"]
 
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 class BackgroundParameters(StepParameters):
     """Everything that controls a background subtraction (see `BackgroundStep` for meanings).
 
-    `~jwst_optextract.parameters.StepParameters.from_step` builds it from the
+    `~jwst_optextract.drivers.parameters.StepParameters.from_step` builds it from the
     step; ``dq_bits`` is derived (from ``dq_flags``). ``clip_sigma`` 0 (or None)
     disables the clipping.
     """
