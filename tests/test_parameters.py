@@ -15,10 +15,12 @@ from jwst_optextract import (
     simulate,
 )
 from jwst_optextract.drivers import extract as extraction
-from jwst_optextract.drivers.background import BackgroundParameters
-from jwst_optextract.drivers.combine import CombineParameters
-from jwst_optextract.drivers.extract import ExtractionParameters
-from jwst_optextract.drivers.fit import FitParameters
+from jwst_optextract.drivers.parameters import (
+    BackgroundParameters,
+    CombineParameters,
+    ExtractionParameters,
+    FitParameters,
+)
 from jwst_optextract.reference_files import packaged_defaults
 
 PAIRS = [

@@ -11,7 +11,9 @@ that profile to the pixels of all exposures at once, with no resampling.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,14 +25,15 @@ from .background import BackgroundParameters, estimate_slit
 from ..core import combine
 from ..core.profiles.moffat import START_BETA, alpha_for_sigma
 from ..exceptions import SlitError
-from .fit import FitParameters, fit_trace
+from .fit import fit_trace
 from ..io import SlitData, Spectrum
 from ..io.dq import DO_NOT_USE
 from ..io.dq import MSA_FAILED_OPEN as FAILED_OPEN
-from ..io.sources import SourceGroup, cluster_positions
-from .parameters import StepParameters, reference_default
+from ..io.sources import SourceGroup, cluster_positions, group_sources, source_product
+from .parameters import CombineParameters
+from .runner import SlitRun, map_isolated
 
-__all__ = ["BACKGROUNDS", "WEIGHT_TYPES", "CombineParameters", "SourceResult", "combine_source", "pixel_table"]
+__all__ = ["BACKGROUNDS", "WEIGHT_TYPES", "CombineParameters", "SourceResult", "combine_source", "pixel_table", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -38,45 +41,6 @@ BACKGROUNDS = ("nod", "model", "none")
 WEIGHT_TYPES = ("ivm", "poisson", "exptime", "mask")
 PROFILE_KINDS = {"auto": ("gaussian", "moffat"), "gaussian": ("gaussian",), "moffat": ("moffat",)}
 """The shared profile's kinds a ``profile_kind`` lets the joint fit choose from."""
-
-
-@dataclass
-class CombineParameters(StepParameters):
-    """Everything that controls a combination (see `SlitCombineStep` for meanings).
-
-    `~jwst_optextract.drivers.parameters.StepParameters.from_step` builds it from the
-    step; ``keep_rectified`` is derived (``save_rectified``). 0 (or None)
-    disables ``reject_sigma``, ``repeat_sigma`` and ``outside_factor``.
-    """
-
-    background: str = "nod"
-    weight_type: str = "ivm"
-    reject_sigma: float | None = reference_default("reject_sigma")
-    repeat_sigma: float | None = 5.0
-    outside_factor: float | None = 1.0
-    clip_percentiles: tuple[float, float] | None = None
-    dilate_failed_open: int = 0
-    min_coverage: float = reference_default("min_coverage")
-    trace_degree: int = reference_default("trace_degree")
-    width_degree: int = reference_default("width_degree")
-    psf_sigma: float = reference_default("psf_sigma")
-    profile_kind: str = "auto"
-    """``auto`` (the Moffat where Akaike's criterion prefers it to the Gaussian), ``gaussian`` or ``moffat``."""
-    background_method: str = "smooth"
-    keep_rectified: bool = False
-    """Also resample every exposure about its trace and average them, for display (`rectified_image`)."""
-
-    def __post_init__(self):
-        self.reject_sigma = self.reject_sigma or None
-        self.repeat_sigma = self.repeat_sigma or None
-        self.outside_factor = self.outside_factor or None
-        self.clip_percentiles = tuple(self.clip_percentiles) if self.clip_percentiles else None
-
-    def fit_parameters(self) -> FitParameters:
-        """The trace fit settings these imply (the same outlier rejection, or none)."""
-        return FitParameters(trace_degree=self.trace_degree, width_degree=self.width_degree,
-                             psf_sigma=self.psf_sigma, kind="gaussian", reject_sigma=self.reject_sigma,
-                             fit_jitter=False)
 
 
 @dataclass
@@ -126,6 +90,43 @@ class _Stack:
     @property
     def total_variance(self) -> np.ndarray:
         return sum(self.variances.values())
+
+
+def run(exposures: list, params: CombineParameters, product_name: str, workers: int = 1,
+        finish: Callable[[SourceGroup, SourceResult, object], None] | None = None) -> tuple[list, SlitRun]:
+    """Combine every source of ``exposures`` into one x1d product each (`SlitCombineStep`'s work).
+
+    The sources go through the package's one loop
+    (`~jwst_optextract.drivers.runner.map_isolated`): a source that cannot be
+    combined is skipped with a warning and the others are kept; with
+    ``workers > 1`` they are combined in that many threads, and the products,
+    the skipped sources and their warnings come in the order of the sources
+    whatever the number of workers. ``finish(group, result, product)``, if
+    given, is called here for every combined source, in that order (for what
+    a step saves beside the product).
+
+    Returns
+    -------
+    products : list of MultiSpecModel
+        One per combined source, named ``<product_name>_s<source_id>`` (``meta.filename``).
+    run : SlitRun
+        The sources combined (name and `SourceResult`) and those skipped, and why.
+    """
+    groups, skipped = group_sources(exposures)
+    summary = SlitRun(total=len(groups) + len(skipped), skipped=dict(skipped))
+    products = []
+    for group, (ok, value) in zip(groups, map_isolated(functools.partial(combine_source, params=params), groups,
+                                                       workers)):
+        if not ok:
+            log.warning("Skipping %s: %s", group.key, value)
+            summary.skipped[group.key] = str(value)
+            continue
+        product = source_product(group, value.spectrum, product_name)
+        if finish is not None:
+            finish(group, value, product)
+        summary.done.append((group.key, value))
+        products.append(product)
+    return products, summary
 
 
 def combine_source(group: SourceGroup, params: CombineParameters) -> SourceResult:

@@ -21,7 +21,7 @@ from ..core.trace import negative_traces, shifted_profiles, trace_shifts
 from ..exceptions import SlitError
 from ..io import SlitData
 from ..io.slits import MeanImage
-from .parameters import SceneParameters, StepParameters, reference_default
+from .parameters import FitParameters
 from ..products import read_template
 
 __all__ = [
@@ -34,35 +34,6 @@ log = logging.getLogger(__name__)
 PROFILE_KINDS = PROFILES.names
 """The profile kinds packaged (``auto`` chooses among them); `PROFILES` also holds any registered since."""
 TRACE_MODELS = ("polynomial", "spline")
-
-
-@dataclass
-class FitParameters(SceneParameters, StepParameters):
-    """What controls the trace and profile fits (see TraceStep and PsfFitStep).
-
-    `~jwst_optextract.drivers.parameters.StepParameters.from_step` builds it from either step.
-    """
-
-    trace_degree: int = reference_default("trace_degree")
-    wcs_offset_degree: int = 0
-    width_degree: int = reference_default("width_degree")
-    psf_sigma: float = reference_default("psf_sigma")
-    fit_jitter: bool = True
-    kind: str = "auto"
-    window: float = 128.0
-    oversample: float = 4.0
-    smoothing: float = 30.0
-    reject_sigma: float | None = reference_default("reject_sigma")
-    """Outlier threshold of the fits, in sigma; 0 or None: no rejection."""
-    detection_snr: float = 5.0
-    trace_model: str = "polynomial"
-    deconvolve_iterations: int = 0
-    template: str | ProfileTemplate | None = None
-    """A profile template, or its file (see `~jwst_optextract.products.read_template`)."""
-    template_stretch: bool = True
-
-    def __post_init__(self):
-        self.reject_sigma = self.reject_sigma or None  # 0 disables the rejection
 
 
 @dataclass

@@ -7,7 +7,8 @@ import logging
 from astropy.table import vstack
 from stdatamodels.jwst import datamodels
 
-from ..drivers.extract import ExtractionParameters, extract_model
+from ..drivers import extract
+from ..drivers.parameters import ExtractionParameters
 from ..products import ProfileModel, TraceModel
 from .base import (
     OptxStep,
@@ -87,8 +88,7 @@ class OptimalExtractStep(OptxStep):
         profiles = open_product(psf if psf is not None else self.psf, ProfileModel)
         try:
             params = self._parameters(model)
-            output, summary = extract_model(model, params, traces, profiles,
-                                            workers=worker_count(self.maximum_cores))
+            output, summary = extract.run(model, params, traces, profiles, workers=worker_count(self.maximum_cores))
         finally:
             if model is not input_data:
                 model.close()
