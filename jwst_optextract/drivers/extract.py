@@ -16,7 +16,9 @@ import numpy as np
 
 from .. import core
 from ..exceptions import SlitError
-from .fit import ProfileFit, TraceFit, fit_profile, fit_trace, profile_from_entry, trace_from_entry
+from ..core.fitted import ProfileFit, TraceFit
+from ..io.products import profile_from_entry, trace_from_entry
+from .fit import fit_profile, fit_trace
 from ..io import SlitData, Spectrum, flux_units, make_output_model, to_specmodel
 from ..io.slits import integration_groups, scene_models, slit_count
 from ..io.dq import OUTLIER

@@ -117,7 +117,7 @@ class FitParameters(SceneParameters, StepParameters):
     trace_model: str = "polynomial"
     deconvolve_iterations: int = 0
     template: str | ProfileTemplate | None = None
-    """A profile template, or its file (see `~jwst_optextract.products.read_template`)."""
+    """A profile template, or its file (see `~jwst_optextract.io.products.read_template`)."""
     template_stretch: bool = True
 
     def __post_init__(self):

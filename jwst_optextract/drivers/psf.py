@@ -6,8 +6,9 @@ import functools
 from collections.abc import Callable
 
 from ..exceptions import SlitError
-from ..products import ProfileModel, TraceModel, new_profile_model
-from .fit import TraceFit, fit_profile, fit_slit_profile, profile_entry, trace_from_entry
+from ..core.fitted import TraceFit
+from ..io.products import ProfileModel, TraceModel, new_profile_model, profile_entry, trace_from_entry
+from .fit import fit_profile, fit_slit_profile
 from .parameters import FitParameters
 from .runner import SlitRun, process_slits
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from ..products import TraceModel, new_trace_model
-from .fit import TraceFit, fit_trace, trace_entry
+from ..core.fitted import TraceFit
+from ..io.products import TraceModel, new_trace_model, trace_entry
+from .fit import fit_trace
 from .parameters import FitParameters
 from .runner import SlitRun, process_slits
 

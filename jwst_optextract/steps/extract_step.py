@@ -9,7 +9,7 @@ from stdatamodels.jwst import datamodels
 
 from ..drivers import extract
 from ..drivers.parameters import ExtractionParameters
-from ..products import ProfileModel, TraceModel
+from ..io.products import ProfileModel, TraceModel
 from .base import (
     OptxStep,
     log_summary,

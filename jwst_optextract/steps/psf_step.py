@@ -7,7 +7,7 @@ import logging
 from ..drivers import psf
 from ..drivers.parameters import FitParameters
 from ..exceptions import InputError
-from ..products import TraceModel, read_template
+from ..io.products import TraceModel, read_template
 from .base import (
     OptxStep,
     PlottingMixin,
@@ -37,7 +37,7 @@ class PsfFitStep(PlottingMixin, OptxStep):
       polynomial along the dispersion, with one fitted index ``beta``;
     - ``template``: a user-supplied PSF (``template``: monochromatic profiles
       on a wavelength x offset grid, see
-      `~jwst_optextract.products.read_template`) interpolated to the
+      `~jwst_optextract.io.products.read_template`) interpolated to the
       wavelength of every column, integrated over its pixels about the trace
       and, with ``template_stretch``, stretched by a fitted factor;
     - ``auto``: of the Gaussian, the Moffat and the splines (and the template
@@ -50,7 +50,7 @@ class PsfFitStep(PlottingMixin, OptxStep):
     the spline smooth where the data are noise. Uses the trace given with
     ``trace`` (a TraceModel file) or fits one.
 
-    Returns a `~jwst_optextract.products.ProfileModel` (suffix ``psf``, ASDF).
+    Returns a `~jwst_optextract.io.products.ProfileModel` (suffix ``psf``, ASDF).
     """
 
     class_alias = "optx_psf"

@@ -32,7 +32,7 @@ class TraceStep(PlottingMixin, OptxStep):
     nod-subtracted data are located. A slit with no detectable source gets the
     WCS (or brightest-row) position, a warning, and ``detected = False``.
 
-    Returns a `~jwst_optextract.products.TraceModel` (suffix ``trace``, ASDF).
+    Returns a `~jwst_optextract.io.products.TraceModel` (suffix ``trace``, ASDF).
     """
 
     class_alias = "optx_trace"
