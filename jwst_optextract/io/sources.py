@@ -76,6 +76,12 @@ class SourceGroup:
     def filenames(self) -> list[str]:
         return [_filename(p) for p in self.parents]
 
+    @property
+    def exposure_times(self) -> list[float]:
+        """Effective exposure time of every exposure in seconds (else its exposure time, else 1)."""
+        return [float(p.meta.exposure.effective_exposure_time or p.meta.exposure.exposure_time or 1.0)
+                for p in self.parents]
+
 
 def read_program(inputs) -> Program:
     """Models to combine from an association file, a ModelContainer, a list of files/models, or one of them.
