@@ -16,7 +16,7 @@ from ..core.fitted import ProfileFit, TraceFit
 from ..core.profiles import (
     PROFILES, MoffatProfile, ProfileProblem, ProfileTemplate, SplineProfile,
 )
-from ..core.profiles.base import amplitudes as _amplitudes
+from ..core.profiles.base import amplitudes
 from ..core.profiles.choice import akaike, chi2_per_pixel, median_column_snr, supported_shapes
 from ..core.scene import SceneBackground
 from ..core.trace import negative_traces, trace_shifts
@@ -249,7 +249,7 @@ def _snr(slit: SlitData, gaussian: core.GaussianProfile, mask: np.ndarray | None
          background: SceneBackground) -> float:
     """Total signal to noise of the slit's flux extracted with this profile (and the background, if fitted)."""
     mean = slit.mean_image(mask)
-    result = _amplitudes(mean, gaussian.evaluate(gaussian.ny, gaussian.center), background, reject_sigma=None)
+    result = amplitudes(mean, gaussian.evaluate(gaussian.ny, gaussian.center), background, reject_sigma=None)
     ok = result.valid
     total_var = np.sum(result.var_total[ok])
     return float(np.sum(result.flux[ok]) / np.sqrt(total_var)) if total_var > 0 else 0.0
