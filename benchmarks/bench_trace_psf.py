@@ -16,7 +16,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from jwst_optextract import simulate
-from jwst_optextract.fitting import PROFILE_KINDS, FitParameters, fit_profile, fit_trace
+from jwst_optextract.drivers.fit import PROFILE_KINDS, FitParameters, fit_profile, fit_trace
 from jwst_optextract.io import read_slit
 
 

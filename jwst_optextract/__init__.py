@@ -23,8 +23,8 @@ _LAZY = {
     "PsfFitStep": "steps",
     "SlitCombineStep": "steps",
     "TraceStep": "steps",
-    "ProfileModel": "products",
-    "TraceModel": "products",
+    "ProfileModel": "io.products",
+    "TraceModel": "io.products",
 }
 
 __all__ = ["InputError", "OptExtractError", "SlitError", "__version__", *_LAZY]

@@ -7,8 +7,8 @@ import pytest
 from stdatamodels.jwst import datamodels
 
 from jwst_optextract import InputError, OptimalExtractStep, SlitError, simulate
-from jwst_optextract import background as background_module
-from jwst_optextract.background import BackgroundParameters, subtract_background
+from jwst_optextract.drivers import background as background_module
+from jwst_optextract.drivers.background import BackgroundParameters, subtract_background
 from jwst_optextract.core import background as bkg
 from jwst_optextract.core import masking
 from jwst_optextract.steps.background_step import BackgroundStep

@@ -8,7 +8,7 @@ from stdatamodels.jwst import datamodels
 from stdatamodels.jwst.datamodels import dqflags
 
 from jwst_optextract import InputError, SlitCombineStep, simulate
-from jwst_optextract.combination import CombineParameters, combine_source
+from jwst_optextract.drivers.combine import CombineParameters, combine_source
 from jwst_optextract.core import combine
 from jwst_optextract.io.sources import group_sources
 

@@ -293,7 +293,7 @@ def test_multislit_keeps_the_healthy_slits_and_names_the_broken_one(step_name, f
 @pytest.mark.parametrize("step_name", ["optx_extract", "optx_trace", "optx_psf"])
 def test_an_unexpected_failure_in_one_slit_skips_only_that_slit(step_name, caplog, monkeypatch):
     """A slit that trips an error no check foresaw is skipped like any bad slit, and the error is named."""
-    import jwst_optextract.io.slits as slits_module
+    import jwst_optextract.drivers.runner as slits_module
 
     model, _ = simulate.make_multislit(3, nx=64, ny=14, lines=0, seed=2)
     names = [slit.name for slit in model.slits]

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from jwst_optextract import BackgroundStep, OptimalExtractStep, PsfFitStep, TraceStep, simulate
-from jwst_optextract.background import BackgroundParameters, subtract_background
+from jwst_optextract.drivers.background import BackgroundParameters, subtract_background
 from jwst_optextract.exceptions import InputError
-from jwst_optextract.extraction import ExtractionParameters, extract_model
-from jwst_optextract.fitting import FitParameters, fit_slit_profile
-from jwst_optextract.io.slits import integration_groups, parallel_map, process_slits
+from jwst_optextract.drivers.extract import ExtractionParameters, extract_model
+from jwst_optextract.drivers.fit import FitParameters, fit_slit_profile
+from jwst_optextract.drivers.runner import parallel_map, process_slits
+from jwst_optextract.io.slits import integration_groups
 from jwst_optextract.steps.base import worker_count
 
 

@@ -12,13 +12,15 @@ from jwst_optextract import (
     PsfFitStep,
     SlitCombineStep,
     TraceStep,
-    extraction,
     simulate,
 )
-from jwst_optextract.background import BackgroundParameters
-from jwst_optextract.combination import CombineParameters
-from jwst_optextract.extraction import ExtractionParameters
-from jwst_optextract.fitting import FitParameters
+from jwst_optextract.drivers import extract as extraction
+from jwst_optextract.drivers.parameters import (
+    BackgroundParameters,
+    CombineParameters,
+    ExtractionParameters,
+    FitParameters,
+)
 from jwst_optextract.reference_files import packaged_defaults
 
 PAIRS = [

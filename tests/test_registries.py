@@ -9,7 +9,8 @@ from stpipe.config_parser import ValidationError
 
 from jwst_optextract import BackgroundStep, OptimalExtractStep, PsfFitStep, simulate
 from jwst_optextract.core import background, profiles
-from jwst_optextract.fitting import FitParameters, fit_profile, fit_trace, profile_entry, profile_from_entry
+from jwst_optextract.drivers.fit import FitParameters, fit_profile, fit_trace
+from jwst_optextract.io.products import profile_entry, profile_from_entry
 from jwst_optextract.io import read_slit
 
 SCENE = {"nx": 512, "ny": 32, "flux": 50.0, "width": (1.0, 1.5), "trace_curvature": 1.0, "seed": 21}

@@ -11,7 +11,9 @@ import pytest
 
 from jwst_optextract import OptimalExtractStep, PsfFitStep, TraceStep, simulate
 from jwst_optextract.core.spline_profile import fit_spline_profile
-from jwst_optextract.fitting import FitParameters, ProfileFit, _central_differences, fit_profile, fit_trace
+from jwst_optextract.core.fitted import ProfileFit
+from jwst_optextract.core.fitted import central_differences as _central_differences
+from jwst_optextract.drivers.fit import FitParameters, fit_profile, fit_trace
 from jwst_optextract.io.slits import read_slit
 
 NINTS = 60

@@ -122,7 +122,8 @@ def test_undetected_source_falls_back_and_says_so(caplog):
 
 
 def test_the_trace_product_carries_the_fitted_width_to_the_profile_step(tmp_path):
-    from jwst_optextract.fitting import FitParameters, fit_profile, fit_trace, trace_from_entry
+    from jwst_optextract.drivers.fit import FitParameters, fit_profile, fit_trace
+    from jwst_optextract.io.products import trace_from_entry
 
     model, truth = simulate.make_slit(nx=400, flux=50.0, width=(1.0, 1.6), seed=9)
     slit = read_slit(model, model, model.name)

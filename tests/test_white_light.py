@@ -7,7 +7,7 @@ import pytest
 from astropy.table import Table
 
 from jwst_optextract import OptimalExtractStep, simulate
-from jwst_optextract.extraction import ExtractionParameters, extract_model
+from jwst_optextract.drivers.extract import ExtractionParameters, extract_model
 from jwst_optextract.io.spectra import white_light_curve, white_light_summary
 
 

@@ -16,14 +16,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .optimal import optimal_extract
+
 __all__ = [
     "CombinedResult",
+    "ExposureStack",
     "NodDifference",
+    "bright_or_extreme",
     "bright_outside",
+    "cosmic_rays",
     "difference_nods",
+    "negative_images",
+    "pixel_weights",
     "pooled_extract",
+    "rectified_image",
     "repeated_outliers",
     "sharpness",
+    "source_model",
+    "weighted_wavelength",
 ]
 
 VARIANCES = ("var_poisson", "var_rnoise", "var_flat")
@@ -236,3 +246,143 @@ def pooled_extract(data: np.ndarray, profile: np.ndarray, weights: np.ndarray, v
         n_exposures=np.sum(used.any(axis=1), axis=0),
         **{key: var.get(key, np.zeros_like(flux)) + nan for key in VARIANCES},
     )
+
+
+@dataclass
+class ExposureStack:
+    """The exposures of a source as ``(n_exp, ny, nx)`` arrays (on their common detector grid).
+
+    Attributes
+    ----------
+    data, good : ndarray
+        The pixels and where they are usable.
+    variances : dict of str to ndarray
+        The variance components (`VARIANCES`) of every pixel.
+    wavelength : ndarray
+        The wavelength of every pixel (NaN where undefined).
+    exptime : ndarray
+        ``(n_exp,)`` exposure times (for ``exptime`` weights).
+    nods : NodDifference or None
+        The nod differencing that made these data, if any.
+    """
+
+    data: np.ndarray
+    good: np.ndarray
+    variances: dict[str, np.ndarray]
+    wavelength: np.ndarray
+    exptime: np.ndarray
+    nods: NodDifference | None = None
+
+    @property
+    def total_variance(self) -> np.ndarray:
+        return sum(self.variances.values())
+
+
+def source_model(work: ExposureStack, profile: np.ndarray) -> np.ndarray:
+    """The data per unit flux: the profile, less the negative images where nods were differenced."""
+    return profile if work.nods is None else profile - negative_images(work.nods, profile)
+
+
+def negative_images(nods: NodDifference, profile: np.ndarray) -> np.ndarray:
+    """The source's negative images in each difference, per unit flux (the subtracted mean of the others)."""
+    weight = nods.other.astype(float)
+    return nods.share * np.einsum("eo,o...->e...", weight, np.where(nods.source_good, profile, 0.0))
+
+
+def cosmic_rays(alone: ExposureStack, profile: np.ndarray, reject_sigma: float | None) -> tuple[np.ndarray, dict]:
+    """Pixels of each exposure far above the profile model, or sharp and bright where the profile is nil."""
+    if not reject_sigma:
+        return np.zeros(alone.good.shape, bool), {}
+    vr, vp, vf = (alone.variances[k] for k in ("var_rnoise", "var_poisson", "var_flat"))
+    first = optimal_extract(np.where(alone.good, alone.data, 0.0), profile, vr, vp, vf, mask=alone.good,
+                                 reject_sigma=reject_sigma, min_coverage=0.0)
+    rejected = first.rejected
+    used = alone.good & ~rejected
+    variance = alone.total_variance
+    away = profile < 1e-3 * profile.max(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        sharp = used & away & (np.nan_to_num(sharpness(alone.data, used, variance)) > reject_sigma)
+        sharp &= alone.data > reject_sigma * np.sqrt(variance)
+    return rejected | sharp, {"profile": int(rejected.sum()), "off_trace": int(sharp.sum())}
+
+
+def bright_or_extreme(final: ExposureStack, profile: np.ndarray, model: np.ndarray, outside_factor: float | None,
+                      clip_percentiles: tuple[float, float] | None) -> tuple[np.ndarray, dict]:
+    """Pixels away from the traces brighter than the trace, and residuals in the extreme percentiles."""
+    flags, counts = np.zeros(final.good.shape, bool), {}
+    if not (outside_factor or clip_percentiles):
+        return flags, counts
+    variance = final.total_variance
+    data = np.where(final.good, final.data, 0.0)
+    weight = np.where(final.good & (variance > 0), 1.0 / np.where(variance > 0, variance, 1.0), 0.0)
+    flux = np.sum(weight * model * data, axis=1) / np.maximum(np.sum(weight * model**2, axis=1), 1e-300)
+    fitted = flux[:, None, :] * model
+    if outside_factor:
+        away = np.abs(model) < 1e-3 * profile.max(axis=1, keepdims=True)
+        flags |= bright_outside(final.data, final.good, variance, fitted, away, outside_factor)
+        counts["outside_trace"] = int(flags.sum())
+    if clip_percentiles:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = np.where(final.good & ~flags, (final.data - fitted) / np.sqrt(variance), np.nan)
+        low, high = np.nanpercentile(z, clip_percentiles)
+        extreme = (z < low) | (z > high)
+        counts["percentile"] = int(extreme.sum())
+        flags |= extreme
+    return flags, counts
+
+
+def pixel_weights(kind: str, final: ExposureStack, profile: np.ndarray) -> np.ndarray:
+    """Pixel weights of the chosen kind, zero where a pixel is not used."""
+    if kind == "ivm":  # read noise plus a smooth model of the Poisson variance: signal-independent
+        vr, vp, vf = (final.variances[k] for k in ("var_rnoise", "var_poisson", "var_flat"))
+        w = optimal_extract(np.where(final.good, final.data, 0.0), profile, vr, vp, vf, mask=final.good,
+                                 reject_sigma=None, min_coverage=0.0, return_inverse_variance=True).inverse_variance
+    elif kind == "poisson":
+        variance = final.total_variance
+        w = np.divide(1.0, variance, out=np.zeros_like(variance), where=variance > 0)
+    elif kind == "exptime":
+        w = np.broadcast_to(final.exptime[:, None, None], final.good.shape)
+    else:
+        w = np.ones(final.good.shape)
+    return np.where(final.good, w, 0.0)
+
+
+def weighted_wavelength(wavelength: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weight-averaged wavelength of every column over the rows of all exposures (NaN where no weight)."""
+    w = np.where(np.isfinite(wavelength), weights, 0.0)
+    total = w.sum(axis=(0, 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, np.sum(w * np.nan_to_num(wavelength), axis=(0, 1)) / total, np.nan)
+
+
+def rectified_image(final: ExposureStack, centers: np.ndarray, half_height: int) -> tuple[np.ndarray, np.ndarray]:
+    """For display only: the exposures resampled about their traces and averaged.
+
+    Each exposure's background-removed data are interpolated linearly along
+    the rows to offsets ``-half_height .. half_height`` from its trace and the
+    exposures averaged with inverse-variance weights. The spectrum never comes
+    from this image (resampling correlates the noise of neighbouring rows).
+
+    Returns
+    -------
+    image, variance : ndarray
+        ``(2 * half_height + 1, nx)``; NaN where no exposure covers a pixel.
+    """
+    ny = final.data.shape[1]
+    rows = centers[:, None, :] + np.arange(-half_height, half_height + 1)[None, :, None]
+    below = np.clip(np.floor(rows).astype(int), 0, ny - 2)
+    t = rows - below
+    variance = final.total_variance
+    usable = final.good & (variance > 0)
+    data = np.where(usable, final.data, 0.0)
+    d0, d1 = np.take_along_axis(data, below, axis=1), np.take_along_axis(data, below + 1, axis=1)
+    variance = np.where(usable, variance, 0.0)
+    v0, v1 = np.take_along_axis(variance, below, axis=1), np.take_along_axis(variance, below + 1, axis=1)
+    ok = (np.take_along_axis(usable, below, axis=1) & np.take_along_axis(usable, below + 1, axis=1)
+          & (rows >= 0) & (rows <= ny - 1))
+    value = (1 - t) * d0 + t * d1
+    value_var = (1 - t) ** 2 * v0 + t**2 * v1
+    weight = np.where(ok, 1.0 / np.where(ok, value_var, 1.0), 0.0)
+    total = weight.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sum(weight * value, axis=0) / total, np.where(total > 0, 1.0 / total, np.nan)

@@ -1,23 +1,19 @@
-"""JWST datamodels to canonical slit arrays.
+"""JWST datamodels to canonical slit arrays, and canonical arrays back into datamodels.
 
-This module and `jwst_optextract.io.spectra` are the only places that know
-about datamodels. A `SlitData` holds one slit in the layout of
-`jwst_optextract.core`: ``(..., ny, nx)`` with the dispersion along the last
-axis (MIRI LRS data, dispersed along y, are transposed here) and a good-pixel
-mask.
+A `SlitData` holds one slit in the layout of `jwst_optextract.core`:
+``(..., ny, nx)`` with the dispersion along the last axis (MIRI LRS data,
+dispersed along y, are transposed here) and a good-pixel mask. Reading and
+writing slits only: the loop over them is `jwst_optextract.drivers.runner`.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import multiprocessing
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -26,9 +22,8 @@ from stdatamodels.jwst import datamodels
 from ..exceptions import InputError, SlitError
 from .dq import DO_NOT_USE, dq_bits
 
-__all__ = ["FATAL_ERRORS", "SlitData", "SlitRun", "dq_bits", "geometry_cache", "integration_groups", "iter_slits",
-           "parallel_map", "process_map", "process_slits", "processes_allowed", "read_slit", "scene_models",
-           "slit_count", "slit_models", "slit_views", "write_slit"]
+__all__ = ["MeanImage", "SlitData", "describe_model", "dq_bits", "geometry_cache", "integration_groups",
+           "iter_slits", "read_slit", "scene_models", "slit_count", "slit_models", "slit_views", "write_slit"]
 
 log = logging.getLogger(__name__)
 
@@ -183,12 +178,12 @@ def iter_slits(model: datamodels.JwstDataModel) -> Iterator[tuple[str, datamodel
     """
     if not isinstance(model, SUPPORTED):
         raise InputError(
-            f"{_describe(model)} is not a supported input; give a SlitModel, MultiSlitModel, "
+            f"{describe_model(model)} is not a supported input; give a SlitModel, MultiSlitModel, "
             "ImageModel or CubeModel (a calwebb_spec2 _cal, _calints or _s2d product)"
         )
     if isinstance(model, datamodels.MultiSlitModel):
         if len(model.slits) == 0:
-            raise InputError(f"{_describe(model)} has no slits: nothing to extract")
+            raise InputError(f"{describe_model(model)} has no slits: nothing to extract")
         for index, slit in enumerate(model.slits):
             yield slit_name(slit, index), slit
     else:
@@ -203,253 +198,6 @@ def slit_count(model: datamodels.JwstDataModel) -> int:
 def slit_models(model: datamodels.JwstDataModel) -> list[datamodels.JwstDataModel]:
     """The slit datamodels of ``model`` in the order of `iter_slits`: a MultiSlitModel's slits, else ``model``."""
     return list(model.slits) if isinstance(model, datamodels.MultiSlitModel) else [model]
-
-
-@dataclass
-class SlitRun:
-    """What happened to every slit of one input (see `process_slits`).
-
-    Attributes
-    ----------
-    total : int
-        Number of slits in the input.
-    done : list of (str, object)
-        Name and result of every slit that was processed.
-    skipped : dict of str to str
-        Name of every slit that was not, and why.
-    """
-
-    total: int
-    done: list[tuple[str, Any]] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)
-
-    def summary(self, verb: str) -> str:
-        """``"<verb> N of M slits; skipped: a, b"``, for the log."""
-        skipped = f"; skipped: {', '.join(self.skipped)}" if self.skipped else ""
-        return f"{verb} {len(self.done)} of {self.total} slits{skipped}"
-
-
-def process_slits(
-    model: datamodels.JwstDataModel, work: Callable[..., Any], workers: int = 1,
-    finish: Callable[[SlitData, Any], Any] | None = None, processes: bool = False,
-    prepare: Callable[[SlitData], tuple] | None = None,
-) -> SlitRun:
-    """Read every slit of ``model`` and call ``work`` on it, keeping the healthy ones.
-
-    A slit that cannot be read or processed is skipped with a warning naming
-    the file, the slit and the reason. An error that is not the package's own
-    (a degenerate input no check foresaw) is reported the same way, as a
-    `SlitError` chained to the original, so that one slit cannot take the
-    others down.
-
-    With ``workers > 1`` the slits are processed in that many threads (see
-    `parallel_map`), or, with ``processes=True`` and several slits, in that
-    many worker processes (see `process_map`): ``work`` then gets the slit's
-    arrays without its datamodel (``slit.model`` is None), so it must be a
-    module-level function (or a ``functools.partial`` of one) that needs only
-    the arrays. ``prepare(slit)``, if given, is called here first and its
-    tuple passed on as further arguments, ``work(slit, *prepare(slit))``;
-    ``finish(slit, value)``, if given, turns each value into the result here,
-    in this thread, in slit order (for what needs the datamodel: plots,
-    products). Results, skipped slits and their warnings come in slit order,
-    as in a serial run, so the product is the same. ``work`` must not modify
-    shared state.
-
-    Raises
-    ------
-    InputError
-        For an unsupported or empty input, or when no slit of several could
-        be processed (listing every slit and why).
-    SlitError
-        When the input has a single slit and it could not be processed.
-    """
-    slits = list(iter_slits(model))
-    filename = getattr(model.meta, "filename", None)
-    run = SlitRun(total=len(slits))
-    numbered = [(number, len(slits)) for number in range(1, len(slits) + 1)]
-
-    def read(item: tuple[str, datamodels.JwstDataModel]) -> tuple[SlitData, tuple]:
-        slit = read_slit(item[1], model, item[0])
-        return slit, (() if prepare is None else tuple(prepare(slit)))
-
-    if processes and workers > 1 and len(slits) > 1 and processes_allowed():
-        outcomes = _in_processes(work, slits, read, numbered, workers)
-    else:
-        def read_and_work(item):
-            (name, slit_model), counter = item
-            _log_number(name, *counter)
-            slit, arguments = read((name, slit_model))
-            return slit, work(slit, *arguments)
-
-        outcomes = parallel_map(functools.partial(_attempt, read_and_work), zip(slits, numbered), workers)
-    for (name, _), (ok, value) in zip(slits, outcomes):
-        if ok:
-            ok, value = _attempt(lambda pair: pair[1] if finish is None else finish(*pair), value)
-        if ok:
-            run.done.append((name, value))
-            continue
-        error = _slit_error(value, name, filename)
-        if len(slits) == 1:
-            if error is value:
-                raise value
-            raise error from value
-        log.warning("Skipping %s", error)
-        run.skipped[name] = error.problem
-    if not run.done:
-        reasons = "; ".join(f"{name}: {why}" for name, why in run.skipped.items())
-        raise InputError(f"{_describe(model)}: none of its {run.total} slits could be processed ({reasons})")
-    return run
-
-
-FATAL_ERRORS = (InputError, ImportError, OSError, MemoryError)
-"""Errors about the input as a whole or the environment: they stop the run instead of skipping a slit."""
-
-
-def _attempt(func: Callable[[Any], Any], item: Any) -> tuple[bool, Any]:
-    """``(True, func(item))``, or ``(False, the exception)``; the `FATAL_ERRORS` are raised."""
-    try:
-        return True, func(item)
-    except FATAL_ERRORS:
-        raise
-    except Exception as exc:  # noqa: BLE001 -- one slit must not lose the others
-        return False, exc
-
-
-def _log_number(name: str, number: int, total: int) -> None:
-    if total > 1:
-        log.info("Slit %s (%d of %d)", name, number, total)
-
-
-def _numbered(work: Callable[..., Any], item: tuple[SlitData, tuple, int, int]) -> Any:
-    slit, arguments, number, total = item
-    _log_number(slit.name, number, total)
-    return work(slit, *arguments)
-
-
-def _in_processes(work, slits: list, read: Callable, numbered: list[tuple[int, int]], workers: int):
-    """``(ok, (slit, value))`` per slit, ``work`` run in worker processes on the slits that could be read.
-
-    Each slit goes to the workers as soon as it is read here: they start on
-    the first while the others are being read.
-    """
-    outcomes = []
-
-    def jobs():
-        for item, counter in zip(slits, numbered):
-            outcomes.append(_attempt(read, item))
-            if outcomes[-1][0]:
-                slit, arguments = outcomes[-1][1]
-                yield slit.detached(), arguments, *counter
-
-    results = process_map(functools.partial(_attempt, functools.partial(_numbered, work)), jobs(),
-                          min(workers, len(slits)))
-    first = next(results, None)  # every slit is read (and sent) by now
-    for (ok, value), (name, _), counter in zip(outcomes, slits, numbered):
-        if not ok:  # the slit could not be read: its number is logged here, before its warning
-            _log_number(name, *counter)
-            yield ok, value
-            continue
-        done, result = first if first is not None else next(results)
-        first = None
-        yield done, ((value[0], result) if done else result)
-
-
-def parallel_map(func: Callable[[Any], Any], items: Iterable[Any], workers: int = 1) -> Iterator[Any]:
-    """``map(func, items)`` in ``workers`` threads, results in the order of ``items``.
-
-    Threads share the arrays (nothing is copied), and numpy releases the GIL
-    in the large array operations that dominate the work on large slits and
-    time series; work that is mostly Python (fits of many small slits) goes
-    to `process_map` instead. Log records from the threads reach the same
-    handlers as the caller's. An exception raised by ``func`` is raised here
-    when its result is reached, after the work already started has finished.
-    Python's warning filters are process-wide and ``warnings.catch_warnings``
-    is not thread safe, so they are restored when the map ends.
-    """
-    items = list(items)
-    workers = max(1, min(int(workers), len(items)))
-    if workers == 1:
-        yield from map(func, items)
-        return
-    with warnings.catch_warnings(), ThreadPoolExecutor(workers, thread_name_prefix="optx") as pool:
-        yield from pool.map(func, items)
-
-
-def processes_allowed() -> bool:
-    """False inside a daemonic process (a Dask or multiprocessing worker), which may not start processes."""
-    return not multiprocessing.current_process().daemon
-
-
-_IDLE_SECONDS = 300
-"""Worker processes wait this long for more work: the steps of a pipeline reuse them, imports and all."""
-
-_ONE_THREAD_EACH = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-"""As many workers as cores were asked for: their numerical libraries must not start threads of their own."""
-
-
-def process_map(func: Callable[[Any], Any], items: Iterable[Any], workers: int) -> Iterator[Any]:
-    """``map(func, items)`` in ``workers`` processes, results in the order of ``items``.
-
-    For work that holds the GIL (the Python-level fits of many small slits),
-    on joblib's reusable loky executor: its workers are fresh interpreters
-    (no fork of this process and its threads) that do not run the caller's
-    ``__main__`` again, so scripts need no ``if __name__ == "__main__"``
-    guard. ``func`` and the items are pickled to them, each item as soon as
-    ``items`` yields it, and the results back. The records that this
-    package's loggers emit in a worker, at this process's level, are handled
-    here, with the item's result, by this process's handlers: the log reads
-    as a serial run's.
-    """
-    if workers <= 1:
-        yield from map(func, items)
-        return
-    from joblib.externals.loky import get_reusable_executor
-
-    executor = get_reusable_executor(max_workers=int(workers), timeout=_IDLE_SECONDS, env=_ONE_THREAD_EACH)
-    level = logging.getLogger(_PACKAGE).getEffectiveLevel()
-    for value, records in executor.map(functools.partial(_logged, func, level), items):
-        for record in records:
-            logging.getLogger(record.name).handle(record)
-        yield value
-
-
-_PACKAGE = __name__.split(".")[0]
-
-
-class _Collect(logging.Handler):
-    """Keeps the records it is given, made picklable."""
-
-    def __init__(self):
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        record.msg, record.args, record.exc_info, record.exc_text = self.format(record), None, None, None
-        self.records.append(record)
-
-
-def _logged(func: Callable[[Any], Any], level: int, item: Any) -> tuple[Any, list[logging.LogRecord]]:
-    """``func(item)`` and the records this package logged meanwhile, from ``level`` up (in a worker process)."""
-    package = logging.getLogger(_PACKAGE)
-    collect, before = _Collect(), (package.level, package.propagate)
-    collect.setFormatter(logging.Formatter("%(message)s"))
-    package.addHandler(collect)
-    package.setLevel(level)
-    package.propagate = False
-    try:
-        return func(item), collect.records
-    finally:
-        package.removeHandler(collect)
-        package.setLevel(before[0])
-        package.propagate = before[1]
-
-
-def _slit_error(exc: Exception, name: str, filename: str | None) -> SlitError:
-    """``exc`` as a SlitError that names the file (wrapping errors that are not the package's)."""
-    if isinstance(exc, SlitError):
-        return exc.in_file(filename)
-    return SlitError(name, f"failed unexpectedly ({type(exc).__name__}: {exc}); please report this with "
-                     "the input file", filename)
 
 
 def slit_name(slit: datamodels.JwstDataModel, index: int) -> str:
@@ -640,7 +388,7 @@ def _good_pixels(name: str, data: np.ndarray, dq: np.ndarray, variances: list[np
     return good
 
 
-def _describe(model) -> str:
+def describe_model(model) -> str:
     name = getattr(getattr(model, "meta", None), "filename", None)
     kind = type(model).__name__
     return f"{kind} {name!r}" if name else kind

@@ -2,7 +2,7 @@
 
 A `SourceGroup` holds every exposure's slit of one source in canonical
 arrays cut to the detector region they share, and each exposure's nod
-position, so that `jwst_optextract.combination` can stack them pixel for
+position, so that `jwst_optextract.drivers.combine` can stack them pixel for
 pixel without resampling.
 """
 
@@ -75,6 +75,12 @@ class SourceGroup:
     @property
     def filenames(self) -> list[str]:
         return [_filename(p) for p in self.parents]
+
+    @property
+    def exposure_times(self) -> list[float]:
+        """Effective exposure time of every exposure in seconds (else its exposure time, else 1)."""
+        return [float(p.meta.exposure.effective_exposure_time or p.meta.exposure.exposure_time or 1.0)
+                for p in self.parents]
 
 
 def read_program(inputs) -> Program:

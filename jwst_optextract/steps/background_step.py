@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from ..background import BackgroundParameters, subtract_background
+from ..drivers import background as driver
+from ..drivers.parameters import BackgroundParameters
 from ..io.dq import dq_bits
 from .base import OptxStep, open_model, worker_count
 from .spec import RegistrySpec
@@ -90,15 +91,14 @@ class BackgroundStep(OptxStep):
         owned = model is not input_data
         try:
             params = self._parameters()
-            result, background, _ = subtract_background(model, params, self.background,
-                                                        keep_background=self.save_background,
-                                                        workers=worker_count(self.maximum_cores),
-                                                        in_place=owned or bool(in_place))
+            result, summary = driver.run(model, params, self.background, keep_background=self.save_background,
+                                         workers=worker_count(self.maximum_cores), in_place=owned or bool(in_place))
         except BaseException:
             if owned:
                 model.close()
             raise
         result.meta.cal_step.optx_background = "COMPLETE"
+        background = summary.background
         if background is not None:
             background.meta.cal_step.optx_background = "COMPLETE"
             self.save_model(background, suffix="bkg", force=True)

@@ -18,7 +18,7 @@ from stdatamodels import DataModel
 from stdatamodels.jwst import datamodels
 
 from ..exceptions import InputError, OutputError
-from ..io import SlitRun
+from ..drivers.runner import SlitRun
 from ..io.opening import open_datamodel
 from ..io.writing import write_fits
 from ..reference_files import PACKAGED_REFERENCES, load_reference, packaged_reference

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-from functools import partial
 
-from ..combination import CombineParameters, combine_source
+from ..drivers import combine
+from ..drivers.combine import CombineParameters
 from ..exceptions import InputError
-from ..io.slits import SlitRun, parallel_map
-from ..io.sources import group_sources, read_program, rectified_product, source_product
+from ..io.sources import read_program, rectified_product
 from .base import OptxStep, log_summary, worker_count
 
 __all__ = ["SlitCombineStep"]
@@ -79,14 +78,14 @@ class SlitCombineStep(OptxStep):
         program = read_program(inputs[0] if len(inputs) == 1 else list(inputs))
         try:
             params = self._parameters(program.exposures[0])
-            groups, skipped = group_sources(program.exposures)
-            run = SlitRun(total=len(groups) + len(skipped), skipped=dict(skipped))
-            work = partial(self._combine, params=params, product_name=program.product_name, run=run)
-            outputs = list(parallel_map(work, groups, worker_count(self.maximum_cores)))
+            outputs, run = combine.run(program.exposures, params, program.product_name,
+                                       workers=worker_count(self.maximum_cores), finish=self._save_extras)
         finally:
             for model in program.opened:
                 model.close()
-        outputs = [output for output in outputs if output is not None]
+        for output in outputs:
+            output.meta.cal_step.optx_combine = "COMPLETE"
+            output.meta.cal_step.extract_1d = "COMPLETE"
         log_summary(run, "Combined")
         if not outputs:
             reasons = "; ".join(f"{key}: {why}" for key, why in run.skipped.items())
@@ -94,24 +93,14 @@ class SlitCombineStep(OptxStep):
         self.output_use_model = True  # each product is named after its source
         return outputs
 
-    def _combine(self, group, params, product_name: str, run: SlitRun):
-        try:
-            result = combine_source(group, params)
-        except Exception as error:  # noqa: BLE001 -- one source must not lose the others
-            log.warning("Skipping %s: %s", group.key, error)
-            run.skipped[group.key] = str(error)
-            return None
-        output = source_product(group, result.spectrum, product_name)
+    def _save_extras(self, group, result, output) -> None:
+        """With ``save_pixel_table`` and ``save_rectified``: what is saved beside one source's product."""
         if self.save_pixel_table:
             self._save_table(result.pixels, output.meta.filename.replace("_x1d.fits", "_pixels.fits"))
         if self.save_rectified:
             image = rectified_product(group, *result.rectified, result.spectrum.wavelength)
             self.save_model(image, suffix="rect", output_file=output.meta.filename.replace("_x1d.fits", ".fits"),
                             force=True)
-        output.meta.cal_step.optx_combine = "COMPLETE"
-        output.meta.cal_step.extract_1d = "COMPLETE"
-        run.done.append((group.key, result))
-        return output
 
     def _save_table(self, table, filename: str) -> None:
         path = os.path.join(self.output_dir or "", filename)

@@ -7,8 +7,9 @@ import logging
 from astropy.table import vstack
 from stdatamodels.jwst import datamodels
 
-from ..extraction import ExtractionParameters, extract_model
-from ..products import ProfileModel, TraceModel
+from ..drivers import extract
+from ..drivers.parameters import ExtractionParameters
+from ..io.products import ProfileModel, TraceModel
 from .base import (
     OptxStep,
     log_summary,
@@ -87,8 +88,7 @@ class OptimalExtractStep(OptxStep):
         profiles = open_product(psf if psf is not None else self.psf, ProfileModel)
         try:
             params = self._parameters(model)
-            output, summary = extract_model(model, params, traces, profiles,
-                                            workers=worker_count(self.maximum_cores))
+            output, summary = extract.run(model, params, traces, profiles, workers=worker_count(self.maximum_cores))
         finally:
             if model is not input_data:
                 model.close()

@@ -9,7 +9,7 @@ from jwst.stpipe.core import JwstPipeline
 from stdatamodels.jwst import datamodels
 
 from ..io import geometry_cache
-from ..products import ProfileModel, TraceModel
+from ..io.products import ProfileModel, TraceModel
 from .background_step import BackgroundStep
 from .base import AtomicSaveMixin, open_model
 from .extract_step import OptimalExtractStep

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 
-from ..exceptions import InputError, SlitError
-from ..fitting import (
-    FitParameters,
-    TraceFit,
-    fit_slit_profile,
-    profile_entry,
-    trace_from_entry,
-)
-from ..io import process_slits
-from ..products import TraceModel, new_profile_model, read_template
+from ..drivers import psf
+from ..drivers.parameters import FitParameters
+from ..exceptions import InputError
+from ..io.products import TraceModel, read_template
 from .base import (
     OptxStep,
     PlottingMixin,
@@ -44,7 +37,7 @@ class PsfFitStep(PlottingMixin, OptxStep):
       polynomial along the dispersion, with one fitted index ``beta``;
     - ``template``: a user-supplied PSF (``template``: monochromatic profiles
       on a wavelength x offset grid, see
-      `~jwst_optextract.products.read_template`) interpolated to the
+      `~jwst_optextract.io.products.read_template`) interpolated to the
       wavelength of every column, integrated over its pixels about the trace
       and, with ``template_stretch``, stretched by a fitted factor;
     - ``auto``: of the Gaussian, the Moffat and the splines (and the template
@@ -57,7 +50,7 @@ class PsfFitStep(PlottingMixin, OptxStep):
     the spline smooth where the data are noise. Uses the trace given with
     ``trace`` (a TraceModel file) or fits one.
 
-    Returns a `~jwst_optextract.products.ProfileModel` (suffix ``psf``, ASDF).
+    Returns a `~jwst_optextract.io.products.ProfileModel` (suffix ``psf``, ASDF).
     """
 
     class_alias = "optx_psf"
@@ -93,36 +86,14 @@ class PsfFitStep(PlottingMixin, OptxStep):
         traces = open_product(trace if trace is not None else self.trace, TraceModel)
         try:
             params = self.fit_parameters(model)
-            product = new_profile_model(model)
-            run = process_slits(model, functools.partial(fit_slit_profile, params=params),
-                                workers=worker_count(self.maximum_cores), processes=True,
-                                prepare=lambda slit: (self._given_trace(slit, traces),), finish=self._finish)
+            product, run = psf.run(model, params, traces, workers=worker_count(self.maximum_cores),
+                                   plot=self.save_plot if self.save_plots else None)
         finally:
             if model is not input_data:
                 model.close()
-        for _, entry in run.done:
-            product.profiles.append(entry)
         log_summary(run, "Fitted the profile of")
         product.meta.cal_step.optx_psf = "COMPLETE"
         return product
-
-    @staticmethod
-    def _given_trace(slit, traces: TraceModel | None) -> TraceFit | None:
-        """The slit's trace from the given TraceModel, or None to fit it."""
-        if traces is None:
-            return None
-        entry = traces.trace_for(slit.name)
-        if entry is None:
-            raise SlitError(slit.name, "the given TraceModel has no entry for this slit; give the trace "
-                            "product of this exposure, or none to fit the trace")
-        return trace_from_entry(entry, slit)
-
-    def _finish(self, slit, fits) -> dict:
-        """The ProfileModel entry of one slit (and its plot)."""
-        trace, profile = fits
-        if self.save_plots:
-            self.save_plot(slit, trace, profile)
-        return profile_entry(slit, profile)
 
     def fit_parameters(self, model) -> FitParameters:
         """Step parameters, with the reference defaults for the exposure type where not given."""

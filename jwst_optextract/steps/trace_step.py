@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 
-from ..fitting import FitParameters, fit_trace, trace_entry
-from ..io import process_slits
-from ..products import new_trace_model
+from ..drivers import trace
+from ..drivers.parameters import FitParameters
 from .base import (
     OptxStep,
     PlottingMixin,
@@ -34,7 +32,7 @@ class TraceStep(PlottingMixin, OptxStep):
     nod-subtracted data are located. A slit with no detectable source gets the
     WCS (or brightest-row) position, a warning, and ``detected = False``.
 
-    Returns a `~jwst_optextract.products.TraceModel` (suffix ``trace``, ASDF).
+    Returns a `~jwst_optextract.io.products.TraceModel` (suffix ``trace``, ASDF).
     """
 
     class_alias = "optx_trace"
@@ -66,23 +64,14 @@ class TraceStep(PlottingMixin, OptxStep):
         model = open_model(input_data)
         try:
             params = self.fit_parameters(model)
-            product = new_trace_model(model)
-            run = process_slits(model, functools.partial(fit_trace, params=params),
-                                workers=worker_count(self.maximum_cores), processes=True, finish=self._finish)
+            product, run = trace.run(model, params, workers=worker_count(self.maximum_cores),
+                                     plot=self.save_plot if self.save_plots else None)
         finally:
             if model is not input_data:
                 model.close()
-        for _, entry in run.done:
-            product.traces.append(entry)
         log_summary(run, "Traced")
         product.meta.cal_step.optx_trace = "COMPLETE"
         return product
-
-    def _finish(self, slit, trace) -> dict:
-        """The TraceModel entry of one slit (and its plot)."""
-        if self.save_plots:
-            self.save_plot(slit, trace)
-        return trace_entry(slit, trace)
 
     def fit_parameters(self, model) -> FitParameters:
         """Step parameters, with the reference defaults for the exposure type where not given."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import core
-from ..fitting import ProfileFit, TraceFit
+from ..drivers.fit import ProfileFit, TraceFit
 from ..io import SlitData
 
 __all__ = ["plot_slit", "save_slit_plot"]

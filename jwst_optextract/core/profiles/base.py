@@ -33,7 +33,7 @@ class Profile(ABC):
 
     A whole pixel or more marks a profile learnt from the data, known only at the sub-pixel phases they
     sampled: its derivatives come from a stencil of whole-pixel shifts, for what it adds to the trace's
-    Gaussian (see ``ProfileFit._derivatives``)."""
+    Gaussian (see ``ProfileFit.derivatives``)."""
 
     needs_source: ClassVar[bool] = True
     """Whether the kind is fitted only to a detected source (else the Gaussian of the trace fit is kept)."""

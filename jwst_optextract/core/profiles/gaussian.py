@@ -14,7 +14,9 @@ from scipy.special import erf
 
 from ..scene import SceneBackground
 from .base import Profile, ProfileProblem, register
-from .shape import _center_start, _constant, _LegendreCentre, _legendre_from_entry, _mean_data, _normalised, fit_shape
+from .shape import (
+    LegendreCentre, center_start, constant_series, fit_shape, legendre_from_entry, mean_data, normalised,
+)
 
 __all__ = ["GaussianProfile", "fit_gaussian_profile", "gaussian_profile"]
 
@@ -38,7 +40,7 @@ def gaussian_profile(ny: int, center: np.ndarray, sigma: np.ndarray) -> np.ndarr
         Shape ``(..., ny, nx)``.
     """
     g = _integrated_gaussian(ny, np.asarray(center, float), np.asarray(sigma, float))
-    return _normalised(g)
+    return normalised(g)
 
 
 
@@ -66,7 +68,7 @@ def _gaussian_derivatives(ny, center, sigma):
 
 @register("gaussian")
 @dataclass
-class GaussianProfile(_LegendreCentre, Profile):
+class GaussianProfile(LegendreCentre, Profile):
     """Gaussian cross-dispersion profile with Legendre centre and width.
 
     Attributes
@@ -107,7 +109,7 @@ class GaussianProfile(_LegendreCentre, Profile):
 
     @classmethod
     def from_entry(cls, entry: Any, center: np.ndarray, ny: int) -> GaussianProfile:
-        center_coeffs, sigma_coeffs = _legendre_from_entry(entry, center)
+        center_coeffs, sigma_coeffs = legendre_from_entry(entry, center)
         return cls(center_coeffs, sigma_coeffs, center.size, ny)
 
     @classmethod
@@ -171,10 +173,10 @@ def fit_gaussian_profile(
     -------
     GaussianProfile
     """
-    image, mask, vr, vp = _mean_data(data, good, var_rnoise, var_poisson)
+    image, mask, vr, vp = mean_data(data, good, var_rnoise, var_poisson)
     ny, nx = image.shape
-    base, about, coeffs = _center_start(trace, base, center_degree, nx)
-    coeffs["width"] = _constant(sigma_guess, sigma_degree)
+    base, about, coeffs = center_start(trace, base, center_degree, nx)
+    coeffs["width"] = constant_series(sigma_guess, sigma_degree)
     limits = {"width": sigma_limits}
 
     def model(values):

@@ -14,7 +14,7 @@ from scipy.special import digamma
 from ..scene import SceneBackground
 from ..trace import _scaled
 from .base import Profile, ProfileProblem, less_background, register
-from .shape import _center_start, _LegendreCentre, _legendre_from_entry, _mean_data, _normalised, fit_shape
+from .shape import LegendreCentre, center_start, fit_shape, legendre_from_entry, mean_data, normalised
 
 __all__ = ["MoffatProfile", "fit_moffat_profile", "moffat_profile"]
 
@@ -53,7 +53,7 @@ def moffat_profile(ny: int, center: np.ndarray, alpha: np.ndarray, beta: float) 
     """
     g, _ = _moffat_derivatives(ny, np.asarray(center, float), np.asarray(alpha, float), float(beta),
                                derivatives=False)
-    return _normalised(g)
+    return normalised(g)
 
 
 
@@ -97,7 +97,7 @@ def _moffat_derivatives(ny, center, alpha, beta, derivatives=True):
 
 @register("moffat")
 @dataclass
-class MoffatProfile(_LegendreCentre, Profile):
+class MoffatProfile(LegendreCentre, Profile):
     """Moffat cross-dispersion profile with Legendre centre and width and one index ``beta``.
 
     Attributes
@@ -145,7 +145,7 @@ class MoffatProfile(_LegendreCentre, Profile):
 
     @classmethod
     def from_entry(cls, entry: Any, center: np.ndarray, ny: int) -> MoffatProfile:
-        center_coeffs, alpha_coeffs = _legendre_from_entry(entry, center)
+        center_coeffs, alpha_coeffs = legendre_from_entry(entry, center)
         return cls(center_coeffs, alpha_coeffs, float(entry.beta), center.size, ny)
 
     @classmethod
@@ -232,9 +232,9 @@ def fit_moffat_profile(
     -------
     MoffatProfile
     """
-    image, mask, vr, vp = _mean_data(data, good, var_rnoise, var_poisson)
+    image, mask, vr, vp = mean_data(data, good, var_rnoise, var_poisson)
     ny, nx = image.shape
-    base, about, coeffs = _center_start(trace, base, center_degree, nx)
+    base, about, coeffs = center_start(trace, base, center_degree, nx)
     t = _scaled(np.arange(nx), nx)
     coeffs["width"] = legendre.legfit(t, np.broadcast_to(np.asarray(alpha_guess, float), (nx,)), alpha_degree)
     coeffs["beta"] = np.array([float(beta_guess)])

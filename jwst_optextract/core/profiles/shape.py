@@ -23,12 +23,14 @@ from ..optimal import optimal_extract
 from ..scene import SceneBackground
 from ..trace import _scaled, collapse_integrations
 
-__all__ = ["fit_shape"]
+__all__ = ["LegendreCentre", "center_start", "constant_series", "fit_shape", "legendre_from_entry", "mean_data",
+           "normalised"]
 
 log = logging.getLogger(__name__)
 
 
-def _normalised(g):
+def normalised(g):
+    """``g`` divided by its sum over the rows of each column (0 where that is not positive)."""
     total = g.sum(axis=-2, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, g / total, 0.0)
@@ -36,7 +38,7 @@ def _normalised(g):
 
 
 
-class _LegendreCentre:
+class LegendreCentre:
     """The centre of a parametric profile: a Legendre series along the dispersion, about ``base`` if given.
 
     For dataclasses with ``center_coeffs``, ``base`` and ``nx``.
@@ -138,7 +140,7 @@ def fit_shape(
             )
             sky = 0.0
         else:  # the amplitudes and the background fitted together: the wings are not background
-            result = background.fit(image, _normalised(g), var_rnoise, var_poisson, mask=mask, min_coverage=0.0,
+            result = background.fit(image, normalised(g), var_rnoise, var_poisson, mask=mask, min_coverage=0.0,
                                     return_inverse_variance=True, reject_sigma=reject_sigma if rejecting else None)
             sky = result.background
         flux = np.nan_to_num(result.flux) / g.sum(axis=0)
@@ -212,7 +214,7 @@ def _stepped(coeffs: dict, steps: list, limits: dict) -> tuple[dict, float]:
 
 
 
-def _center_start(trace, base, center_degree, nx):
+def center_start(trace, base, center_degree, nx):
     """The profile's base trace, the centre the fitted series is an offset from, and its start coefficients.
 
     With ``center_degree`` None the centre is held (no coefficients) at
@@ -226,13 +228,14 @@ def _center_start(trace, base, center_degree, nx):
     return base, about, {"center": coef}
 
 
-def _constant(value: float, degree: int) -> np.ndarray:
+def constant_series(value: float, degree: int) -> np.ndarray:
+    """Legendre coefficients of degree ``degree`` of the constant ``value``."""
     coef = np.zeros(degree + 1)
     coef[0] = value
     return coef
 
 
-def _mean_data(data, good, var_rnoise, var_poisson):
+def mean_data(data, good, var_rnoise, var_poisson):
     """The mean image over integrations, its mask, and the variances of that mean."""
     image, mask = collapse_integrations(data, good)
     n_int = max(1, int(np.prod(data.shape[:-2])))
@@ -249,7 +252,7 @@ def _mean_frame(var, shape):
     return np.nanmean(var, axis=tuple(range(var.ndim - 2)))
 
 
-def _legendre_from_entry(entry: Any, center: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def legendre_from_entry(entry: Any, center: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Legendre coefficients of a parametric profile's centre and width from a product entry's per-column values."""
     nx = center.size
     scaled = np.linspace(-1, 1, nx)

@@ -115,7 +115,7 @@ class SplineProfile(Profile):
             values = values + self.wing_scale * np.where(beyond, self.wings.evaluate(ny, center), 0.0)
         return values
 
-    # A spline learnt from the data is only known on the pixel scale (see ProfileFit._derivatives).
+    # A spline learnt from the data is only known on the pixel scale (see ProfileFit.derivatives).
     derivative_step: ClassVar[float] = 1.0
     column_degree_fitted: ClassVar[int] = 1
     """Degree along the dispersion of the fits of this kind."""

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .base import Profile, ProfileProblem, register
-from .shape import _mean_data, _normalised, fit_shape
+from .shape import fit_shape, mean_data, normalised
 
 __all__ = ["ProfileTemplate", "TemplateProfile", "fit_template_profile"]
 
@@ -125,9 +125,9 @@ class TemplateProfile(Profile):
     def evaluate(self, ny: int, center: np.ndarray) -> np.ndarray:
         """The profile ``(..., ny, nx)`` about the trace ``center`` (``(..., nx)``), normalised per column."""
         g, _ = self.pixels(ny, center, self.stretch, derivative=False)
-        return _normalised(g)
+        return normalised(g)
 
-    # A template resampled onto the pixels is only known on the pixel scale (see ProfileFit._derivatives).
+    # A template resampled onto the pixels is only known on the pixel scale (see ProfileFit.derivatives).
     derivative_step: ClassVar[float] = 1.0
     # A template is a shape known in advance: it is resampled onto the slit even without a detection.
     needs_source: ClassVar[bool] = False
@@ -239,7 +239,7 @@ def fit_template_profile(
     profile = TemplateProfile(template, column_wavelength)
     if not fit_stretch:
         return profile
-    image, mask, vr, vp = _mean_data(data, good, var_rnoise, var_poisson)
+    image, mask, vr, vp = mean_data(data, good, var_rnoise, var_poisson)
     ny = image.shape[0]
 
     def model(values):

@@ -1,9 +1,9 @@
-"""Background subtraction of whole datamodels: the glue between `io` and `core.background`.
+"""BackgroundStep's driver: background subtraction of whole datamodels, joining `io` and `core.background`.
 
-`subtract_background` returns a background-subtracted copy of any supported
-input model (same type), with the variance of the background estimate added
-to its variance arrays, and a model of the same type holding the background
-itself. Steps call it and do nothing else of substance.
+`run` returns a background-subtracted copy of any supported input model
+(same type), with the variance of the background estimate added to its
+variance arrays, and a summary that holds a model of the same type with the
+background itself. Steps call it and do nothing else of substance.
 """
 
 from __future__ import annotations
@@ -14,52 +14,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .core import background as bkg
-from .core import masking
-from .core.background import METHODS, background_method
-from .core.trace import collapse_integrations, find_trace
-from .exceptions import InputError, SlitError
-from .io import SlitData, iter_slits, process_slits
-from .io.dq import DO_NOT_USE, OUTLIER
-from .io.exposures import matching_slits, open_exposure, stack_exposures
-from .io.slits import FATAL_ERRORS, integration_groups, slit_models, slit_views
-from .parameters import StepParameters
+from ..core import background as bkg
+from ..core import masking
+from ..core.background import METHODS, background_method
+from ..core.trace import collapse_integrations, find_trace
+from ..exceptions import InputError, SlitError
+from ..io import SlitData, iter_slits
+from ..io.dq import DO_NOT_USE, OUTLIER
+from ..io.exposures import matching_slits, open_exposure, stack_exposures
+from ..io.slits import integration_groups, slit_models, slit_views
+from .parameters import BackgroundParameters
+from .runner import FATAL_ERRORS, process_slits
 
-__all__ = ["METHODS", "BackgroundParameters", "BackgroundSummary", "estimate_slit", "subtract_background"]
+__all__ = ["METHODS", "BackgroundParameters", "BackgroundSummary", "estimate_slit", "run", "subtract_background"]
 
 log = logging.getLogger(__name__)
 
-
-
-@dataclass
-class BackgroundParameters(StepParameters):
-    """Everything that controls a background subtraction (see `BackgroundStep` for meanings).
-
-    `~jwst_optextract.parameters.StepParameters.from_step` builds it from the
-    step; ``dq_bits`` is derived (from ``dq_flags``). ``clip_sigma`` 0 (or None)
-    disables the clipping.
-    """
-
-    method: str = "smooth"
-    source_half_width: float = 5.0
-    source_ystart: float | None = None
-    source_ystop: float | None = None
-    poly_degree: int = 2
-    knot_spacing: float = 32.0
-    column_statistic: str = "median"
-    clip_sigma: float | None = 3.0
-    max_clip_iterations: int = 5
-    box_size: tuple[int, int] = (8, 64)
-    filter_size: tuple[int, int] = (1, 3)
-    dq_bits: int = DO_NOT_USE
-    hot_pixel_sigma: float | None = None
-    mask_cosmic_rays: bool = False
-    trace: dict[str, np.ndarray] | None = None
-    """Source centre row per column for slits by name (e.g. from a trace product)."""
-
-    def __post_init__(self):
-        self.clip_sigma = self.clip_sigma or None
-        self.box_size, self.filter_size = tuple(self.box_size), tuple(self.filter_size)
 
 
 @dataclass
@@ -70,9 +40,21 @@ class BackgroundSummary:
     skipped: dict[str, str] = field(default_factory=dict)
     pixels_used: int = 0
     pixels_clipped: int = 0
+    background: object = None
+    """With ``keep_background``: a copy of the input holding the background model (see `run`)."""
 
 
 def subtract_background(
+    model, params: BackgroundParameters, exposures: list | None = None, keep_background: bool = True,
+    workers: int = 1, in_place: bool = False,
+):
+    """`run`, with the background model returned on its own: ``(result, background, summary)``."""
+    result, summary = run(model, params, exposures, keep_background=keep_background, workers=workers,
+                          in_place=in_place)
+    return result, summary.background, summary
+
+
+def run(
     model, params: BackgroundParameters, exposures: list | None = None, keep_background: bool = True,
     workers: int = 1, in_place: bool = False,
 ):
@@ -89,7 +71,7 @@ def subtract_background(
     keep_background : bool
         Also build the background model (a second copy of the input).
     workers : int
-        Threads over the slits (see `~jwst_optextract.io.process_slits`).
+        Threads over the slits (see `~jwst_optextract.drivers.runner.process_slits`).
     in_place : bool
         Subtract from ``model`` itself instead of a copy of it.
 
@@ -99,11 +81,11 @@ def subtract_background(
         ``model`` (or its copy) with the background subtracted and its variance
         added to VAR_POISSON / VAR_RNOISE / VAR_FLAT (ERR recomputed). Pixels
         where no background could be estimated are NaN and DO_NOT_USE.
-    background : DataModel or None
-        None unless ``keep_background``; else a copy of ``model`` holding the background model and its variances;
-        DQ is DO_NOT_USE on the pixels the estimate did not use (bad, source,
-        clipped), plus OUTLIER on the clipped ones.
     summary : BackgroundSummary
+        What happened to each slit, and in ``background`` (None unless
+        ``keep_background``) a copy of ``model`` holding the background model
+        and its variances; its DQ is DO_NOT_USE on the pixels the estimate did
+        not use (bad, source, clipped), plus OUTLIER on the clipped ones.
 
     Raises
     ------
@@ -128,13 +110,13 @@ def subtract_background(
         matched = matching_slits(others, slit.name, position[slit.name]) if others else None
         return subtract_slit(slit, params, matched, *targets[position[slit.name]])
 
-    run = process_slits(model, subtract, workers=workers)
-    for name in run.skipped:
+    slits_run = process_slits(model, subtract, workers=workers)
+    for name in slits_run.skipped:
         log.warning("Slit %s: its data are left as they were (no background subtracted)", name)
         if targets[position[name]][1] is not None:
             _mark_skipped(targets[position[name]][1])
-    summary = BackgroundSummary(skipped=dict(run.skipped))
-    for name, counts in run.done:
+    summary = BackgroundSummary(skipped=dict(slits_run.skipped), background=background)
+    for name, counts in slits_run.done:
         summary.subtracted.append(name)
         summary.pixels_used += counts.used
         summary.pixels_clipped += counts.clipped
@@ -143,7 +125,7 @@ def subtract_background(
         params.method, len(summary.subtracted), len(slits), summary.pixels_used, summary.pixels_clipped,
         f"; skipped: {', '.join(summary.skipped)}" if summary.skipped else "",
     )
-    return result, background, summary
+    return result, summary
 
 
 @dataclass

@@ -1,8 +1,8 @@
-"""Extraction of whole datamodels: the glue between `io` and `core`.
+"""OptimalExtractStep's driver: extraction of whole datamodels, joining `io` and `core`.
 
-`extract_model` turns any supported input model into an x1d/x1dints product;
-`extract_slit` does one slit in canonical arrays. Steps call these and do
-nothing else of substance.
+`run` (also known as `extract_model`) turns any supported input model into
+an x1d/x1dints product; `extract_slit` does one slit in canonical arrays.
+Steps call these and do nothing else of substance.
 """
 
 from __future__ import annotations
@@ -14,55 +14,21 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import core
-from .exceptions import SlitError
-from .fitting import FitParameters, ProfileFit, TraceFit, fit_profile, fit_trace, profile_from_entry, trace_from_entry
-from .io import SlitData, Spectrum, flux_units, make_output_model, process_slits, to_specmodel
-from .io.slits import SlitRun, integration_groups, parallel_map, scene_models, slit_count
-from .io.dq import OUTLIER
-from .io.spectra import white_light_curve, white_light_summary
-from .parameters import SceneParameters, StepParameters, reference_default
+from .. import core
+from ..exceptions import SlitError
+from ..core.fitted import ProfileFit, TraceFit
+from ..io.products import profile_from_entry, trace_from_entry
+from .fit import fit_profile, fit_trace
+from ..io import SlitData, Spectrum, flux_units, make_output_model, to_specmodel
+from ..io.slits import integration_groups, scene_models, slit_count
+from ..io.dq import OUTLIER
+from ..io.spectra import white_light_curve, white_light_summary
+from .parameters import ExtractionParameters
+from .runner import SlitRun, parallel_map, process_slits
 
-__all__ = ["ExtractionParameters", "ExtractionSummary", "extract_model", "extract_slit"]
+__all__ = ["ExtractionParameters", "ExtractionSummary", "extract_model", "extract_slit", "run"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ExtractionParameters(SceneParameters, StepParameters):
-    """Everything that controls an extraction (see `OptimalExtractStep` for meanings).
-
-    `~jwst_optextract.parameters.StepParameters.from_step` builds it from the
-    step; ``keep_scene`` is derived (``save_scene_model`` or ``save_residual_image``).
-    """
-
-    extraction_type: str = "optimal"
-    extract_width: float = reference_default("extract_width")
-    ystart: float | None = None
-    ystop: float | None = None
-    xstart: float | None = None
-    xstop: float | None = None
-    fill_flagged: bool = False
-    reject_sigma: float | None = reference_default("reject_sigma")
-    """0 or None: no outlier rejection, in the extraction and in the trace and profile fits."""
-    max_reject_iterations: int = 10
-    min_coverage: float = reference_default("min_coverage")
-    trace_degree: int = reference_default("trace_degree")
-    width_degree: int = reference_default("width_degree")
-    psf_sigma: float = reference_default("psf_sigma")
-    profile_kind: str = "gaussian"
-    template: str | None = None
-    chunk_pixels: int = 1 << 19
-    keep_scene: bool = False
-
-    def __post_init__(self):
-        self.reject_sigma = self.reject_sigma or None  # 0 disables the rejection
-
-    def fit_parameters(self) -> FitParameters:
-        """The trace and profile fit settings these imply (the same outlier rejection, or none)."""
-        return FitParameters(trace_degree=self.trace_degree, width_degree=self.width_degree,
-                             psf_sigma=self.psf_sigma, kind=self.profile_kind, template=self.template,
-                             reject_sigma=self.reject_sigma, **self.scene_values())
 
 
 @dataclass
@@ -81,7 +47,7 @@ class ExtractionSummary:
 
 
 class _SlitResult(NamedTuple):
-    """What `extract_model` keeps of one extracted slit."""
+    """What `run` keeps of one extracted slit."""
 
     spec: object
     """The slit's SpecModel (or the TSO equivalent)."""
@@ -93,13 +59,13 @@ class _SlitResult(NamedTuple):
     """With ``keep_scene``: the slit and its scene model ``f P``."""
 
 
-def extract_model(model, params: ExtractionParameters, traces=None, profiles=None, workers: int = 1):
+def run(model, params: ExtractionParameters, traces=None, profiles=None, workers: int = 1):
     """Extract every slit of ``model`` into a MultiSpecModel or TSOMultiSpecModel.
 
     ``traces`` and ``profiles`` (a TraceModel and a ProfileModel) are used for
     the slits they describe; whatever is not given is fitted. A slit that cannot
     be extracted is skipped with a warning naming it and the reason (see
-    `~jwst_optextract.io.process_slits`); if it is the only one, or no slit
+    `~jwst_optextract.drivers.runner.process_slits`); if it is the only one, or no slit
     can be extracted, an error says why. With ``params.keep_scene`` the summary
     also holds the scene model and the residual image, as copies of the input.
     For integrations, the white-light curve of every slit is logged and kept
@@ -126,19 +92,23 @@ def extract_model(model, params: ExtractionParameters, traces=None, profiles=Non
 
     several = slit_count(model) > 1
     group_workers = 1 if several else workers
-    run = process_slits(model, work, workers=workers if several else 1)
-    _, first = run.done[0]
+    slits = process_slits(model, work, workers=workers if several else 1)
+    _, first = slits.done[0]
     output = make_output_model(model, integrations=first.integrations)
-    summary = ExtractionSummary(run)
-    for name, result in run.done:
+    summary = ExtractionSummary(slits)
+    for name, result in slits.done:
         output.spec.append(result.spec)
         summary.rejected_pixels += result.rejected
         if result.integrations:
             summary.white_light.append(white_light_curve(result.spec, name))
             log.info("%s", white_light_summary(summary.white_light[-1]))
     if params.keep_scene:
-        summary.scene, summary.residual = scene_models(model, [result.scene for _, result in run.done])
+        summary.scene, summary.residual = scene_models(model, [result.scene for _, result in slits.done])
     return output, summary
+
+
+extract_model = run
+"""The name of `run` before the drivers (scripts and tests call it)."""
 
 
 def _check_spectrum(slit: SlitData, spectrum: Spectrum) -> None:

@@ -1,148 +1,38 @@
-"""Trace and profile fitting of whole slits: the glue between `io`, `core` and the products.
+"""Trace and profile fitting of one slit: the glue between `io` and `core`.
 
-One implementation serves TraceStep, PsfFitStep and OptimalExtractStep (which
-fits what it is not given).
+One implementation serves TraceStep, PsfFitStep, OptimalExtractStep (which
+fits what it is not given) and SlitCombineStep; `jwst_optextract.drivers.trace`
+and `jwst_optextract.drivers.psf` run it over the slits of an input.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import core
-from .core.profiles import (
-    PROFILES, MoffatProfile, Profile, ProfileProblem, ProfileTemplate, SplineProfile, profile_class,
+from .. import core
+from ..core.fitted import ProfileFit, TraceFit
+from ..core.profiles import (
+    PROFILES, MoffatProfile, ProfileProblem, ProfileTemplate, SplineProfile,
 )
-from .core.profiles.base import amplitudes as _amplitudes
-from .core.scene import SceneBackground
-from .core.trace import negative_traces, shifted_profiles, trace_shifts
-from .exceptions import SlitError
-from .io import SlitData
-from .io.slits import MeanImage
-from .parameters import SceneParameters, StepParameters, reference_default
-from .products import read_template
+from ..core.profiles.base import amplitudes
+from ..core.profiles.choice import akaike, chi2_per_pixel, median_column_snr, supported_shapes
+from ..core.scene import SceneBackground
+from ..core.trace import negative_traces, trace_shifts
+from ..exceptions import SlitError
+from ..io import SlitData
+from ..io.slits import MeanImage
+from .parameters import FitParameters
+from ..io.products import read_template
 
-__all__ = [
-    "FitParameters", "ProfileFit", "TraceFit", "fit_profile", "fit_trace",
-    "profile_entry", "profile_from_entry", "trace_entry", "trace_from_entry",
-]
+__all__ = ["PROFILE_KINDS", "TRACE_MODELS", "fit_profile", "fit_slit_profile", "fit_trace"]
 
 log = logging.getLogger(__name__)
 
 PROFILE_KINDS = PROFILES.names
 """The profile kinds packaged (``auto`` chooses among them); `PROFILES` also holds any registered since."""
 TRACE_MODELS = ("polynomial", "spline")
-
-
-@dataclass
-class FitParameters(SceneParameters, StepParameters):
-    """What controls the trace and profile fits (see TraceStep and PsfFitStep).
-
-    `~jwst_optextract.parameters.StepParameters.from_step` builds it from either step.
-    """
-
-    trace_degree: int = reference_default("trace_degree")
-    wcs_offset_degree: int = 0
-    width_degree: int = reference_default("width_degree")
-    psf_sigma: float = reference_default("psf_sigma")
-    fit_jitter: bool = True
-    kind: str = "auto"
-    window: float = 128.0
-    oversample: float = 4.0
-    smoothing: float = 30.0
-    reject_sigma: float | None = reference_default("reject_sigma")
-    """Outlier threshold of the fits, in sigma; 0 or None: no rejection."""
-    detection_snr: float = 5.0
-    trace_model: str = "polynomial"
-    deconvolve_iterations: int = 0
-    template: str | ProfileTemplate | None = None
-    """A profile template, or its file (see `~jwst_optextract.products.read_template`)."""
-    template_stretch: bool = True
-
-    def __post_init__(self):
-        self.reject_sigma = self.reject_sigma or None  # 0 disables the rejection
-
-
-@dataclass
-class TraceFit:
-    """The trace of one slit, in its canonical (dispersion along x) pixels."""
-
-    name: str
-    center: np.ndarray
-    shifts: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    negative_offsets: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    detected: bool = True
-    method: str = "gaussian"
-    gaussian: core.GaussianProfile | None = None
-
-    def centers(self) -> np.ndarray:
-        """``(nx,)``, or ``(nints, nx)`` with the per-integration shifts."""
-        if self.shifts.size:
-            return self.center[None, :] + self.shifts[:, None]
-        return self.center
-
-
-@dataclass
-class ProfileFit:
-    """The cross-dispersion profile of one slit."""
-
-    name: str
-    kind: str
-    center: np.ndarray
-    model: Profile
-    chi2_per_pixel: float = np.nan
-
-    def evaluate(self, ny: int, center: np.ndarray | None = None) -> np.ndarray:
-        """The normalised profile ``(ny, nx)`` about ``center`` (default: the fitted trace)."""
-        return self.model.evaluate(ny, self.center if center is None else center)
-
-    @property
-    def n_parameters(self) -> float:
-        """Number of (effective) free parameters of the shape, for Akaike's criterion."""
-        return self.model.n_parameters
-
-    def for_trace(self, ny: int, trace: TraceFit) -> np.ndarray:
-        """``(ny, nx)``, or ``(nints, ny, nx)`` following the trace's per-integration shifts."""
-        P0 = self.evaluate(ny, trace.center)
-        if not trace.shifts.size:
-            return P0
-        reference = None if trace.gaussian is None else ProfileFit(self.name, "gaussian", self.center, trace.gaussian)
-        dP, d2P = self._derivatives(ny, trace.center, reference)
-        return shifted_profiles(P0, dP, d2P, trace.shifts).astype(np.float32)
-
-    def _derivatives(self, ny: int, center: np.ndarray, reference: ProfileFit | None = None):
-        """First and second derivatives ``(ny, nx)`` of the profile with respect to the trace centre."""
-        step = self.model.derivative_step
-        if step < 1.0:
-            return _central_differences(lambda s: self.evaluate(ny, center + s), step, 1)
-        # A spline or template learnt from the data is known where the data sample it: on a trace that hardly
-        # moves in sub-pixel phase, at whole-pixel offsets only (between them it is whatever the smoothing left,
-        # and a sub-pixel difference made the white light follow the jitter). So its slope comes from whole-pixel
-        # shifts, by a high-order stencil, and only for what it adds to an analytic reference: the stencil's
-        # error on a narrow core (5 % at sigma 1.1 px) is then an error on the small difference.
-        if reference is None:
-            return _central_differences(lambda s: self.evaluate(ny, center + s), 1.0, 3)
-        dG, d2G = reference._derivatives(ny, center)
-        dR, d2R = _central_differences(lambda s: self.evaluate(ny, center + s) - reference.evaluate(ny, center + s),
-                                       1.0, 2)
-        return dG + dR, d2G + d2R
-
-
-def _central_differences(values, step: float, half_width: int) -> tuple[np.ndarray, np.ndarray]:
-    """First and second derivatives at 0 of ``values(offset)`` from a central stencil of ``2 half_width + 1`` points.
-
-    The weights are exact for polynomials of degree ``2 half_width`` (one point each side: the usual
-    ``(f(h) - f(-h)) / 2h`` and ``(f(h) - 2 f(0) + f(-h)) / h**2``).
-    """
-    offsets = np.arange(-half_width, half_width + 1)
-    moments = np.vander(offsets.astype(float), increasing=True).T  # moments[k, j] = offsets[j] ** k
-    first, second = (np.linalg.solve(moments, np.eye(offsets.size)[order]) * factor
-                     for order, factor in ((1, 1.0), (2, 2.0)))
-    samples = [values(k * step) for k in offsets]
-    return (sum(w * f for w, f in zip(first, samples, strict=True)) / step,
-            sum(w * f for w, f in zip(second, samples, strict=True)) / step**2)
 
 
 def fit_trace(slit: SlitData, params: FitParameters) -> TraceFit:
@@ -168,7 +58,7 @@ def fit_trace(slit: SlitData, params: FitParameters) -> TraceFit:
     if slit.n_integrations and slit.n_integrations > 1 and params.fit_jitter and trace.detected:
         profile = ProfileFit(slit.name, "gaussian", trace.center, trace.gaussian)
         P0 = profile.evaluate(slit.ny)
-        dP, d2P = profile._derivatives(slit.ny, trace.center)
+        dP, d2P = profile.derivatives(slit.ny, trace.center)
         spectrum = core.optimal_extract(mean.image, P0, mean.var_rnoise, mean.var_poisson, mask=mean.good,
                                         return_inverse_variance=True)
         weights = spectrum.inverse_variance / slit.n_integrations  # one integration's
@@ -189,7 +79,8 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
 
     ``auto`` compares, by Akaike's criterion (chi-square plus twice the
     effective number of parameters), the Gaussian, and where the median
-    signal to noise per column supports them (see `_supported_shapes`) the
+    signal to noise per column supports them (see
+    `~jwst_optextract.core.profiles.choice.supported_shapes`) the
     Moffat, a spline whose shape varies linearly across the whole slit and a
     spline with knots every ``window`` columns, and the template when one is
     given: a faint spectrum supports only the simpler shapes. Any other
@@ -227,7 +118,7 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
         return candidates[-1]
 
     def aic(candidate):
-        return candidate.chi2_per_pixel * n_pixels + 2 * candidate.n_parameters
+        return akaike(candidate.chi2_per_pixel * n_pixels, candidate.n_parameters)
 
     chosen = min(candidates, key=aic)
     log.info("Slit %s: profile chi2/pixel %s (%d pixels): %s chosen", slit.name,
@@ -238,25 +129,12 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
 
 def _supported_shapes(slit: SlitData, gauss_fit: ProfileFit, params: FitParameters,
                       mean: MeanImage) -> tuple[bool, list[float]]:
-    """Whether ``auto`` may consider the Moffat, and which spline windows, given the median S/N per column.
-
-    A spline fitted to pixels whose amplitudes come from the same noisy data is
-    biased when those amplitudes are poor (errors in variables: +1 % at S/N 5
-    per column with 128-column windows, -14 % at S/N 0.5). So: windows of
-    ``params.window`` columns from S/N 10 per column, one shape varying
-    linearly across the slit (and the Moffat, whose index is one more number
-    to learn from the wings) from S/N 3, and below that the Gaussian only
-    (PypeIt falls back to a parametric profile below S/N 4).
-    """
-    result = _amplitudes(mean, gauss_fit.evaluate(slit.ny), params.background)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        snr = float(np.nanmedian(result.flux / np.sqrt(result.var_total)))
-    windows = [float(slit.nx)] if snr >= 3 else []
-    if snr >= 10 and params.window < slit.nx:
-        windows.append(params.window)
+    """Whether ``auto`` may consider the Moffat, and which spline windows (see `supported_shapes`)."""
+    snr = median_column_snr(mean, gauss_fit.evaluate(slit.ny), params.background)
+    moffat, windows = supported_shapes(snr, slit.nx, params.window)
     log.info("Slit %s: median S/N per column %.1f: %s", slit.name, snr,
              f"Moffat and spline windows {windows} considered" if windows else "Gaussian only")
-    return snr >= 3, windows
+    return moffat, windows
 
 
 def _problem(slit: SlitData, trace: TraceFit, gaussian: core.GaussianProfile, mean: MeanImage,
@@ -334,7 +212,7 @@ def _fit_gaussian(slit: SlitData, params: FitParameters, start: np.ndarray | Non
 
         def score(g):
             n_center = 0 if trace_degree is None else g.center_coeffs.size
-            return g.chi2 / max(g.n_pixels, 1) / max(reference, 1e-12) * n + 2 * (n_center + g.sigma_coeffs.size)
+            return akaike(g.chi2 / max(g.n_pixels, 1) / max(reference, 1e-12) * n, n_center + g.sigma_coeffs.size)
 
         gaussian = min(candidates, key=score)
         if _snr(slit, gaussian, mask, params.background) >= params.detection_snr:
@@ -373,7 +251,7 @@ def _snr(slit: SlitData, gaussian: core.GaussianProfile, mask: np.ndarray | None
          background: SceneBackground) -> float:
     """Total signal to noise of the slit's flux extracted with this profile (and the background, if fitted)."""
     mean = slit.mean_image(mask)
-    result = _amplitudes(mean, gaussian.evaluate(gaussian.ny, gaussian.center), background, reject_sigma=None)
+    result = amplitudes(mean, gaussian.evaluate(gaussian.ny, gaussian.center), background, reject_sigma=None)
     ok = result.valid
     total_var = np.sum(result.var_total[ok])
     return float(np.sum(result.flux[ok]) / np.sqrt(total_var)) if total_var > 0 else 0.0
@@ -394,23 +272,8 @@ def _plausible(profile: core.GaussianProfile, prior_sigma: float) -> bool:
 
 def _chi2(slit: SlitData, profile: ProfileFit, trace: TraceFit, mean: MeanImage,
           background: SceneBackground) -> tuple[float, int]:
-    """Chi-square per pixel of the mean image about ``f P`` (plus the fitted background), each term capped at 25.
-
-    Over every good pixel of ``mean`` and with the same weights (the pixel
-    variances) whatever the profile, so that profiles compare fairly: a
-    Gaussian that is exactly zero far from the trace is judged on those pixels
-    too.
-    """
-    P = profile.evaluate(slit.ny, trace.center)
-    result = _amplitudes(mean, P, background, min_coverage=0.0)
-    sky = getattr(result, "background", 0.0)
-    variance = mean.var_rnoise + (0 if mean.var_poisson is None else np.maximum(mean.var_poisson, 0))
-    use = mean.good & (variance > 0) & np.isfinite(result.flux)[None, :]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        resid2 = (mean.image - np.nan_to_num(result.flux) * P - sky) ** 2 / variance
-    count = int(use.sum())
-    # capped at 5 sigma: unflagged cosmic rays far from the trace are no one's model
-    return float(np.minimum(resid2[use], 25.0).sum() / max(count, 1)), count
+    """Chi-square per pixel of the mean image about the profile on the trace (see `chi2_per_pixel`)."""
+    return chi2_per_pixel(mean, profile.evaluate(slit.ny, trace.center), background)
 
 
 def _negative_trace_mask(ny: int, trace: TraceFit, gaussian: core.GaussianProfile) -> np.ndarray:
@@ -420,73 +283,3 @@ def _negative_trace_mask(ny: int, trace: TraceFit, gaussian: core.GaussianProfil
     for offset in trace.negative_offsets:
         mask |= np.abs(rows - (trace.center + offset)) <= half
     return mask
-
-
-# Products ------------------------------------------------------------------
-
-
-def trace_entry(slit: SlitData, trace: TraceFit) -> dict:
-    """The TraceModel entry of one slit."""
-    return {
-        "name": slit.name, "source_id": getattr(slit.model, "source_id", None),
-        "dispersion_axis": int(slit.dispaxis), "origin": [int(o) for o in slit.origin],
-        "center": np.asarray(trace.center, float), "shifts": np.asarray(trace.shifts, float),
-        "negative_offsets": np.asarray(trace.negative_offsets, float),
-        "detected": bool(trace.detected), "method": trace.method,
-        **({} if trace.gaussian is None else {"sigma_coefficients": np.asarray(trace.gaussian.sigma_coeffs, float)}),
-    }
-
-
-def trace_from_entry(entry, slit: SlitData) -> TraceFit:
-    """A TraceFit from a TraceModel entry, checked against the slit it is used for."""
-    center = _checked_center(entry, slit, "trace")
-    shifts = np.asarray(getattr(entry, "shifts", None) if getattr(entry, "shifts", None) is not None else [], float)
-    if shifts.size and shifts.size != (slit.n_integrations or 0):
-        raise SlitError(slit.name, f"the given trace has {shifts.size} shifts for {slit.n_integrations} integrations")
-    if not np.isfinite(shifts).all():
-        raise SlitError(slit.name, "the given trace has non-finite per-integration shifts; fit the trace again")
-    negatives = getattr(entry, "negative_offsets", None)
-    sigma = getattr(entry, "sigma_coefficients", None)
-    gaussian = None
-    if sigma is not None and np.size(sigma) and np.isfinite(sigma).all():
-        gaussian = core.GaussianProfile(np.zeros(1), np.asarray(sigma, float), slit.nx, slit.ny, base=center)
-    return TraceFit(slit.name, center, shifts, np.asarray(negatives if negatives is not None else [], float),
-                    detected=bool(getattr(entry, "detected", True)), method=str(getattr(entry, "method", "given")),
-                    gaussian=gaussian)
-
-
-def profile_entry(slit: SlitData, profile: ProfileFit) -> dict:
-    """The ProfileModel entry of one slit."""
-    return {
-        "name": slit.name, "kind": profile.kind, "center": np.asarray(profile.center, float),
-        "values": profile.evaluate(slit.ny).astype(float), "chi2_per_pixel": float(profile.chi2_per_pixel),
-        **profile.model.to_entry(),
-    }
-
-
-def profile_from_entry(entry, slit: SlitData) -> ProfileFit:
-    """A ProfileFit from a ProfileModel entry, checked against the slit it is used for."""
-    center = _checked_center(entry, slit, "profile")
-    kind = str(entry.kind)
-    try:
-        model = profile_class(kind).from_entry(entry, center, slit.ny)
-    except ValueError as error:
-        raise SlitError(slit.name, str(error)) from error
-    return ProfileFit(slit.name, kind, center, model, float(getattr(entry, "chi2_per_pixel", np.nan)))
-
-
-def _checked_center(entry, slit: SlitData, what: str) -> np.ndarray:
-    """The centre of a trace or profile entry, checked to fit the slit: one finite row per column, inside it."""
-    center = np.asarray(entry.center, float)
-    if center.shape != (slit.nx,):
-        raise SlitError(slit.name, f"the given {what} has {center.size} columns but the slit has {slit.nx}; "
-                        "was it made from another exposure?")
-    if not np.isfinite(center).all():
-        raise SlitError(slit.name, f"the given {what} has non-finite centres; fit it again")
-    outside = (center < -0.5) | (center > slit.ny - 0.5)
-    if outside.any():
-        raise SlitError(slit.name, f"the given {what} leaves the slit (rows 0 to {slit.ny - 1}) in "
-                        f"{int(outside.sum())} of {slit.nx} columns (centre {center.min():.1f} to "
-                        f"{center.max():.1f}); was it made from another exposure?")
-    return center
-

@@ -1,0 +1,142 @@
+"""The profile shared by all exposures of a source, fitted to all of them at once (`optx_combine`).
+
+One trace shift and one smooth width (a Gaussian, or a Moffat with its
+index) for the pooled exposures of an `~jwst_optextract.core.combine.ExposureStack`,
+with the negative images of nod differences in the model; ``auto`` keeps the
+kind with the lower Akaike criterion, as `optx_psf` does.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from .combine import ExposureStack, source_model
+from .profiles import gaussian_profile, moffat_profile
+from .profiles.choice import SHAPES_MIN_SNR, akaike
+from .profiles.moffat import START_BETA, alpha_for_sigma
+
+__all__ = ["JointShape", "joint_shape", "refine_jointly"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JointShape:
+    """The profile shared by all exposures of a source: a Gaussian of width ``width``, or a Moffat.
+
+    For the Moffat, ``width`` is ``alpha`` per column and ``beta`` its index.
+    """
+
+    kind: str
+    width: np.ndarray
+    beta: float | None = None
+
+    def profile(self, ny: int, centers: np.ndarray) -> np.ndarray:
+        """``(n_exposures, ny, nx)`` normalised profiles about each exposure's trace."""
+        if self.kind == "moffat":
+            return moffat_profile(ny, centers, self.width[None, :], self.beta)
+        return gaussian_profile(ny, centers, self.width[None, :])
+
+    @property
+    def n_parameters(self) -> int:
+        return 1 if self.kind == "moffat" else 0
+
+    def describe(self) -> str:
+        text = f"{self.kind} width {self.width.min():.2f} to {self.width.max():.2f} px"
+        return text + (f", beta {self.beta:.2f}" if self.beta is not None else "")
+
+
+def joint_shape(work: ExposureStack, centers: np.ndarray, gaussian: JointShape, degree: int, kinds: tuple[str, ...],
+                 detection_snr: float = 5.0) -> tuple[np.ndarray, JointShape]:
+    """The trace shift and shape fitted to all exposures, of the best of ``kinds`` (gaussian, moffat).
+
+    The Gaussian is fitted first, from ``gaussian``; the Moffat starts from its
+    trace and FWHM. Of both, the one with the lower Akaike criterion,
+    ``chi2 + 2 n_parameters``, is kept. A Moffat's wings are modelled in the
+    negative images too, so no wing flux goes with the nod differences.
+    """
+    fits = [refine_jointly(work, centers, gaussian, degree, detection_snr)]
+    fitted_centers, fitted, cost, column_snr = fits[0]
+    # As optx_psf's auto: the Moffat's index is one more number to learn from the wings, which a faint
+    # source does not show (at S/N ~1.5 per column the Moffat took background residuals for wings, +15 %).
+    if "moffat" in kinds and cost is not None and (kinds == ("moffat",) or column_snr >= SHAPES_MIN_SNR):
+        start = JointShape("moffat", alpha_for_sigma(fitted.width, START_BETA), START_BETA)
+        moffat = refine_jointly(work, fitted_centers, start, degree, detection_snr)
+        fits = [moffat] if kinds == ("moffat",) else [*fits, moffat]
+    detected = [fit for fit in fits if fit[2] is not None]
+    if not detected:
+        return centers, gaussian
+    best_centers, best, *_ = min(detected, key=lambda fit: akaike(fit[2], fit[1].n_parameters))
+    if len(detected) > 1:
+        log.info("Joint profile of all exposures: %s (chi2 %s)", best.kind,
+                 ", ".join(f"{fit[1].kind} {fit[2]:.1f}" for fit in detected))
+    return best_centers, best
+
+
+def refine_jointly(work: ExposureStack, centers: np.ndarray, shape: JointShape, degree: int,
+                    detection_snr: float = 5.0, iterations: int = 8
+                    ) -> tuple[np.ndarray, JointShape, float | None, float]:
+    """One shift of all traces and a smooth correction of the width (and the Moffat index), fitted to all exposures.
+
+    The model includes the negative images of nod differences, which a fit
+    of one exposure alone must mask and which then pull its width. The width
+    is multiplied by ``exp`` of a Legendre series of degree ``degree`` along
+    the dispersion, a Moffat index ``beta`` is ``0.5 + exp`` of one more
+    parameter; the flux of each column is solved for at every step (damped
+    Gauss-Newton with numerical derivatives, variable projection). A source
+    the pooled data do not detect at ``detection_snr`` keeps the starting
+    trace and shape, and its chi-square is None. Returns the traces, the
+    shape, the chi-square and the median S/N per column of the pooled exposures.
+    """
+    vr, vp, vf = (work.variances[k] for k in ("var_rnoise", "var_poisson", "var_flat"))
+    variance = vr + np.maximum(vp, 0) + vf
+    usable = work.good & (variance > 0)
+    root_weight = np.where(usable, 1.0 / np.sqrt(np.where(usable, variance, 1.0)), 0.0)
+    target = np.where(work.good, work.data, 0.0) * root_weight
+    ny, nx = work.data.shape[1:]
+    basis = np.polynomial.legendre.legvander(np.linspace(-1, 1, nx), degree).T  # (degree + 1, nx)
+    n_width = degree + 1
+
+    def shaped(theta) -> JointShape:
+        width = shape.width * np.exp(theta[1:1 + n_width] @ basis)
+        if shape.kind == "moffat":
+            return JointShape("moffat", width, 0.5 + (shape.beta - 0.5) * float(np.exp(theta[-1])))
+        return JointShape(shape.kind, width)
+
+    def solve(theta):
+        model = source_model(work, shaped(theta).profile(ny, centers + theta[0])) * root_weight
+        information = np.maximum(np.sum(model * model, axis=(0, 1)), 1e-300)
+        flux = np.sum(model * target, axis=(0, 1)) / information
+        return (target - flux * model).ravel(), flux, information
+
+    theta = np.zeros(1 + n_width + shape.n_parameters)
+    residual, flux, information = solve(theta)
+    seen = information > 1e-300  # columns with pixels
+    snr = float(np.sum(flux[seen]) / np.sqrt(np.sum(1.0 / information[seen]))) if seen.any() else 0.0
+    if not snr >= detection_snr:
+        log.warning("The exposures together detect the source at S/N %.1f only: keeping the starting trace and "
+                    "width", snr)
+        return centers, shape, None, 0.0
+    cost, step = float(residual @ residual), 1e-3
+    for _ in range(iterations):
+        jacobian = np.stack([(solve(theta + step * unit)[0] - residual) / step for unit in np.eye(theta.size)],
+                            axis=1)
+        delta = np.clip(np.linalg.lstsq(jacobian, -residual, rcond=None)[0], -0.5, 0.5)
+        for _ in range(6):  # halve the step until the chi-square drops
+            trial = solve(theta + delta)[0]
+            if trial @ trial < cost:
+                break
+            delta = delta / 2
+        else:
+            break
+        theta, residual, cost = theta + delta, trial, float(trial @ trial)
+        if np.max(np.abs(delta)) < 1e-4:
+            break
+    fitted = shaped(theta)
+    log.info("Joint fit of all exposures (S/N %.0f): traces shifted by %+.3f px, %s (from %s)", snr, theta[0],
+             fitted.describe(), shape.describe())
+    column_snr = float(np.median(flux[seen] * np.sqrt(information[seen])))
+    return centers + theta[0], fitted, cost, column_snr

@@ -1,0 +1,292 @@
+"""Combination of every exposure of a source into one spectrum: the glue between `io.sources` and `core.combine`.
+
+For each source (`~jwst_optextract.io.sources.SourceGroup`): cross-exposure
+outliers are flagged, the background is removed (nod differences, a smooth
+model per exposure, or nothing), one trace (its shape from the WCS or the
+fit, an offset per exposure) and one profile width are fitted to all
+exposures, and the flux of every column is the weighted least-squares fit of
+that profile to the pixels of all exposures at once, with no resampling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from astropy.table import Table
+from scipy import ndimage
+
+from .background import BackgroundParameters, estimate_slit
+from ..core import combine
+from ..core.combine import (
+    ExposureStack, bright_or_extreme, cosmic_rays, pixel_weights, rectified_image, source_model, weighted_wavelength,
+)
+from ..core.joint import JointShape, joint_shape, refine_jointly
+from ..exceptions import SlitError
+from .fit import fit_trace
+from ..io import SlitData, Spectrum
+from ..io.dq import DO_NOT_USE
+from ..io.dq import MSA_FAILED_OPEN as FAILED_OPEN
+from ..io.sources import SourceGroup, cluster_positions, group_sources, source_product
+from .parameters import CombineParameters
+from .runner import SlitRun, map_isolated
+
+__all__ = ["BACKGROUNDS", "WEIGHT_TYPES", "CombineParameters", "SourceResult", "combine_source", "pixel_table", "run"]
+
+log = logging.getLogger(__name__)
+
+BACKGROUNDS = ("nod", "model", "none")
+WEIGHT_TYPES = ("ivm", "poisson", "exptime", "mask")
+PROFILE_KINDS = {"auto": ("gaussian", "moffat"), "gaussian": ("gaussian",), "moffat": ("moffat",)}
+"""The shared profile's kinds a ``profile_kind`` lets the joint fit choose from."""
+
+
+@dataclass
+class SourceResult:
+    """The combined spectrum of a source and what it took."""
+
+    spectrum: Spectrum
+    flagged: dict[str, int] = field(default_factory=dict)
+    """Pixels flagged by each test, summed over exposures."""
+    centers: np.ndarray | None = None
+    """``(n_exp, nx)`` trace centre of every exposure."""
+    profile: np.ndarray | None = None
+    """``(n_exp, ny, nx)`` the profile used in every exposure."""
+    background: str = "none"
+    pixels: Table | None = None
+    """The pixel table the spectrum was solved from (see `pixel_table`)."""
+    rectified: tuple[np.ndarray, np.ndarray] | None = None
+    """With ``keep_rectified``: the image and variance of `rectified_image`."""
+
+
+def run(exposures: list, params: CombineParameters, product_name: str, workers: int = 1,
+        finish: Callable[[SourceGroup, SourceResult, object], None] | None = None) -> tuple[list, SlitRun]:
+    """Combine every source of ``exposures`` into one x1d product each (`SlitCombineStep`'s work).
+
+    The sources go through the package's one loop
+    (`~jwst_optextract.drivers.runner.map_isolated`): a source that cannot be
+    combined is skipped with a warning and the others are kept; with
+    ``workers > 1`` they are combined in that many threads, and the products,
+    the skipped sources and their warnings come in the order of the sources
+    whatever the number of workers. ``finish(group, result, product)``, if
+    given, is called here for every combined source, in that order (for what
+    a step saves beside the product).
+
+    Returns
+    -------
+    products : list of MultiSpecModel
+        One per combined source, named ``<product_name>_s<source_id>`` (``meta.filename``).
+    run : SlitRun
+        The sources combined (name and `SourceResult`) and those skipped, and why.
+    """
+    groups, skipped = group_sources(exposures)
+    summary = SlitRun(total=len(groups) + len(skipped), skipped=dict(skipped))
+    products = []
+    for group, (ok, value) in zip(groups, map_isolated(functools.partial(combine_source, params=params), groups,
+                                                       workers)):
+        if not ok:
+            log.warning("Skipping %s: %s", group.key, value)
+            summary.skipped[group.key] = str(value)
+            continue
+        product = source_product(group, value.spectrum, product_name)
+        if finish is not None:
+            finish(group, value, product)
+        summary.done.append((group.key, value))
+        products.append(product)
+    return products, summary
+
+
+def combine_source(group: SourceGroup, params: CombineParameters) -> SourceResult:
+    """Combine every exposure of one source into one spectrum.
+
+    The trace, the profile and the outliers are found on each exposure minus
+    a smooth background model (no negative images to confuse them; a cosmic
+    ray is flagged in the exposure it hit, before nod differences could turn
+    it into a negative spike in the others); the flux then comes from the
+    data with the background removed as asked.
+
+    Raises
+    ------
+    SlitError
+        When the source cannot be combined (no usable pixels, unknown options).
+    """
+    if params.background not in BACKGROUNDS:
+        raise SlitError(group.name, f"unknown background {params.background!r}; use one of {BACKGROUNDS}")
+    if params.weight_type not in WEIGHT_TYPES:
+        raise SlitError(group.name, f"unknown weight_type {params.weight_type!r}; use one of {WEIGHT_TYPES}")
+    if params.profile_kind not in PROFILE_KINDS:
+        raise SlitError(group.name, f"unknown profile_kind {params.profile_kind!r}; use one of {tuple(PROFILE_KINDS)}")
+    stack = _stack(group)
+    flagged = {}
+    stack.good, flagged["failed_open"] = _mask_failed_open(group, stack.good, params.dilate_failed_open)
+    positions = _positions(group, params)
+    if params.repeat_sigma:
+        repeated = combine.repeated_outliers(stack.data, stack.good, stack.total_variance, positions,
+                                             params.repeat_sigma)
+        flagged["repeated"] = int((repeated & stack.good).sum())
+        stack.good = stack.good & ~repeated
+    background = params.background
+    if background == "nod" and np.unique(positions).size < 2:
+        log.warning("Source %s: all %d exposures are at one nod position; subtracting a smooth background "
+                    "model from each instead of nod differences", group.key, len(group.slits))
+        background = "model"
+    first = _background_removed(group, stack, positions, background, params)
+    centers, sigma = _initial_trace(group, first, params)
+    kinds = PROFILE_KINDS[params.profile_kind]
+    centers, shape = joint_shape(first, centers, JointShape("gaussian", sigma), params.width_degree, kinds)
+    # Outliers are looked for in each exposure alone: in a nod difference the
+    # other exposures' cosmic rays are negative spikes that pull the fit.
+    alone = first if background != "nod" else _subtract_model(group, stack, params)
+    profile = shape.profile(stack.data.shape[1], centers)
+    outliers, counts = cosmic_rays(alone, profile, params.reject_sigma)
+    flagged.update(counts)
+    stack.good &= ~outliers
+    final = _background_removed(group, stack, positions, background, params) if background == "nod" else first
+    final.good &= ~outliers
+    centers, shape, *_ = refine_jointly(final, centers, shape, params.width_degree)
+    profile = shape.profile(stack.data.shape[1], centers)
+    model = source_model(final, profile)
+    extra, counts = bright_or_extreme(final, profile, model, params.outside_factor, params.clip_percentiles)
+    flagged.update(counts)
+    final.good &= ~extra
+    weights = pixel_weights(params.weight_type, final, profile)
+    result = combine.pooled_extract(final.data, profile, weights, (stack if final.nods else final).variances,
+                                     model=model, nods=final.nods, min_coverage=params.min_coverage)
+    if not result.valid.any():
+        raise SlitError(group.name, "no column could be combined (too little of the profile on good pixels in "
+                        "every exposure); check the inputs' DQ and the trace")
+    log.info("Source %s: %d exposures at %d nod positions (%s), background %s, weights %s; pixels flagged: %s",
+             group.key, len(group.slits), np.unique(positions).size, group.position_origin, background,
+             params.weight_type, ", ".join(f"{k} {v}" for k, v in flagged.items()))
+    spectrum = Spectrum(
+        wavelength=weighted_wavelength(stack.wavelength, np.where(weights > 0, profile, 0.0)),
+        flux=result.flux, var_poisson=result.var_poisson, var_rnoise=result.var_rnoise,
+        var_flat=result.var_flat, npixels=result.npixels,
+        dq=np.where(result.valid, 0, DO_NOT_USE).astype(np.uint32), extraction_type="optimal",
+        aperture=(float(np.min(centers)), float(np.max(centers))),
+    )
+    pixels = pixel_table(final, profile, model, weights, centers, group.filenames)
+    rectified = None
+    if params.keep_rectified:
+        rectified = rectified_image(final, centers, final.data.shape[1] // 2)
+    return SourceResult(spectrum, flagged, centers, profile, background, pixels, rectified)
+
+
+def pixel_table(final: ExposureStack, profile, model, weights, centers, filenames: list[str]) -> Table:
+    """Every pixel of every exposure with a wavelength: where it is, its data and what the solution made of it.
+
+    Columns: ``exposure`` (index into the ``EXPOSURES`` list in the table's
+    metadata), ``row``, ``column``, ``wavelength``, ``offset`` (rows from the
+    trace), ``data`` (background removed), ``variance``, ``profile``,
+    ``model`` (per unit flux, with any negative nod images), ``weight`` (0 for
+    pixels not used).
+    """
+    keep = np.isfinite(final.wavelength)
+    exposure, row, column = np.nonzero(keep)
+    table = Table({
+        "exposure": exposure.astype(np.int16), "row": row.astype(np.int16), "column": column.astype(np.int16),
+        "wavelength": final.wavelength[keep].astype(np.float32),
+        "offset": (row - centers[exposure, column]).astype(np.float32),
+        "data": final.data[keep].astype(np.float32), "variance": final.total_variance[keep].astype(np.float32),
+        "profile": profile[keep].astype(np.float32), "model": model[keep].astype(np.float32),
+        "weight": weights[keep].astype(np.float32),
+    })
+    table["wavelength"].unit = "um"
+    table.meta["EXPOSURES"] = list(filenames)
+    return table
+
+
+def _stack(group: SourceGroup) -> ExposureStack:
+    """The exposures of a source as one stack of ``(n_exp, ny, nx)`` arrays."""
+    slits = group.slits
+
+    def stacked(key):
+        return np.stack([np.zeros(s.data.shape) if getattr(s, key) is None
+                         else np.broadcast_to(getattr(s, key), s.data.shape).astype(float) for s in slits])
+
+    return ExposureStack(data=stacked("data"), good=np.stack([s.good for s in slits]),
+                         variances={key: stacked(key) for key in combine.VARIANCES},
+                         wavelength=stacked("wavelength"), exptime=np.asarray(group.exposure_times))
+
+
+def _as_slits(group: SourceGroup, stack: ExposureStack) -> list[SlitData]:
+    """Each exposure's slit holding the stack's arrays (for the single-slit fitters)."""
+    return [dataclasses.replace(s, data=stack.data[e], good=stack.good[e],
+                                **{k: v[e] for k, v in stack.variances.items()})
+            for e, s in enumerate(group.slits)]
+
+
+def _positions(group: SourceGroup, params: CombineParameters) -> np.ndarray:
+    """Nod positions from the metadata, else from where a trace fit finds the source in each exposure."""
+    if group.position_origin != "none" or len(group.slits) < 2:
+        return group.positions
+    rows = np.array([float(np.mean(fit_trace(s, params.fit_parameters()).center)) for s in group.slits])
+    positions = cluster_positions(rows)
+    log.info("Source %s: the metadata do not give nod positions; the measured source rows %s make %d",
+             group.key, ", ".join(f"{r:.1f}" for r in rows), np.unique(positions).size)
+    return positions
+
+
+def _mask_failed_open(group: SourceGroup, good: np.ndarray, dilate: int) -> tuple[np.ndarray, int]:
+    """Pixels flagged MSA_FAILED_OPEN, grown by ``dilate`` pixels, masked in their exposure."""
+    if dilate <= 0:
+        return good, 0
+    failed = np.stack([(s.dq & FAILED_OPEN) > 0 for s in group.slits])
+    grown = ndimage.binary_dilation(failed, structure=np.ones((1, 3, 3), bool), iterations=dilate)
+    return good & ~grown, int((good & grown).sum())
+
+
+def _background_removed(group: SourceGroup, stack: ExposureStack, positions, background: str,
+                        params: CombineParameters) -> ExposureStack:
+    """The exposures with the background removed as asked (nod differences, a smooth model, or as they are)."""
+    if background == "none":
+        return dataclasses.replace(stack, good=stack.good.copy())
+    if background == "nod":
+        nods = combine.difference_nods(stack.data, stack.good, stack.variances, positions)
+        return ExposureStack(nods.data, nods.good, nods.variances, stack.wavelength, stack.exptime, nods)
+    return _subtract_model(group, stack, params)
+
+
+def _subtract_model(group: SourceGroup, stack: ExposureStack, params: CombineParameters) -> ExposureStack:
+    """Each exposure minus a smooth background model, the model's variance added to its pixels'."""
+    data, variances = stack.data.copy(), {k: v.copy() for k, v in stack.variances.items()}
+    good = stack.good.copy()
+    bkg_params = BackgroundParameters(method=params.background_method)
+    for e, slit in enumerate(group.slits):  # a handful of exposures, each vectorised
+        estimate, _ = estimate_slit(dataclasses.replace(slit, good=stack.good[e]), bkg_params)
+        data[e] -= estimate.background
+        good[e] &= np.isfinite(estimate.background)
+        for key in combine.VARIANCES:
+            variances[key][e] += getattr(estimate, key)
+    return ExposureStack(np.where(good, data, np.nan), good, variances, stack.wavelength, stack.exptime)
+
+
+def _initial_trace(group: SourceGroup, first: ExposureStack, params: CombineParameters):
+    """Trace centre of every exposure and a Gaussian width to start the joint fit from.
+
+    WCS traces carry the nod geometry: the joint fit then only shifts them
+    all together, from the prior width. Without them each exposure's own
+    fit gives its offset about one shared shape (and the mean width).
+    """
+    slits = _as_slits(group, first)
+    if all(s.source_trace is not None for s in slits):
+        return np.stack([s.source_trace for s in slits]), np.full(first.data.shape[-1], params.psf_sigma)
+    fits = [fit_trace(s, params.fit_parameters()) for s in slits]
+    detected = np.array([f.detected for f in fits])
+    if not detected.any():
+        log.warning("Source %s: no exposure shows the source on its own and there is no WCS trace; using "
+                    "the rows the trace fits fell back to", group.key)
+        detected[:] = True
+    centers = np.stack([f.center for f in fits])
+    offsets = centers.mean(axis=1, keepdims=True)
+    shape = np.mean(centers[detected] - offsets[detected], axis=0)
+    sigma = np.mean([f.gaussian.sigma for f, d in zip(fits, detected) if d], axis=0)
+    log.info("Source %s: trace rows %s from each exposure's fit", group.key,
+             ", ".join(f"{o:.2f}" for o in offsets[:, 0]))
+    return offsets + shape[None, :], sigma
+
+

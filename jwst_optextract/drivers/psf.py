@@ -1,0 +1,58 @@
+"""PsfFitStep's driver: the cross-dispersion profile of every slit of one input, as a ProfileModel product."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+from ..exceptions import SlitError
+from ..core.fitted import TraceFit
+from ..io.products import ProfileModel, TraceModel, new_profile_model, profile_entry, trace_from_entry
+from .fit import fit_profile, fit_slit_profile
+from .parameters import FitParameters
+from .runner import SlitRun, process_slits
+
+__all__ = ["fit_profile", "given_trace", "run"]
+
+
+def run(model, params: FitParameters, traces: TraceModel | None = None, workers: int = 1,
+        plot: Callable[..., None] | None = None) -> tuple[ProfileModel, SlitRun]:
+    """Fit the profile of every slit of ``model`` (see `~jwst_optextract.drivers.fit.fit_profile`).
+
+    About the slit's trace in ``traces`` when given, else about a trace
+    fitted here. The slits are fitted in ``workers`` worker processes (see
+    `~jwst_optextract.drivers.runner.process_slits`); a slit that cannot be
+    fitted is skipped with a warning. ``plot(slit, trace, profile)``, if
+    given, is called for every fitted slit, in slit order.
+
+    Returns
+    -------
+    product : ProfileModel
+        One entry per fitted slit, with the primary metadata of ``model``.
+    run : SlitRun
+        The slits fitted (name and entry) and those skipped, and why.
+    """
+    product = new_profile_model(model)
+
+    def finish(slit, fits) -> dict:
+        trace, profile = fits
+        if plot is not None:
+            plot(slit, trace, profile)
+        return profile_entry(slit, profile)
+
+    slits = process_slits(model, functools.partial(fit_slit_profile, params=params), workers=workers,
+                          processes=True, prepare=lambda slit: (given_trace(slit, traces),), finish=finish)
+    for _, entry in slits.done:
+        product.profiles.append(entry)
+    return product, slits
+
+
+def given_trace(slit, traces: TraceModel | None) -> TraceFit | None:
+    """The slit's trace from the given TraceModel, or None to fit it."""
+    if traces is None:
+        return None
+    entry = traces.trace_for(slit.name)
+    if entry is None:
+        raise SlitError(slit.name, "the given TraceModel has no entry for this slit; give the trace "
+                        "product of this exposure, or none to fit the trace")
+    return trace_from_entry(entry, slit)
