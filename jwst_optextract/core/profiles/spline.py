@@ -373,19 +373,19 @@ def _fit_with_background(data, good, var_rnoise, var_poisson, center, start_prof
         if model is not None and not last:
             extra.extend(_shift_images(model, flux, center, ny))
         extra = np.array(extra) if extra else None
+        design, pixels = _joint_design(u, iv > 0, flux, knots_u, knots_x, column_degree, bases, extra)
+        weights = iv[pixels]
         for _ in range(_REJECT_PASSES):
-            coefficients, chi2, effective, sky, amounts = _solve_spline(
-                data, iv, flux, u, iv > 0, knots_u, knots_x, column_degree, n_u, n_x, penalty,
-                with_effective=last, background=bases, extra=extra)
+            solution, chi2, effective = _solve_joint(design, data[pixels], weights, penalty, n_u, n_x, last)
             # Outliers against this spline (the scene fit judged them against the last profile, or not at all).
-            fitted = flux[None, :] * _evaluate_offsets(u, coefficients @ _column_basis(nx, knots_x, column_degree).T,
-                                                       knots_u) + sky
-            if extra is not None:
-                fitted = fitted + np.tensordot(amounts, extra, axes=1)
-            outliers = (iv > 0) & ((data - fitted) * np.sqrt(iv) > (reject_sigma or np.inf))
+            outliers = (weights > 0) & ((data[pixels] - design @ solution) * np.sqrt(weights)
+                                        > (reject_sigma or np.inf))
             if not outliers.any():
                 break
-            iv = np.where(outliers, 0.0, iv)
+            weights = np.where(outliers, 0.0, weights)
+        n_spline, n_sky = n_u * n_x, bases[0].shape[1] * bases[1].shape[1]
+        coefficients = solution[:n_spline].reshape(n_u, n_x)
+        amounts = solution[n_spline + n_sky:]
         if wings is not None:
             scale, amounts = float(amounts[0]), amounts[1:]
         if amounts.size:
@@ -466,17 +466,8 @@ def _evaluate_offsets(u: np.ndarray, per_column: np.ndarray, knots_u: np.ndarray
     return np.where((u >= lo) & (u <= hi), result, 0.0)
 
 
-def _solve_spline(data, iv, flux, u, use, knots_u, knots_x, degree_x, n_u, n_x, penalty, with_effective=True,
-                  background=None, extra=None):
-    """Weighted, penalised least squares for the spline coefficients (and those of ``background``, if given).
-
-    ``background`` is the ``(L, S)`` basis of `SceneBackground.basis`; its
-    coefficients are fitted with the spline's, unpenalised, and only the
-    spline's are returned (its effective parameters too: the background is
-    the same whatever the profile). ``extra``, ``(K, ny, nx)`` images, are K
-    more unpenalised columns of the design (with a background only); their
-    coefficients are returned last.
-    """
+def _solve_spline(data, iv, flux, u, use, knots_u, knots_x, degree_x, n_u, n_x, penalty, with_effective=True):
+    """Weighted, penalised least squares for the spline coefficients."""
     y_idx, x_idx = np.nonzero(use)
     vu, iu = _design(u[y_idx, x_idx], knots_u, _DEGREE_U)
     vx, ix = _design(x_idx.astype(float), knots_x, degree_x)
@@ -484,47 +475,78 @@ def _solve_spline(data, iv, flux, u, use, knots_u, knots_x, degree_x, n_u, n_x, 
     # Tensor product of the two basis rows of every pixel, times its amplitude.
     cols = (iu[:, :, None] * n_x + ix[:, None, :]).reshape(y_idx.size, -1)
     vals = (vu[:, :, None] * vx[:, None, :]).reshape(y_idx.size, -1) * (flux[x_idx] * weight)[:, None]
-    n_spline = n_u * n_x
     design = sparse.csr_array((vals.ravel(), cols.ravel(), np.arange(0, vals.size + 1, vals.shape[1])),
-                              shape=(y_idx.size, n_spline))
-    if background is not None:
-        rows_basis, columns_basis = background
-        pixels = sparse.kron(sparse.csr_array(rows_basis), columns_basis, format="csr")  # (ny * nx, J * M)
-        pixels = pixels[y_idx * columns_basis.shape[0] + x_idx] * weight[:, None]
-        n_free = pixels.shape[1]
-        if extra is not None:
-            pixels = sparse.hstack([pixels, sparse.csr_array(extra[:, y_idx, x_idx].T * weight[:, None])],
-                                   format="csr")
-        design = sparse.hstack([design, pixels], format="csr")
-        penalty = sparse.block_diag([penalty, sparse.csc_array((pixels.shape[1], pixels.shape[1]))], format="csc")
+                              shape=(y_idx.size, n_u * n_x))
     target = data[y_idx, x_idx] * weight
     normal = (design.T @ design).tocsc()
     # Coefficients that no data constrain (rows outside the slit's good pixels)
     # are held at zero; the curvature penalty alone would extrapolate them
     # linearly, and the profile's normalisation over the slit would inherit that.
     strength = max(penalty.diagonal().max(), 1.0)
-    diagonal = normal.diagonal()
-    hold = np.where(diagonal[:n_spline] < strength, strength, 0.0)  # less information than the penalty carries
-    if background is not None:
-        # The spline ends at the edges of its support with zero value and slope (its first and last two
-        # offset coefficients held at zero): no polynomial across the slit can then trade with it.
-        ends = np.zeros((n_u, n_x), bool)
-        ends[:2] = ends[-2:] = True
-        hold = np.where(ends.ravel(), 1e9 * max(diagonal.max(), strength), hold)
-        scale = max(diagonal.max(), 1e-300)  # and a background coefficient with no good pixel under it
-        hold = np.r_[hold, np.where(diagonal[n_spline:] < 1e-12 * scale, scale, 0.0)]
-    regularised = (normal + penalty + sparse.diags_array(hold)).tocsc()
+    unconstrained = normal.diagonal() < strength  # less information than the penalty carries
+    ridge = sparse.diags_array(np.where(unconstrained, strength, 0.0))
+    regularised = normal + penalty + ridge
     coefficients = spsolve(regularised, design.T @ target)
     resid = target - design @ coefficients
+    effective = _effective_parameters(normal, regularised) if with_effective else np.nan
+    return coefficients.reshape(n_u, n_x), float(np.mean(resid**2)), effective
+
+
+def _joint_design(u, use, flux, knots_u, knots_x, degree_x, background, extra=None):
+    """The unweighted design of the spline, the background and ``extra`` on the pixels ``use``.
+
+    Columns: the spline's coefficients (offset basis times column basis,
+    times the amplitude ``flux`` of the pixel's column), the background's
+    (`SceneBackground.basis`: ``L_j(y) S_m(x)``), and one per ``(K, ny, nx)``
+    image of ``extra``. Returns the sparse matrix and the index of its rows'
+    pixels.
+    """
+    pixels = np.nonzero(use)
+    y_idx, x_idx = pixels
+    n_x = len(knots_x) - degree_x - 1
+    n_spline = (len(knots_u) - _DEGREE_U - 1) * n_x
+    vu, iu = _design(u[pixels], knots_u, _DEGREE_U)
+    vx, ix = _design(x_idx.astype(float), knots_x, degree_x)
+    cols = (iu[:, :, None] * n_x + ix[:, None, :]).reshape(y_idx.size, -1)
+    vals = (vu[:, :, None] * vx[:, None, :]).reshape(y_idx.size, -1) * flux[x_idx, None]
+    spline = sparse.csr_array((vals.ravel(), cols.ravel(), np.arange(0, vals.size + 1, vals.shape[1])),
+                              shape=(y_idx.size, n_spline))
+    rows_basis, columns_basis = background
+    sky = sparse.kron(sparse.csr_array(rows_basis), columns_basis, format="csr")[y_idx * columns_basis.shape[0] + x_idx]
+    blocks = [spline, sky] + ([] if extra is None else [sparse.csr_array(extra[:, y_idx, x_idx].T)])
+    return sparse.hstack(blocks, format="csr"), pixels
+
+
+def _solve_joint(design, target, weights, penalty, n_u, n_x, with_effective):
+    """Penalised weighted least squares of `_joint_design`'s columns: the solution, chi-square per pixel and the
+    spline's effective parameters (NaN unless ``with_effective``).
+
+    The spline's first and last two offset coefficients are held at zero,
+    so that it ends at the edges of its support with zero value and slope
+    (no polynomial across the slit can then trade with it); coefficients
+    that no data constrain are held at zero too (those of the spline where
+    they carry less information than the penalty).
+    """
+    n_spline = n_u * n_x
+    n = design.shape[1]
+    weighted = design.multiply(weights[:, None]).tocsr()
+    normal = (design.T @ weighted).tocsc()
+    penalty = sparse.block_diag([penalty, sparse.csc_array((n - n_spline, n - n_spline))], format="csc")
+    strength = max(penalty.diagonal().max(), 1.0)
+    diagonal = normal.diagonal()
+    top = max(diagonal.max(), 1e-300)
+    ends = np.zeros((n_u, n_x), bool)
+    ends[:2] = ends[-2:] = True
+    hold = np.r_[np.where(ends.ravel(), 1e9 * max(top, strength), np.where(diagonal[:n_spline] < strength,
+                                                                           strength, 0.0)),
+                 np.where(diagonal[n_spline:] < 1e-12 * top, top, 0.0)]
+    regularised = (normal + penalty + sparse.diags_array(hold)).tocsc()
+    solution = spsolve(regularised, weighted.T @ target)
+    resid2 = weights * (target - design @ solution) ** 2
+    used = weights > 0
     effective = (_effective_parameters(normal[:n_spline, :n_spline], regularised[:n_spline, :n_spline])
                  if with_effective else np.nan)
-    spline = coefficients[:n_spline].reshape(n_u, n_x)
-    if background is None:
-        return spline, float(np.mean(resid**2)), effective
-    rows_basis, columns_basis = background
-    sky_coefficients = coefficients[n_spline:n_spline + n_free].reshape(rows_basis.shape[1], -1)
-    sky = rows_basis @ (columns_basis @ sky_coefficients.T).T
-    return spline, float(np.mean(resid**2)), effective, sky, coefficients[n_spline + n_free:]
+    return solution, float(resid2[used].sum() / max(used.sum(), 1)), effective
 
 
 def _effective_parameters(normal, regularised, dense_limit: int = 4000) -> float:
