@@ -200,6 +200,7 @@ def _fit_gaussian(slit: SlitData, params: FitParameters, start: np.ndarray | Non
             mean.image, mean.good, mean.var_rnoise, mean.var_poisson, start,
             sigma_guess=params.psf_sigma, center_degree=degrees[0], sigma_degree=degrees[1],
             reject_sigma=params.reject_sigma, base=base, background=params.background,
+            width_prior=params.psf_sigma if params.background.fitted else None,
         )
         if _plausible(gaussian, params.psf_sigma):
             candidates.append(gaussian)

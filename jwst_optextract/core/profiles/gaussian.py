@@ -120,6 +120,17 @@ class GaussianProfile(LegendreCentre, Profile):
 
 
 
+WIDTH_PRIOR_SCATTER = (1.0, 0.5)
+"""Standard deviations, in units of the prior width, of the mean width and of each higher Legendre term."""
+
+
+def width_prior_terms(width: float, degree: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and inverse variance of the Legendre coefficients of a width held toward ``width``."""
+    scatter = np.full(degree + 1, WIDTH_PRIOR_SCATTER[1] * width)
+    scatter[0] = WIDTH_PRIOR_SCATTER[0] * width
+    return constant_series(width, degree), 1.0 / scatter**2
+
+
 def fit_gaussian_profile(
     data: np.ndarray,
     good: np.ndarray,
@@ -134,6 +145,7 @@ def fit_gaussian_profile(
     sigma_limits: tuple[float, float] = (0.3, 10.0),
     base: np.ndarray | None = None,
     background: SceneBackground | None = None,
+    width_prior: float | None = None,
 ) -> GaussianProfile:
     """Fit a Gaussian profile of smoothly varying centre and width to a slit.
 
@@ -149,8 +161,7 @@ def fit_gaussian_profile(
     trace : ndarray
         Starting centre per column, ``(nx,)``.
     sigma_guess : float
-        Starting width (outliers are rejected from the fourth iteration on,
-        when the width is no longer far off).
+        Starting width.
     center_degree : int or None
         Legendre degree of the centre along the dispersion; None holds the
         centre at ``trace``.
@@ -168,6 +179,12 @@ def fit_gaussian_profile(
     background : SceneBackground, optional
         For data that still hold their background: it is fitted with the
         amplitudes at every step (see `fit_shape`).
+    width_prior : float, optional
+        A prior width (pixels): the mean width is held toward it with a
+        standard deviation of the prior itself, its variation along the
+        dispersion toward none with half that (`WIDTH_PRIOR_SCATTER`). A
+        bright source's width is the data's; a faint one's, or one the
+        background could take up, shrinks toward the prior.
 
     Returns
     -------
@@ -182,8 +199,11 @@ def fit_gaussian_profile(
     def model(values):
         return _gaussian_derivatives(ny, values["center"], values["width"])
 
+    prior = None if width_prior is None else {"width": width_prior_terms(width_prior, sigma_degree)}
+    # Outliers rejected from the first step: an unflagged cosmic ray far off the trace pulls a first, unrejected
+    # step toward a wide Gaussian, which the background then takes up, and the fit settles there.
     coeffs, chi2, n_pixels = fit_shape(image, mask, vr, vp, model, coeffs, about, limits, reject_sigma,
-                                       max_iterations, background=background)
+                                       max_iterations, first_rejection=0, background=background, prior=prior)
     return GaussianProfile(center_coeffs=coeffs.get("center", np.zeros(1)), sigma_coeffs=coeffs["width"],
                            nx=nx, ny=ny, base=base, chi2=chi2, n_pixels=n_pixels)
 

@@ -69,6 +69,7 @@ def fit_shape(
     max_iterations: int = 15,
     first_rejection: int = 3,
     background: SceneBackground | None = None,
+    prior: dict | None = None,
 ) -> tuple[dict, float, int]:
     """Gauss-Newton fit of a profile's shape parameters to all pixels of a 2D image, vectorised over columns.
 
@@ -105,6 +106,12 @@ def fit_shape(
         A background fitted with the amplitudes at every step (the scene
         model, `~jwst_optextract.core.scene.fit_scene`), for data that still
         hold theirs; None for background-subtracted data.
+    prior : dict, optional
+        A Gaussian prior on some parameters' coefficients: ``name -> (mean,
+        inverse_variance)``, arrays of the coefficients' size; it adds
+        ``sum(inverse_variance * (coeffs - mean)**2)`` to the chi-square
+        minimised, so that a faint source's shape shrinks toward it where the
+        data do not say (a wide profile trades with the background).
 
     The steps are Gauss-Newton steps, damped (Levenberg-Marquardt) when one
     makes the fit worse or leaves the limits.
@@ -124,6 +131,11 @@ def fit_shape(
     basis = {name: legendre.legvander(t, coeffs[name].size - 1).T for name in names}  # (deg+1, nx)
     sizes = np.cumsum([coeffs[name].size for name in names])[:-1]
     coeffs = {name: np.array(value, float) for name, value in coeffs.items()}
+    prior = {name: value for name, value in (prior or {}).items() if name in coeffs}
+
+    def penalty(c: dict) -> float:
+        return float(sum(np.sum(iv * (c[name] - mean) ** 2) for name, (mean, iv) in prior.items()))
+
     damping, accepted, converged = 0.0, None, False
     for iteration in range(max_iterations):
         values = {name: np.clip(legendre.legval(t, c), *limits.get(name, (-np.inf, np.inf)))
@@ -146,12 +158,12 @@ def fit_shape(
         flux = np.nan_to_num(result.flux) / g.sum(axis=0)
         iv = result.inverse_variance
         resid = np.where(iv > 0, image - flux * g - sky, 0.0)
-        chi2 = float(np.sum(iv * resid**2))
+        chi2 = float(np.sum(iv * resid**2)) + penalty(coeffs)
         # Levenberg-Marquardt: a step that made the fit worse is undone and
         # damped. Worse on the pixels and weights of the last accepted fit:
         # rejecting more pixels must not count as fitting better.
         comparable = accepted is not None and (iteration != first_rejection or not rejecting)
-        if comparable and not _chi2_on(accepted["iv"], image - flux * g - sky) <= accepted["chi2"]:
+        if comparable and not _chi2_on(accepted["iv"], image - flux * g - sky) + penalty(coeffs) <= accepted["chi2"]:
             coeffs, normal, rhs, chi2, iv = (accepted[k] for k in ("coeffs", "normal", "rhs", "chi2", "iv"))
             damping = max(10.0 * damping, 1e-3)
         else:
@@ -162,6 +174,11 @@ def fit_shape(
             normal = np.block([[basis[a] * np.sum(iv * jacobian[a] * jacobian[b], axis=0) @ basis[b].T
                                 for b in names] for a in names])
             rhs = np.concatenate([basis[a] @ np.sum(iv * jacobian[a] * resid, axis=0) for a in names])
+            if prior:
+                diagonal = np.concatenate([prior[a][1] if a in prior else np.zeros(coeffs[a].size) for a in names])
+                normal = normal + np.diag(diagonal)
+                rhs = rhs + np.concatenate([prior[a][1] * (prior[a][0] - coeffs[a]) if a in prior
+                                            else np.zeros(coeffs[a].size) for a in names])
             accepted = {"coeffs": coeffs, "normal": normal, "rhs": rhs, "chi2": chi2, "iv": iv}
             damping = damping / 10.0 if damping > 1e-6 else 0.0
         for _ in range(_MAX_DAMPINGS):
@@ -182,7 +199,7 @@ def fit_shape(
             break
     if not converged and accepted is not None:
         coeffs = accepted["coeffs"]
-    return coeffs, accepted["chi2"], int(np.sum(accepted["iv"] > 0))
+    return coeffs, accepted["chi2"] - penalty(accepted["coeffs"]), int(np.sum(accepted["iv"] > 0))
 
 
 _MAX_DAMPINGS = 8
