@@ -95,6 +95,11 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
     mean = slit.mean_image(modelled)  # every candidate is fitted to, and judged on, this one image
     problem = _problem(slit, trace, gaussian, mean, params)
     candidates = [ProfileFit(slit.name, "gaussian", trace.center, gaussian)]
+    n_pixels = 0
+
+    def aic(candidate):
+        return akaike(candidate.chi2_per_pixel * n_pixels, candidate.n_parameters)
+
     if params.kind == "auto":
         if params.template is not None:
             candidates.append(_fit_kind(slit, "template", problem))  # with or without a detection
@@ -103,7 +108,12 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
             wings = None
             if moffat:
                 candidates.append(ProfileFit(slit.name, "moffat", trace.center, MoffatProfile.fit(problem)))
-                wings = candidates[-1].model  # the shape of any light beyond the splines' support
+                for candidate in candidates:
+                    candidate.chi2_per_pixel, n_pixels = _chi2(slit, candidate, trace, mean, params.background)
+                # Where the data prefer its wings, the Moffat's are the shape of the light beyond the splines'
+                # support; a Moffat no better than the Gaussian (a wide, flat one on a short slit) is none.
+                if aic(candidates[-1]) < aic(candidates[0]):
+                    wings = candidates[-1].model
             for window in windows:
                 spline = SplineProfile.fit(problem, window, wings=wings)
                 if spline is not None:
@@ -113,12 +123,10 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
         if fitted is not None:
             candidates.append(fitted)
     for candidate in candidates:
-        candidate.chi2_per_pixel, n_pixels = _chi2(slit, candidate, trace, mean, params.background)
+        if np.isnan(candidate.chi2_per_pixel):
+            candidate.chi2_per_pixel, n_pixels = _chi2(slit, candidate, trace, mean, params.background)
     if params.kind != "auto":
         return candidates[-1]
-
-    def aic(candidate):
-        return akaike(candidate.chi2_per_pixel * n_pixels, candidate.n_parameters)
 
     chosen = min(candidates, key=aic)
     log.info("Slit %s: profile chi2/pixel %s (%d pixels): %s chosen", slit.name,

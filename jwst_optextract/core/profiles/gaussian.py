@@ -161,7 +161,9 @@ def fit_gaussian_profile(
     trace : ndarray
         Starting centre per column, ``(nx,)``.
     sigma_guess : float
-        Starting width.
+        Starting width (outliers are rejected against the model from the
+        fourth iteration on, when the width is no longer far off; before,
+        only pixels sharp along the dispersion are left out).
     center_degree : int or None
         Legendre degree of the centre along the dispersion; None holds the
         centre at ``trace``.
@@ -200,10 +202,8 @@ def fit_gaussian_profile(
         return _gaussian_derivatives(ny, values["center"], values["width"])
 
     prior = None if width_prior is None else {"width": width_prior_terms(width_prior, sigma_degree)}
-    # Outliers rejected from the first step: an unflagged cosmic ray far off the trace pulls a first, unrejected
-    # step toward a wide Gaussian, which the background then takes up, and the fit settles there.
     coeffs, chi2, n_pixels = fit_shape(image, mask, vr, vp, model, coeffs, about, limits, reject_sigma,
-                                       max_iterations, first_rejection=0, background=background, prior=prior)
+                                       max_iterations, background=background, prior=prior)
     return GaussianProfile(center_coeffs=coeffs.get("center", np.zeros(1)), sigma_coeffs=coeffs["width"],
                            nx=nx, ny=ny, base=base, chi2=chi2, n_pixels=n_pixels)
 

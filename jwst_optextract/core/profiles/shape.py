@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.polynomial import legendre
 
+from ..combine import sharpness
 from ..optimal import optimal_extract
 from ..scene import SceneBackground
 from ..trace import _scaled, collapse_integrations
@@ -100,8 +101,12 @@ def fit_shape(
     reject_sigma, max_iterations
         Outlier threshold of the extraction, and iterations at most.
     first_rejection : int
-        Outliers are rejected from this iteration on (a poor starting model,
-        far off at high signal to noise, would reject good pixels).
+        Outliers are rejected against the model from this iteration on (a
+        poor starting model, far off at high signal to noise, would reject
+        good pixels); before, the pixels sharp along the dispersion (cosmic
+        rays, hot pixels: `~jwst_optextract.core.combine.sharpness`) are left
+        out, or one far off the trace would pull the first steps toward a wide
+        profile that a fitted background takes up.
     background : SceneBackground, optional
         A background fitted with the amplitudes at every step (the scene
         model, `~jwst_optextract.core.scene.fit_scene`), for data that still
@@ -132,6 +137,10 @@ def fit_shape(
     sizes = np.cumsum([coeffs[name].size for name in names])[:-1]
     coeffs = {name: np.array(value, float) for name, value in coeffs.items()}
     prior = {name: value for name, value in (prior or {}).items() if name in coeffs}
+    smooth = mask
+    if reject_sigma and first_rejection > 0:
+        variance = var_rnoise + (0.0 if var_poisson is None else np.clip(var_poisson, 0, None))
+        smooth = mask & ~(np.nan_to_num(sharpness(image, mask, variance)) > reject_sigma)
 
     def penalty(c: dict) -> float:
         return float(sum(np.sum(iv * (c[name] - mean) ** 2) for name, (mean, iv) in prior.items()))
@@ -145,14 +154,15 @@ def fit_shape(
         # Amplitudes, outliers and weights from the extraction itself; outliers
         # are decided afresh each time.
         rejecting = iteration >= first_rejection
+        used = mask if rejecting else smooth
         if background is None or not background.fitted:
             result = optimal_extract(
-                image, g, var_rnoise, var_poisson, mask=mask, min_coverage=0.0, return_inverse_variance=True,
+                image, g, var_rnoise, var_poisson, mask=used, min_coverage=0.0, return_inverse_variance=True,
                 reject_sigma=reject_sigma if rejecting else None,
             )
             sky = 0.0
         else:  # the amplitudes and the background fitted together: the wings are not background
-            result = background.fit(image, normalised(g), var_rnoise, var_poisson, mask=mask, min_coverage=0.0,
+            result = background.fit(image, normalised(g), var_rnoise, var_poisson, mask=used, min_coverage=0.0,
                                     return_inverse_variance=True, reject_sigma=reject_sigma if rejecting else None)
             sky = result.background
         flux = np.nan_to_num(result.flux) / g.sum(axis=0)

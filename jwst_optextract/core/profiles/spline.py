@@ -60,11 +60,12 @@ class SplineProfile(Profile):
         The trace of the data the spline was fitted to, ``(nx,)``: about another
         trace, each column's offsets are held within the rows that column sampled.
     wings : Profile or None
-        With a background fitted together with the spline: the shape of the
-        light beyond the spline's support (a Moffat's wings), or None for none.
+        With a background fitted together with the spline: a parametric
+        shape with wings (a Moffat) that describes the light beyond the
+        spline's support, rising from nothing within its last pixels
+        (`_wing_taper`); None for no light beyond the support.
     wing_scale : float
-        The amount of ``wings`` beyond the support, fitted (1: the wings'
-        own share of the light).
+        The amount of ``wings`` in the profile, fitted.
     support : float
         Half-width in pixels about the trace of the spline's support
         (infinite for a spline fitted to background-subtracted data).
@@ -111,8 +112,7 @@ class SplineProfile(Profile):
             u = np.clip(u, -sampled, ny - 1.0 - sampled)
         values = _evaluate_offsets(u, per_column, self.offset_knots)
         if self.wings is not None:
-            beyond = np.abs(offset) > self.support
-            values = values + self.wing_scale * np.where(beyond, self.wings.evaluate(ny, center), 0.0)
+            values = values + self.wing_scale * _wing_taper(offset, self.support) * self.wings.evaluate(ny, center)
         return values
 
     # A spline learnt from the data is only known on the pixel scale (see ProfileFit.derivatives).
@@ -157,8 +157,8 @@ class SplineProfile(Profile):
         """A spline with knots every ``window`` columns, fitted with the background of its scene if there is one.
 
         The Gaussian of the trace fit gives the first amplitudes. With a
-        background, ``wings`` (e.g. a fitted Moffat) is the shape of whatever
-        light lies beyond the spline's support, in an amount fitted with it
+        background, ``wings`` (e.g. a fitted Moffat), in an amount fitted with
+        the spline, is the light beyond the spline's support
         (`fit_spline_profile`). None (with a warning) when the data cannot give
         a spline.
         """
@@ -254,10 +254,12 @@ def fit_spline_profile(
     slit from the background and leave the flux scale undetermined, so the
     spline is free only within ``support`` pixels of the trace (and ends
     there with zero value and slope), leaving at least `_BACKGROUND_ROWS`
-    rows of a column to pin the background down; beyond, the profile is
-    ``wings`` (e.g. a Moffat's), in an amount fitted with the rest, or
-    nothing. The trace's smooth wander along the dispersion is corrected
-    in the same problem.
+    rows of a column to pin the background down. ``wings`` (e.g. a fitted
+    Moffat), in an amount fitted with the rest, is the light beyond the
+    support, rising from nothing over the support's last pixels where the
+    spline meets it; without, there is no light beyond the support. The
+    trace's smooth wander along the dispersion is corrected in the same
+    problem.
 
     Parameters
     ----------
@@ -369,7 +371,7 @@ def _fit_with_background(data, good, var_rnoise, var_poisson, center, start_prof
         last = iteration == iterations - 1
         extra = []
         if wings is not None:
-            extra.append(flux[None, :] * np.where(beyond, wings.evaluate(ny, effective_center), 0.0))
+            extra.append(flux[None, :] * _wing_taper(u, support) * wings.evaluate(ny, effective_center))
         if model is not None and not last:
             extra.extend(_shift_images(model, flux, center, ny))
         extra = np.array(extra) if extra else None
@@ -397,6 +399,22 @@ def _fit_with_background(data, good, var_rnoise, var_poisson, center, start_prof
         log.debug("spline pass %d: support %.2f px, chi2 %.3f, wing scale %.3f, trace correction %.3f to %.3f px",
                   iteration, support, chi2, scale, correction.min(), correction.max())
     return model
+
+
+_TAPER_WIDTH = 2.0
+"""Pixels inside the spline's support over which the wings rise from nothing to whole."""
+
+
+def _wing_taper(offset: np.ndarray, support: float) -> np.ndarray:
+    """The share of the wings at each offset from the trace: none well inside the support, all beyond it.
+
+    The rise (a smoothstep over `_TAPER_WIDTH` pixels) lies where the spline
+    still has freedom to meet it, so the profile has no jump at the support's
+    edge; the core stays the spline's alone, so the wings' amount is set by
+    the light beyond the core, not by the spline's penalty.
+    """
+    t = np.clip((np.abs(offset) - (support - _TAPER_WIDTH)) / _TAPER_WIDTH, 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
 
 
 def _background_room(distance: np.ndarray) -> float:
