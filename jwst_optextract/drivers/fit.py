@@ -114,10 +114,12 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
                 # support; a Moffat no better than the Gaussian (a wide, flat one on a short slit) is none.
                 if aic(candidates[-1]) < aic(candidates[0]):
                     wings = candidates[-1].model
+            start = None
             for window in windows:
-                spline = SplineProfile.fit(problem, window, wings=wings)
+                spline = SplineProfile.fit(problem, window, wings=wings, start=start)
                 if spline is not None:
                     candidates.append(ProfileFit(slit.name, "spline", trace.center, spline))
+                    start = spline
     elif trace.detected or not PROFILES[params.kind].needs_source:
         fitted = _fit_kind(slit, params.kind, problem)
         if fitted is not None:

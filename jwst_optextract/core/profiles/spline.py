@@ -27,7 +27,7 @@ from scipy.sparse.linalg import spsolve
 
 from ..optimal import optimal_extract
 from ..scene import SceneBackground
-from .base import PROFILES, Profile, ProfileProblem, register
+from .base import PROFILES, Profile, ProfileProblem, amplitudes, register
 
 __all__ = ["Spline2DProfile", "SplineProfile", "fit_spline_profile", "offset_knots", "support_knots"]
 
@@ -152,32 +152,90 @@ class SplineProfile(Profile):
                    trace_correction=None if correction is None else np.asarray(correction, float))
 
     @classmethod
-    def fit(cls, problem: ProfileProblem, window: float | None = None,
-            wings: Profile | None = None) -> SplineProfile | None:
+    def fit(cls, problem: ProfileProblem, window: float | None = None, wings: Profile | None = None,
+            start: SplineProfile | None = None) -> SplineProfile | None:
         """A spline with knots every ``window`` columns, fitted with the background of its scene if there is one.
 
         The Gaussian of the trace fit gives the first amplitudes. With a
         background, ``wings`` (e.g. a fitted Moffat), in an amount fitted with
         the spline, is the light beyond the spline's support
-        (`fit_spline_profile`). None (with a warning) when the data cannot give
-        a spline.
+        (`fit_spline_profile`). ``start``, a spline fitted with the background to
+        the same problem (e.g. with other windows), gives the first amplitudes
+        and trace correction instead: fewer passes are needed. None (with a
+        warning) when the data cannot give a spline.
         """
         window = problem.window if window is None else window
         gaussian = problem.gaussian
         width = float(gaussian.sigma.max())
+        warm = start is not None and start.trace_correction is not None
         try:
             model = fit_spline_profile(
                 problem.image, problem.good, problem.var_rnoise, problem.var_poisson, problem.center,
-                gaussian.evaluate(problem.ny, problem.center), core_half_width=max(3.0 * width, 2.0),
-                window=window, column_degree=cls.column_degree_fitted,
+                (start if warm else gaussian).evaluate(problem.ny, problem.center),
+                core_half_width=max(3.0 * width, 2.0), window=window, column_degree=cls.column_degree_fitted,
                 oversample=problem.oversample, smoothing=problem.smoothing, reject_sigma=problem.reject_sigma,
                 background=problem.background if problem.background.fitted else None, wings=wings,
-                support=_SUPPORT_SIGMA * width + _SUPPORT_MARGIN, iterations=_PASSES,
+                support=start.support if warm else _support(problem, width),
+                iterations=_WARM_PASSES if warm else _PASSES,
+                start_correction=start.trace_correction if warm else None,
             )
         except ValueError as error:
             log.warning("Slit %s: %s; using the Gaussian profile", problem.name, error)
             return None
         return model if type(model) is cls else cls(**vars(model))
+
+
+def _support(problem: ProfileProblem, width: float) -> float:
+    """The half-width of a spline's support: the Gaussian's core, or as far as light is seen about the trace.
+
+    A Gaussian fitted to one peak of a double-peaked source (or to the core of a
+    very winged one) is narrower than the light: `light_extent` of the image
+    less the background of the Gaussian's scene finds how far it reaches.
+    """
+    support = _SUPPORT_SIGMA * width + _SUPPORT_MARGIN
+    if not problem.background.fitted:
+        return support
+    scene = amplitudes(problem, problem.gaussian.evaluate(problem.ny, problem.center), problem.background,
+                       min_coverage=0.0)
+    variance = problem.var_rnoise + (0.0 if problem.var_poisson is None else np.clip(problem.var_poisson, 0, None))
+    extent = light_extent(problem.image - scene.background, problem.good, variance, problem.center)
+    return max(support, extent + _SUPPORT_MARGIN)
+
+
+def light_extent(source: np.ndarray, good: np.ndarray, variance: np.ndarray, center: np.ndarray,
+                 threshold: float = 4.0, fraction: float = 0.01) -> float:
+    """How far from the trace light is seen: the outermost whole-row offset whose median over the columns is
+    significant, in a run of significant offsets from the trace.
+
+    The median over the columns of the ``(ny, nx)`` ``source`` (background
+    subtracted) at each integer offset from ``center`` is significant when it
+    exceeds ``threshold`` times its noise (1.25 sigma over the square root of
+    the columns, for a median) and ``fraction`` of the largest such median
+    (a bright source's far wings are seen, but are no reason to widen a
+    spline that the background must then be told apart from). Medians are
+    blind to the cosmic rays that a sum over the columns would see everywhere.
+    """
+    ny, nx = source.shape
+    offsets = np.rint(np.arange(ny)[:, None] - center[None, :]).astype(int)
+    lowest = offsets.min()
+    level = np.full(offsets.max() - lowest + 1, -np.inf)
+    noise = np.full(level.size, np.inf)
+    for index in range(level.size):
+        at = (offsets == index + lowest) & good & (variance > 0)
+        if at.sum() >= max(8, nx // 4):
+            level[index] = np.median(source[at])
+            noise[index] = 1.25 * np.sqrt(np.median(variance[at]) / at.sum())
+    significant = (level > threshold * noise) & (level > fraction * level.max())
+    extent = 0.0
+    for direction in (1, -1):  # walk out from the trace while significant (one gap allowed)
+        offset, gap = 0, 0
+        while 0 <= offset - lowest < significant.size and gap < 2:
+            if significant[offset - lowest]:
+                extent, gap = max(extent, abs(offset)), 0
+            else:
+                gap += 1
+            offset += direction
+    return float(extent)
 
 
 @register("spline2d")
@@ -187,8 +245,9 @@ class Spline2DProfile(SplineProfile):
     column_degree_fitted: ClassVar[int] = 3
 
 
-_PASSES = 5
-"""Passes of amplitudes, spline and trace correction of a spline fitted with the background."""
+_PASSES, _WARM_PASSES = 5, 3
+"""Passes of amplitudes, spline and trace correction of a spline fitted with the background, from the trace's
+Gaussian and from another spline."""
 _SUPPORT_SIGMA, _SUPPORT_MARGIN = 2.5, 1.5
 """With a fitted background the spline is free within this many Gaussian sigma of the trace, plus a margin in
 pixels (and no further than leaves `_BACKGROUND_ROWS` rows of the slit outside)."""
@@ -244,6 +303,7 @@ def fit_spline_profile(
     background: SceneBackground | None = None,
     wings: Profile | None = None,
     support: float = np.inf,
+    start_correction: np.ndarray | None = None,
 ) -> SplineProfile:
     """Fit a spline profile to a 2D slit image, with its background if it still holds one.
 
@@ -293,6 +353,9 @@ def fit_spline_profile(
         With ``background``: the shape of the light beyond ``support``; None for none.
     support : float
         With ``background``: the largest half-width in pixels of the spline's support about the trace.
+    start_correction : ndarray, optional
+        With ``background``: a first trace correction ``(nx,)``, from a spline whose profile is
+        ``start_profile``; outliers are then judged against it from the first pass.
 
     Returns
     -------
@@ -301,7 +364,7 @@ def fit_spline_profile(
     if background is not None and background.fitted:
         return _fit_with_background(data, good, var_rnoise, var_poisson, center, start_profile, core_half_width,
                                     window, column_degree, oversample, smoothing, reject_sigma, iterations,
-                                    background, wings, support)
+                                    background, wings, support, start_correction)
     ny, nx = data.shape
     rows = np.arange(ny, dtype=float)[:, None]
     u = rows - center[None, :]
@@ -333,7 +396,7 @@ def fit_spline_profile(
 
 def _fit_with_background(data, good, var_rnoise, var_poisson, center, start_profile, core_half_width, window,
                          column_degree, oversample, smoothing, reject_sigma, iterations, background, wings,
-                         support) -> SplineProfile:
+                         support, start_correction=None) -> SplineProfile:
     """`fit_spline_profile` with the background's coefficients in the same least-squares problem.
 
     Besides the spline's and the background's, the design has a column for
@@ -354,13 +417,14 @@ def _fit_with_background(data, good, var_rnoise, var_poisson, center, start_prof
     bases = background.basis(ny, nx)
     total = start_profile.sum(axis=0)
     profile = np.divide(start_profile, total, out=np.zeros_like(start_profile, dtype=float), where=total > 0)
-    correction, scale = np.zeros(nx), 0.0
-    model = None
+    correction = np.zeros(nx) if start_correction is None else np.asarray(start_correction, float)
+    scale, model = 0.0, None
     for iteration in range(iterations):
         # Outliers are judged against a spline, not against the start: a double-peaked source is many sigma
         # from the Gaussian in its core, and rejecting its peaks would hide them from the spline.
+        judged = iteration > 0 or start_correction is not None
         scene = background.fit(data, profile, var_rnoise, var_poisson, mask=good, min_coverage=0.0,
-                               reject_sigma=reject_sigma if iteration else None, return_inverse_variance=True)
+                               reject_sigma=reject_sigma if judged else None, return_inverse_variance=True)
         flux = np.nan_to_num(scene.flux)
         iv = scene.inverse_variance
         effective_center = center + correction
