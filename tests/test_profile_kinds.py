@@ -44,7 +44,7 @@ def test_fitted_moffat_reaches_the_true_profile_bound(flux):
     entry = psf.profiles[0]
     assert entry.kind == "moffat"
     assert abs(entry.beta - 2.5) < (0.01 if flux > 1 else 0.15), entry.beta
-    np.testing.assert_allclose(entry.sigma, truth.width, rtol=0.01 if flux > 1 else 0.05)
+    np.testing.assert_allclose(entry.alpha, truth.width, rtol=0.01 if flux > 1 else 0.05)
     _assert_reaches_the_true_profile_bound(model, truth, psf)
 
 
@@ -112,6 +112,21 @@ def test_moffat_and_template_products_round_trip(tmp_path, kind):
     direct = OptimalExtractStep().run(model, None, psf).spec[0].spec_table["FLUX"]
     np.testing.assert_allclose(again, direct, rtol=1e-8)
     assert ProfileModel(str(tmp_path / "x_psf.asdf")).profile_for(model.name).kind == kind
+
+
+def test_a_moffat_product_of_earlier_versions_with_alpha_as_sigma_is_read(tmp_path):
+    """Earlier versions wrote the Moffat ``alpha`` under ``sigma``: such products give the same extraction."""
+    model, _ = simulate.make_slit(flux=100.0, **{**MOFFAT, "nx": 512})
+    psf = PsfFitStep.call(model, profile_kind="moffat")
+    entry = psf.profiles[0]
+    assert "alpha" in entry and "sigma" not in entry
+    psf.save(tmp_path / "new_psf.asdf")
+    with asdf.open(tmp_path / "new_psf.asdf", memmap=False) as af:
+        af.tree["profiles"][0]["sigma"] = af.tree["profiles"][0].pop("alpha")
+        af.write_to(tmp_path / "old_psf.asdf")
+    old = OptimalExtractStep.call(model, psf=str(tmp_path / "old_psf.asdf")).spec[0].spec_table["FLUX"]
+    new = OptimalExtractStep.call(model, psf=str(tmp_path / "new_psf.asdf")).spec[0].spec_table["FLUX"]
+    np.testing.assert_array_equal(old, new)
 
 
 # Traces -------------------------------------------------------------------

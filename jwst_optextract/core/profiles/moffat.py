@@ -141,11 +141,19 @@ class MoffatProfile(LegendreCentre, Profile):
         return f"beta {self.beta:.2f}"
 
     def to_entry(self) -> dict[str, Any]:
-        return {"sigma": self.alpha, "coefficients": np.asarray(self.alpha_coeffs, float), "beta": float(self.beta)}
+        """The product entry's Moffat fields: ``alpha`` per column, its Legendre ``coefficients`` and ``beta``."""
+        return {"alpha": self.alpha, "coefficients": np.asarray(self.alpha_coeffs, float), "beta": float(self.beta)}
 
     @classmethod
     def from_entry(cls, entry: Any, center: np.ndarray, ny: int) -> MoffatProfile:
-        center_coeffs, alpha_coeffs = legendre_from_entry(entry, center)
+        """The profile of a product entry; ``alpha`` was stored as ``sigma`` by earlier versions, which is read too."""
+        from types import SimpleNamespace
+
+        alpha = getattr(entry, "alpha", None)
+        if alpha is None:
+            alpha = entry.sigma
+        # legendre_from_entry fits the per-column width it finds under "sigma"
+        center_coeffs, alpha_coeffs = legendre_from_entry(SimpleNamespace(sigma=alpha), center)
         return cls(center_coeffs, alpha_coeffs, float(entry.beta), center.size, ny)
 
     @classmethod
