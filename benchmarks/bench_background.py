@@ -29,21 +29,21 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 
 from jwst_optextract import simulate
-from jwst_optextract.core import background
+from jwst_optextract.core.background import solvers
 from jwst_optextract.core.background import smooth_background
 from jwst_optextract.core.masking import source_mask
 from jwst_optextract.steps.background_step import BackgroundStep
 
-# The phases of a smooth fit: functions of core.background whose cumulative time is reported.
+# The phases of a smooth fit: functions of core.background.solvers whose cumulative time is reported.
 PHASES = {
-    "input checks, noise model": background._prepare,
-    "column moments": background._column_moments,
-    "spline solves": background._SplineSolver.solve,
-    "  banded LDL^T factorisations": background._ldl_banded,
-    "noise model of the fits": background._Noise.total,
-    "model covariance": background._SplineSolver.covariance,
-    "  selected inverse": background._banded_inverse,
-    "variance split": background._split_variance,
+    "input checks, noise model": solvers.prepare,
+    "column moments": solvers.column_moments,
+    "spline solves": solvers.SplineSolver.solve,
+    "  banded LDL^T factorisations": solvers.ldl_banded,
+    "noise model of the fits": solvers.Noise.total,
+    "model covariance": solvers.SplineSolver.covariance,
+    "  selected inverse": solvers.banded_inverse,
+    "variance split": solvers.split_variance,
 }
 
 

@@ -11,6 +11,7 @@ from jwst_optextract.drivers import background as background_module
 from jwst_optextract.drivers.background import BackgroundParameters, subtract_background
 from jwst_optextract.core import background as bkg
 from jwst_optextract.core import masking
+from jwst_optextract.core.background import solvers
 from jwst_optextract.steps.background_step import BackgroundStep
 
 TG = 1000.0  # exposure time x gain of the simulations (e-/DN x s)
@@ -264,12 +265,12 @@ def test_banded_factorisation_solve_and_inverse_equal_dense():
         index = np.arange(n - r)
         band[r, : n - r] = dense[:, index + r, index].T
     rhs = rng.normal(size=(n, batch))
-    factor = bkg._ldl_banded(band)
+    factor = solvers.ldl_banded(band)
     expected = np.linalg.solve(dense, rhs.T[..., None])[..., 0].T
-    np.testing.assert_allclose(bkg._solve_ldl_banded(factor, rhs), expected, rtol=1e-8,
+    np.testing.assert_allclose(solvers.solve_ldl_banded(factor, rhs), expected, rtol=1e-8,
                                atol=1e-10 * np.abs(expected).max())
     inverse = np.linalg.inv(dense)
-    selected = bkg._banded_inverse(factor)
+    selected = solvers.banded_inverse(factor)
     assert selected.shape == band.shape
     for r in range(u + 1):
         index = np.arange(n - r)
@@ -289,8 +290,8 @@ def test_core_fit_equals_the_dense_weighted_least_squares(method):
     mask[1, :, 30:130] = False  # wider than a spline (4 knot intervals): some splines have no data
     fit = getattr(bkg, f"{method}_background")(data, mask, var, degree=degree, clip_sigma=None,
                                                 **({"knot_spacing": 20.0} if method == "smooth" else {}))
-    along = bkg._spline_design(nx, 20.0).toarray() if method == "smooth" else np.eye(nx)
-    across = bkg._legendre_basis(ny, degree)  # (K, ny)
+    along = solvers.spline_design(nx, 20.0).toarray() if method == "smooth" else np.eye(nx)
+    across = solvers.legendre_basis(ny, degree)  # (K, ny)
     design = np.einsum("xi,ay->yxia", along, across).reshape(ny * nx, -1)
     for i in range(nint):
         w = (mask[i] / var[i]).ravel()

@@ -6,7 +6,7 @@ from astropy.io import fits
 from stdatamodels.jwst import datamodels
 
 from jwst_optextract import simulate
-from jwst_optextract.io.opening import _IndexedHDUList, open_datamodel
+from jwst_optextract.io.opening import IndexedHDUList, open_datamodel
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_the_model_equals_the_one_datamodels_open_makes(mos_file):
 
 def test_lookups_by_name_and_version_match_astropys(mos_file):
     with fits.open(mos_file) as hdulist:
-        indexed = _IndexedHDUList(list(hdulist))
+        indexed = IndexedHDUList(list(hdulist))
         for key in [("SCI", 1), ("sci", 4), ("DQ", 6), ("VAR_FLAT", 2), ("WAVELENGTH", 5), "SCI", 2, ("ASDF", 1)]:
             assert indexed.index_of(key) == hdulist.index_of(key), key
         with pytest.raises(KeyError):

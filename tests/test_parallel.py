@@ -157,7 +157,7 @@ def test_parallel_map_keeps_order_and_raises_in_order():
 
 def test_fits_in_worker_processes_give_the_serial_products_and_log(multislit, caplog):
     model, _ = multislit
-    params = FitParameters(kind="auto")
+    params = FitParameters(profile_kind="auto")
     work = functools.partial(fit_slit_profile, params=params)
 
     def run(workers):

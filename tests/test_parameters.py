@@ -76,3 +76,18 @@ def test_reject_sigma_zero_disables_the_rejection_in_the_trace_and_profile_fits(
     assert len(seen) == 2
     assert not any(seen), f"the trace and profile fits rejected outliers at {seen} sigma"
     assert not CombineParameters.from_step(SlitCombineStep(reject_sigma=0), model).fit_parameters().reject_sigma
+
+
+def test_psf_step_kind_is_the_deprecated_name_of_profile_kind(caplog):
+    """``optx_psf`` called the profile kind ``kind``; configs that set it still work, with a warning."""
+    model, _ = simulate.make_slit(nx=64, seed=1)
+    with caplog.at_level("WARNING", logger="jwst_optextract"):
+        params = PsfFitStep(kind="moffat").fit_parameters(model)
+    assert params.profile_kind == "moffat"
+    assert "kind is deprecated" in caplog.text and "profile_kind" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="jwst_optextract"):
+        params = PsfFitStep(profile_kind="spline").fit_parameters(model)
+    assert params.profile_kind == "spline"
+    assert "deprecated" not in caplog.text
+    assert PsfFitStep().fit_parameters(model).profile_kind == "auto"

@@ -40,11 +40,11 @@ def _assert_reaches_the_true_profile_bound(model, truth, psf):
 @pytest.mark.parametrize("flux", [200.0, 0.5], ids=["bright", "faint"])
 def test_fitted_moffat_reaches_the_true_profile_bound(flux):
     model, truth = _moffat_scene(flux)
-    psf = PsfFitStep.call(model, kind="moffat")
+    psf = PsfFitStep.call(model, profile_kind="moffat")
     entry = psf.profiles[0]
     assert entry.kind == "moffat"
     assert abs(entry.beta - 2.5) < (0.01 if flux > 1 else 0.15), entry.beta
-    np.testing.assert_allclose(entry.sigma, truth.width, rtol=0.01 if flux > 1 else 0.05)
+    np.testing.assert_allclose(entry.alpha, truth.width, rtol=0.01 if flux > 1 else 0.05)
     _assert_reaches_the_true_profile_bound(model, truth, psf)
 
 
@@ -72,7 +72,7 @@ def _write_moffat_template(path, truth, fmt):
 def test_template_of_the_true_profile_reaches_the_true_profile_bound(tmp_path, flux, fmt):
     model, truth = _moffat_scene(flux)
     template = _write_moffat_template(tmp_path / f"psf.{fmt}", truth, fmt)
-    psf = PsfFitStep.call(model, kind="template", template=template)
+    psf = PsfFitStep.call(model, profile_kind="template", template=template)
     entry = psf.profiles[0]
     assert entry.kind == "template"
     assert abs(entry.stretch - 1) < (0.001 if flux > 1 else 0.01), entry.stretch
@@ -85,7 +85,8 @@ def test_template_of_the_true_profile_reaches_the_true_profile_bound(tmp_path, f
 def test_a_stretched_template_is_stretched_back(tmp_path):
     model, truth = _moffat_scene(200.0)
     truth.width = truth.width / 1.1  # the template is 10 % narrower than the PSF
-    psf = PsfFitStep.call(model, kind="template", template=_write_moffat_template(tmp_path / "psf.fits", truth, "fits"))
+    template = _write_moffat_template(tmp_path / "psf.fits", truth, "fits")
+    psf = PsfFitStep.call(model, profile_kind="template", template=template)
     assert abs(psf.profiles[0].stretch - 1.1) < 0.002, psf.profiles[0].stretch
 
 
@@ -96,14 +97,14 @@ def test_a_template_that_misses_the_slit_wavelengths_is_a_clear_error(tmp_path):
     asdf.AsdfFile({"profile": np.exp(-0.5 * offset**2)[None].repeat(2, 0), "offset": offset,
                    "wavelength": np.array([1.0, 1.5])}).write_to(path)
     with pytest.raises(SlitError, match=r"template covers 1 to 1.5 micron, but the trace reaches 0.9"):
-        PsfFitStep.call(model, kind="template", template=str(path))
+        PsfFitStep.call(model, profile_kind="template", template=str(path))
 
 
 @pytest.mark.parametrize("kind", ["moffat", "template"])
 def test_moffat_and_template_products_round_trip(tmp_path, kind):
     model, truth = simulate.make_slit(flux=100.0, **{**MOFFAT, "nx": 512})
     template = _write_moffat_template(tmp_path / "psf.fits", truth, "fits")
-    psf = PsfFitStep.call(model, kind=kind, template=template)
+    psf = PsfFitStep.call(model, profile_kind=kind, template=template)
     psf.save(tmp_path / "x_psf.asdf")
     with asdf.open(tmp_path / "x_psf.asdf") as af:  # plain asdf
         assert af.tree["profiles"][0]["kind"] == kind
@@ -111,6 +112,21 @@ def test_moffat_and_template_products_round_trip(tmp_path, kind):
     direct = OptimalExtractStep().run(model, None, psf).spec[0].spec_table["FLUX"]
     np.testing.assert_allclose(again, direct, rtol=1e-8)
     assert ProfileModel(str(tmp_path / "x_psf.asdf")).profile_for(model.name).kind == kind
+
+
+def test_a_moffat_product_of_earlier_versions_with_alpha_as_sigma_is_read(tmp_path):
+    """Earlier versions wrote the Moffat ``alpha`` under ``sigma``: such products give the same extraction."""
+    model, _ = simulate.make_slit(flux=100.0, **{**MOFFAT, "nx": 512})
+    psf = PsfFitStep.call(model, profile_kind="moffat")
+    entry = psf.profiles[0]
+    assert "alpha" in entry and "sigma" not in entry
+    psf.save(tmp_path / "new_psf.asdf")
+    with asdf.open(tmp_path / "new_psf.asdf", memmap=False) as af:
+        af.tree["profiles"][0]["sigma"] = af.tree["profiles"][0].pop("alpha")
+        af.write_to(tmp_path / "old_psf.asdf")
+    old = OptimalExtractStep.call(model, psf=str(tmp_path / "old_psf.asdf")).spec[0].spec_table["FLUX"]
+    new = OptimalExtractStep.call(model, psf=str(tmp_path / "new_psf.asdf")).spec[0].spec_table["FLUX"]
+    np.testing.assert_array_equal(old, new)
 
 
 # Traces -------------------------------------------------------------------

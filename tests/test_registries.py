@@ -77,10 +77,10 @@ def scene():
 
 def test_a_kind_registered_at_runtime_is_fitted_saved_and_read_back(scene, toy_kind, tmp_path):
     model, truth = scene
-    psf = PsfFitStep.call(model, kind=toy_kind)
+    psf = PsfFitStep.call(model, profile_kind=toy_kind)
     entry = psf.profiles[0]
     assert entry.kind == toy_kind
-    gaussian = PsfFitStep.call(model, kind="gaussian").profiles[0]
+    gaussian = PsfFitStep.call(model, profile_kind="gaussian").profiles[0]
     np.testing.assert_allclose(entry.sigma, 1.25 * gaussian.sigma, rtol=1e-12)
     np.testing.assert_allclose(entry.values.sum(axis=0), 1.0, rtol=1e-9)
 
@@ -139,7 +139,7 @@ def _gaussian_template(sigma: float) -> profiles.ProfileTemplate:
 def test_every_kind_round_trips_through_its_product_entry(scene, kind):
     model, _ = scene
     slit = read_slit(model, model, model.name)
-    params = FitParameters(kind=kind, template=_gaussian_template(1.2))
+    params = FitParameters(profile_kind=kind, template=_gaussian_template(1.2))
     trace = fit_trace(slit, params)
     fitted = fit_profile(slit, trace, params)
     assert fitted.kind == kind

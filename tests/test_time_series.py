@@ -42,7 +42,7 @@ def _white_light(x1d, truth):
 def test_spline_profile_white_light_is_at_the_photon_limit_and_ignores_the_jitter(tilt):
     model, truth = _series(tilt)
     trace = TraceStep().run(model)
-    psf = PsfFitStep(kind="spline").run(model, trace)
+    psf = PsfFitStep(profile_kind="spline").run(model, trace)
     residual, photon, jitter = _white_light(OptimalExtractStep().run(model, trace, psf), truth)
     assert abs(residual.mean()) < 3e-4
     assert residual.std() < 1.3 * photon
@@ -53,7 +53,7 @@ def test_spline_profile_white_light_is_at_the_photon_limit_and_ignores_the_jitte
 def flat_series():
     model, truth = _series(0.3)
     slit = read_slit(model, model, "S1600A1")
-    params = FitParameters(kind="spline")
+    params = FitParameters(profile_kind="spline")
     trace = fit_trace(slit, params)
     return slit, truth, trace, fit_profile(slit, trace, params)
 

@@ -56,7 +56,7 @@ def test_fitted_spline_profile_reaches_the_true_profile_bound(shape, flux):
     model, truth = simulate.make_slit(nx=4096, ny=32, trace_curvature=2.0, trace_tilt=0.8, flux=flux,
                                       background=2.0, cosmic_ray_fraction=0.002, seed=5, **PROFILES[shape])
     _bsub(model, truth)
-    psf = PsfFitStep.call(model, kind="spline", window=256)
+    psf = PsfFitStep.call(model, profile_kind="spline", window=256)
     fitted = OptimalExtractStep().run(model, None, psf).spec[0].spec_table["FLUX"]
     slit = read_slit(model, model, model.name)
     best = optimal_extract(slit.data, truth.profile, slit.var_rnoise, slit.var_poisson, mask=slit.good).flux
@@ -127,7 +127,7 @@ def test_the_trace_product_carries_the_fitted_width_to_the_profile_step(tmp_path
 
     model, truth = simulate.make_slit(nx=400, flux=50.0, width=(1.0, 1.6), seed=9)
     slit = read_slit(model, model, model.name)
-    params = FitParameters(kind="gaussian")
+    params = FitParameters(profile_kind="gaussian")
     in_memory = fit_trace(slit, params)
     product = TraceStep.call(model)
     product.save(tmp_path / "t_trace.asdf")

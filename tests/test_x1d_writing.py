@@ -10,7 +10,7 @@ from stdatamodels.jwst import datamodels
 from stdatamodels.jwst.datamodels import model_base
 
 from jwst_optextract import OptimalExtractStep, simulate
-from jwst_optextract.io.writing import _KeyedHDUList, write_fits
+from jwst_optextract.io.writing import KeyedHDUList, write_fits
 
 NOW = Time("2026-01-02T03:04:05.678")
 
@@ -154,7 +154,7 @@ def test_no_extension_is_looked_up_by_scanning_the_headers(monkeypatch, tmp_path
 
 
 def test_keyed_lookups_follow_appends_removals_and_renames():
-    hdus = _KeyedHDUList([fits.PrimaryHDU()])
+    hdus = KeyedHDUList([fits.PrimaryHDU()])
     for ver in (1, 2, 3):
         hdus.append(fits.ImageHDU(name="SCI", ver=ver))
     assert hdus.index_of(("SCI", 2)) == 2

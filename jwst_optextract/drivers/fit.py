@@ -86,8 +86,8 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
     given: a faint spectrum supports only the simpler shapes. Any other
     registered kind (see `~jwst_optextract.core.profiles`) is fitted when asked for.
     """
-    if params.kind != "auto" and params.kind not in PROFILES:
-        raise SlitError(slit.name, f"unknown profile kind {params.kind!r}; use one of {PROFILES.names}")
+    if params.profile_kind != "auto" and params.profile_kind not in PROFILES:
+        raise SlitError(slit.name, f"unknown profile kind {params.profile_kind!r}; use one of {PROFILES.names}")
     gaussian = trace.gaussian
     if gaussian is None:
         gaussian, _ = _fit_gaussian(slit, params, start=trace.center)
@@ -100,7 +100,7 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
     def aic(candidate):
         return akaike(candidate.chi2_per_pixel * n_pixels, candidate.n_parameters)
 
-    if params.kind == "auto":
+    if params.profile_kind == "auto":
         if params.template is not None:
             candidates.append(_fit_kind(slit, "template", problem))  # with or without a detection
         if trace.detected:
@@ -120,14 +120,14 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
                 if spline is not None:
                     candidates.append(ProfileFit(slit.name, "spline", trace.center, spline))
                     start = spline
-    elif trace.detected or not PROFILES[params.kind].needs_source:
-        fitted = _fit_kind(slit, params.kind, problem)
+    elif trace.detected or not PROFILES[params.profile_kind].needs_source:
+        fitted = _fit_kind(slit, params.profile_kind, problem)
         if fitted is not None:
             candidates.append(fitted)
     for candidate in candidates:
         if np.isnan(candidate.chi2_per_pixel):
             candidate.chi2_per_pixel, n_pixels = _chi2(slit, candidate, trace, mean, params.background)
-    if params.kind != "auto":
+    if params.profile_kind != "auto":
         return candidates[-1]
 
     chosen = min(candidates, key=aic)

@@ -107,7 +107,8 @@ class FitParameters(SceneParameters, StepParameters):
     width_degree: int = reference_default("width_degree")
     psf_sigma: float = reference_default("psf_sigma")
     fit_jitter: bool = True
-    kind: str = "auto"
+    profile_kind: str = "auto"
+    """A registered profile kind (`~jwst_optextract.core.profiles.PROFILES`), or ``auto`` to choose among them."""
     window: float = 128.0
     oversample: float = 4.0
     smoothing: float = 30.0
@@ -157,7 +158,7 @@ class ExtractionParameters(SceneParameters, StepParameters):
     def fit_parameters(self) -> FitParameters:
         """The trace and profile fit settings these imply (the same outlier rejection, or none)."""
         return FitParameters(trace_degree=self.trace_degree, width_degree=self.width_degree,
-                             psf_sigma=self.psf_sigma, kind=self.profile_kind, template=self.template,
+                             psf_sigma=self.psf_sigma, profile_kind=self.profile_kind, template=self.template,
                              reject_sigma=self.reject_sigma, **self.scene_values())
 
 
@@ -227,5 +228,5 @@ class CombineParameters(StepParameters):
     def fit_parameters(self) -> FitParameters:
         """The trace fit settings these imply (the same outlier rejection, or none)."""
         return FitParameters(trace_degree=self.trace_degree, width_degree=self.width_degree,
-                             psf_sigma=self.psf_sigma, kind="gaussian", reject_sigma=self.reject_sigma,
+                             psf_sigma=self.psf_sigma, profile_kind="gaussian", reject_sigma=self.reject_sigma,
                              fit_jitter=False)

@@ -16,7 +16,7 @@ from pathlib import Path
 from astropy.io import fits
 from stdatamodels.jwst import datamodels
 
-__all__ = ["open_datamodel"]
+__all__ = ["IndexedHDUList", "open_datamodel"]
 
 
 def open_datamodel(item):
@@ -34,12 +34,12 @@ def open_datamodel(item):
         cls = getattr(datamodels, str(hdulist[0].header.get("DATAMODL", "")), None)
         if not (isinstance(cls, type) and issubclass(cls, datamodels.JwstDataModel)):
             return datamodels.open(item)
-        model = cls(_IndexedHDUList(list(hdulist)))
+        model = cls(IndexedHDUList(list(hdulist)))
     model.meta.filename = Path(item).name
     return model
 
 
-class _IndexedHDUList(fits.HDUList):
+class IndexedHDUList(fits.HDUList):
     """An HDUList whose ``(EXTNAME, EXTVER)`` lookups are a dictionary's, not a scan of every header."""
 
     _index: dict[tuple[str, int], int] = {}

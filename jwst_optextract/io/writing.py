@@ -22,7 +22,7 @@ from typing import IO
 from astropy.io import fits
 from stdatamodels import DataModel, fits_support
 
-__all__ = ["write_fits"]
+__all__ = ["KeyedHDUList", "write_fits"]
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def write_fits(model: DataModel, target: str | os.PathLike | IO[bytes], **kwargs
         Passed to `astropy.io.fits.HDUList.writeto` (e.g. ``overwrite=True``).
     """
     model.on_save(os.fspath(target) if isinstance(target, os.PathLike) else target)
-    hdulist = fits_support.to_fits(model._instance, model._schema, hdulist=_KeyedHDUList([fits.PrimaryHDU()]))
+    hdulist = fits_support.to_fits(model._instance, model._schema, hdulist=KeyedHDUList([fits.PrimaryHDU()]))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Card is too long")  # as stdatamodels
         if getattr(model, "_no_asdf_extension", False) and "ASDF" in hdulist:
@@ -48,7 +48,7 @@ def write_fits(model: DataModel, target: str | os.PathLike | IO[bytes], **kwargs
         hdulist.writeto(target, **kwargs)
 
 
-class _KeyedHDUList(fits.HDUList):
+class KeyedHDUList(fits.HDUList):
     """An HDUList being filled, whose ``(EXTNAME, EXTVER)`` lookups are a dictionary's, not a scan.
 
     The dictionary holds the first position of every ``(name, version)``.

@@ -10,9 +10,9 @@ from typing import Any
 from stdatamodels.jwst import datamodels
 
 from .exposures import make_multislit, make_tso
-from .metadata import _new_model
-from .pixels import _simulate
-from .scene import SceneConfig, _resolve_config
+from .metadata import new_model
+from .pixels import simulate_slit
+from .scene import SceneConfig, resolve_config
 
 __all__ = ["write_example"]
 
@@ -125,8 +125,8 @@ def write_example(path: str | os.PathLike[str], kind: str = "nirspec_fs", seed: 
     elif kind == "nirspec_bots":
         model, _ = make_tso(cfg.nints or 20, cfg)
     else:
-        real = _simulate(_resolve_config(cfg, {}))
-        model = _new_model(datamodels.ImageModel, real, slit_attrs=False)
+        real = simulate_slit(resolve_config(cfg, {}))
+        model = new_model(datamodels.ImageModel, real, slit_attrs=False)
     with model:
         model.save(path)
     log.info("Wrote %s example to %s", kind, path)

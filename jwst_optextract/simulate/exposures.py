@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 from stdatamodels.jwst import datamodels
 
-from .metadata import _NIRSPEC_FS_SLITS, _fill_exposure_meta, _fill_slit, _new_model
-from .pixels import _simulate
-from .scene import SceneConfig, SceneTruth, _as_rng, _resolve_config, _transit, _validate, _wavelength_canonical
-from .wcs import _DEC0, _RA0
+from .metadata import NIRSPEC_FS_SLITS, fill_exposure_meta, fill_slit, new_model
+from .pixels import simulate_slit
+from .scene import SceneConfig, SceneTruth, as_rng, resolve_config, transit_curve, validate_config, wavelength_canonical
+from .wcs import DEC0, RA0
 
 __all__ = ["make_slit", "make_multislit", "make_tso", "make_nods", "add_background"]
 
@@ -47,10 +47,10 @@ def make_slit(
     >>> model.data.shape
     (32, 256)
     """
-    cfg = _resolve_config(config, overrides)
-    real = _simulate(cfg)
+    cfg = resolve_config(config, overrides)
+    real = simulate_slit(cfg)
     real.extras.update(ystart=_default_ystart(cfg))
-    return _new_model(datamodels.SlitModel, real), real.truth
+    return new_model(datamodels.SlitModel, real), real.truth
 
 
 def _default_ystart(cfg: SceneConfig) -> int:
@@ -87,15 +87,15 @@ def make_multislit(
     """
     if n_slits < 1:
         raise ValueError("n_slits must be >= 1")
-    base = _resolve_config(config, overrides)
-    rng = _as_rng(base.seed)
+    base = resolve_config(config, overrides)
+    rng = as_rng(base.seed)
     seeds = rng.integers(0, 2**63 - 1, size=n_slits)
     offsets = rng.uniform(-1.0, 1.0, size=n_slits)
     model = datamodels.MultiSlitModel()
-    _fill_exposure_meta(model, base)
+    fill_exposure_meta(model, base)
     mos = base.exp_type == "NRS_MSASPEC"
     if not mos:
-        others = [s for s in _NIRSPEC_FS_SLITS if s != base.slit_name]
+        others = [s for s in NIRSPEC_FS_SLITS if s != base.slit_name]
         fs_names = [base.slit_name, *others]
     truths = []
     for i in range(n_slits):
@@ -111,10 +111,10 @@ def make_multislit(
             flux=base.flux * 0.5**i,
             trace_center=base.center + offsets[i],
         )
-        _validate(cfg)
-        real = _simulate(cfg)
+        validate_config(cfg)
+        real = simulate_slit(cfg)
         real.extras.update(
-            radec=(_RA0 + 0.003 * i, _DEC0 - 0.002 * i),
+            radec=(RA0 + 0.003 * i, DEC0 - 0.002 * i),
             xstart=1 + 37 * i,
             ystart=150 + 60 * i,
             slitlet_id=int(name) if mos else i + 1,
@@ -122,8 +122,8 @@ def make_multislit(
             quadrant=1 + i % 4,
         )
         slit = datamodels.SlitModel()
-        _fill_exposure_meta(slit, cfg)  # as extract_2d does (slit.update(input))
-        _fill_slit(slit, real)
+        fill_exposure_meta(slit, cfg)  # as extract_2d does (slit.update(input))
+        fill_slit(slit, real)
         model.slits.append(slit)
         truths.append(real.truth)
     return model, truths
@@ -164,11 +164,11 @@ def make_nods(
     """
     if n_nods < 1 or repeats < 1:
         raise ValueError("n_nods and repeats must be >= 1")
-    base = _resolve_config(config, overrides)
-    rng = _as_rng(base.seed)
+    base = resolve_config(config, overrides)
+    rng = as_rng(base.seed)
     spectrum_seed = base.spectrum_seed if base.spectrum_seed is not None else int(rng.integers(0, 2**31))
     seeds = rng.integers(0, 2**63 - 1, size=n_nods * repeats)
-    wavelength = _wavelength_canonical(base)
+    wavelength = wavelength_canonical(base)
     mos = base.exp_type == "NRS_MSASPEC"
     models, truths = [], []
     for k, seed in enumerate(seeds):
@@ -177,22 +177,22 @@ def make_nods(
             base, seed=int(seed), spectrum_seed=spectrum_seed,
             trace_center=base.center + (position - (n_nods - 1) / 2) * nod_throw,
         )
-        _validate(cfg)
-        real = _simulate(cfg)
+        validate_config(cfg)
+        real = simulate_slit(cfg)
         real.wavelength = np.ascontiguousarray(
             wavelength if cfg.dispersion_axis == 1 else wavelength.T, dtype=np.float32)
         real.truth.wavelength = real.wavelength.astype(float)
         real.extras.update(xstart=1, ystart=_default_ystart(cfg), slitlet_id=base.source_id,
                            shutter_id=1000 + base.source_id, quadrant=1)
         model = datamodels.MultiSlitModel()
-        _fill_exposure_meta(model, cfg)
+        fill_exposure_meta(model, cfg)
         model.meta.observation.exposure_number = str(k + 1)
         model.meta.dither.position_number = position + 1
         model.meta.dither.total_points = n_nods
         model.meta.filename = f"jw01234001001_03101_{k + 1:05d}_nrs1_cal.fits"
         slit = datamodels.SlitModel()
-        _fill_exposure_meta(slit, cfg)
-        _fill_slit(slit, real)
+        fill_exposure_meta(slit, cfg)
+        fill_slit(slit, real)
         if mos:
             slit.name = str(base.source_id)
             slit.shutter_state = "".join("x" if i == position else "1" for i in range(n_nods))
@@ -226,7 +226,7 @@ def add_background(
     seed : int or numpy.random.Generator, optional
         Random seed of the photons.
     """
-    rng = _as_rng(seed)
+    rng = as_rng(seed)
     data = model.data.astype(np.float64) + rng.poisson(background * photons_per_unit) / photons_per_unit
     good = ~truth.flagged
     model.data = np.where(good, data, np.nan).astype(np.float32)
@@ -264,9 +264,9 @@ def make_tso(
         Truth; ``truth.flux`` is ``(nints, nx)``.
     """
     defaults = {"exp_type": "NRS_BRIGHTOBJ", "slit_name": "S1600A1"}
-    cfg = _resolve_config(config, {**overrides, "nints": int(nints)}, **defaults)
-    real = _simulate(cfg, white=_transit(cfg.nints, cfg.transit_depth))
+    cfg = resolve_config(config, {**overrides, "nints": int(nints)}, **defaults)
+    real = simulate_slit(cfg, white=transit_curve(cfg.nints, cfg.transit_depth))
     real.extras.update(ystart=_default_ystart(cfg))
     if cfg.exp_type == "MIR_LRS-SLITLESS":
-        return _new_model(datamodels.CubeModel, real, slit_attrs=False), real.truth
-    return _new_model(datamodels.SlitModel, real), real.truth
+        return new_model(datamodels.CubeModel, real, slit_attrs=False), real.truth
+    return new_model(datamodels.SlitModel, real), real.truth

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 from stdatamodels.jwst import datamodels
 
-from .pixels import _Realisation
+from .pixels import Realisation
 from .scene import SceneConfig
-from .wcs import _DEC0, _RA0, _build_wcs
+from .wcs import DEC0, RA0, build_wcs
 
 #: Reference epoch of the simulated observations (2023-07-01T12:00:00 UTC).
 _MJD0 = 60126.5
 _DATE, _TIME = "2023-07-01", "12:00:00.000"
 _SR_PER_ARCSEC2 = (np.pi / 180.0 / 3600.0) ** 2
-_NIRSPEC_FS_SLITS = ("S200A1", "S200A2", "S400A1", "S1600A1", "S200B1")
+NIRSPEC_FS_SLITS = ("S200A1", "S200A2", "S400A1", "S1600A1", "S200B1")
 
 
 def _optics(cfg: SceneConfig) -> tuple[str, str, str]:
@@ -53,7 +53,7 @@ def _int_times(model: datamodels.JwstDataModel, nints: int, int_time: float) -> 
     return table
 
 
-def _fill_exposure_meta(model: datamodels.JwstDataModel, cfg: SceneConfig) -> None:
+def fill_exposure_meta(model: datamodels.JwstDataModel, cfg: SceneConfig) -> None:
     """Top-level (exposure-wide) metadata."""
     meta = model.meta
     detector, filt, grating = _optics(cfg)
@@ -72,7 +72,7 @@ def _fill_exposure_meta(model: datamodels.JwstDataModel, cfg: SceneConfig) -> No
         meta.instrument.grating = grating
         if (
             cfg.exp_type in ("NRS_FIXEDSLIT", "NRS_BRIGHTOBJ")
-            and cfg.slit_name in _NIRSPEC_FS_SLITS
+            and cfg.slit_name in NIRSPEC_FS_SLITS
         ):
             meta.instrument.fixed_slit = cfg.slit_name
         if cfg.exp_type == "NRS_MSASPEC":
@@ -93,11 +93,11 @@ def _fill_exposure_meta(model: datamodels.JwstDataModel, cfg: SceneConfig) -> No
     exp.mid_time = 0.5 * (exp.start_time + exp.end_time)
     meta.target.catalog_name = "SIMULATED"
     meta.target.proposer_name = "SIMULATED"
-    meta.target.ra = _RA0
-    meta.target.dec = _DEC0
+    meta.target.ra = RA0
+    meta.target.dec = DEC0
     meta.target.source_type = _source_type(cfg)
-    meta.dither.dithered_ra = _RA0
-    meta.dither.dithered_dec = _DEC0
+    meta.dither.dithered_ra = RA0
+    meta.dither.dithered_dec = DEC0
     meta.subarray.name = {
         "NRS_FIXEDSLIT": f"SUBS{cfg.slit_name[1:]}"
         if cfg.slit_name in ("S200A1", "S200A2", "S200B1", "S400A1")  # S1600A1 has no subarray of its own
@@ -112,8 +112,8 @@ def _fill_exposure_meta(model: datamodels.JwstDataModel, cfg: SceneConfig) -> No
     meta.cal_step.photom = "SKIPPED" if cfg.units == "DN/s" else "COMPLETE"
 
 
-def _fill_slit(
-    model: datamodels.JwstDataModel, real: _Realisation, slit_attrs: bool = True
+def fill_slit(
+    model: datamodels.JwstDataModel, real: Realisation, slit_attrs: bool = True
 ) -> None:
     """Arrays, units, photometry and WCS of one slit (or image/cube)."""
     cfg = real.cfg
@@ -130,8 +130,8 @@ def _fill_slit(
     model.meta.photometry.pixelarea_arcsecsq = float(cfg.pixel_area_sr / _SR_PER_ARCSEC2)
     model.meta.wcsinfo.dispersion_direction = cfg.dispersion_axis
     model.meta.wcsinfo.spectral_order = 1
-    ra, dec = real.extras.get("radec", (_RA0, _DEC0))
-    model.meta.wcs = _build_wcs(cfg, ra, dec)
+    ra, dec = real.extras.get("radec", (RA0, DEC0))
+    model.meta.wcs = build_wcs(cfg, ra, dec)
     if not slit_attrs:
         return
     nrows, ncols = real.data.shape[-2:]
@@ -158,11 +158,11 @@ def _fill_slit(
         model.slit_ymax = 1.55
 
 
-def _new_model(cls: type, real: _Realisation, slit_attrs: bool = True) -> datamodels.JwstDataModel:
+def new_model(cls: type, real: Realisation, slit_attrs: bool = True) -> datamodels.JwstDataModel:
     """Create and fill a standalone model (exposure + slit metadata)."""
     model = cls()
-    _fill_exposure_meta(model, real.cfg)
-    _fill_slit(model, real, slit_attrs=slit_attrs)
+    fill_exposure_meta(model, real.cfg)
+    fill_slit(model, real, slit_attrs=slit_attrs)
     if real.cfg.nints is not None and hasattr(model, "int_times"):
         model.int_times = _int_times(model, real.cfg.nints, real.cfg.exptime)
     return model

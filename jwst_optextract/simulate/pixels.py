@@ -1,6 +1,6 @@
 """The pixel model: one slit's pixels from a configuration, with noise, defects and variances.
 
-`_simulate` builds the arrays of one slit in named steps, in the order in which they draw
+`simulate_slit` builds the arrays of one slit in named steps, in the order in which they draw
 from the random generator (the order is part of what a seed means): the geometry (widths,
 jittered trace, pixel-integrated profile), the expected rate, the observed (noisy) data and
 its true variance, the pipeline-like variances derived from the data, the defects (unflagged
@@ -22,11 +22,11 @@ from ..io.dq import DO_NOT_USE
 from .scene import (
     SceneConfig,
     SceneTruth,
-    _as_rng,
-    _column_coordinate,
-    _nominal_trace,
-    _spectrum,
-    _wavelength_canonical,
+    as_rng,
+    column_coordinate,
+    nominal_trace,
+    source_spectrum,
+    wavelength_canonical,
 )
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def _choose(rng: np.random.Generator, eligible: np.ndarray, count: int) -> np.nd
 
 
 @dataclass
-class _Realisation:
+class Realisation:
     """Arrays of one simulated slit in the output layout."""
 
     cfg: SceneConfig
@@ -127,7 +127,7 @@ class _Realisation:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def _simulate(cfg: SceneConfig, white: np.ndarray | None = None) -> _Realisation:
+def simulate_slit(cfg: SceneConfig, white: np.ndarray | None = None) -> Realisation:
     """Simulate one slit; see the package docstring for the model.
 
     Parameters
@@ -139,10 +139,10 @@ def _simulate(cfg: SceneConfig, white: np.ndarray | None = None) -> _Realisation
 
     Returns
     -------
-    _Realisation
+    Realisation
         Float32 model arrays plus the float64 truth, in the output layout.
     """
-    rng = _as_rng(cfg.seed)
+    rng = as_rng(cfg.seed)
     width, trace, profile = _geometry(cfg, rng)
     flux, background, rate = _expected_rate(cfg, rng, profile, white)
     data, true_var = _observe(cfg, rng, rate)
@@ -162,7 +162,7 @@ def _geometry(cfg: SceneConfig, rng: np.random.Generator) -> tuple[np.ndarray, n
     nints = cfg.nints if cube else 1
     w_lo, w_hi = cfg.width_range
     width = np.linspace(w_lo, w_hi, cfg.nx)
-    trace = _nominal_trace(cfg)
+    trace = nominal_trace(cfg)
     if cube and cfg.jitter_rms > 0:
         trace = trace[None, :] + rng.normal(0.0, cfg.jitter_rms, nints)[:, None]
     profile = _pixel_profile(cfg, trace, width)
@@ -181,11 +181,11 @@ def _expected_rate(
     nx, ny = cfg.nx, cfg.ny
     cube = cfg.nints is not None
     nints = cfg.nints if cube else 1
-    flux = _spectrum(cfg, rng if cfg.spectrum_seed is None else np.random.default_rng(cfg.spectrum_seed))
+    flux = source_spectrum(cfg, rng if cfg.spectrum_seed is None else np.random.default_rng(cfg.spectrum_seed))
     if cube:
         factors = np.ones(nints) if white is None else np.asarray(white, dtype=float)
         flux = factors[:, None] * flux[None, :]
-    ucol = _column_coordinate(nx)
+    ucol = column_coordinate(nx)
     vrow = (np.arange(ny, dtype=float) - 0.5 * (ny - 1)) / (ny - 1)
     gy, gx = cfg.background_gradient
     background = cfg.background * (1.0 + gy * vrow[:, None]) * (1.0 + gx * ucol[None, :])
@@ -318,7 +318,7 @@ def _output_layout(
     cfg: SceneConfig, *, data: np.ndarray, var_poisson: np.ndarray, var_flat: np.ndarray, flagged: np.ndarray,
     spiked: np.ndarray, true_var: np.ndarray, flux: np.ndarray, profile: np.ndarray, trace: np.ndarray,
     width: np.ndarray, background: np.ndarray,
-) -> _Realisation:
+) -> Realisation:
     """The float32 model arrays and the float64 truth in the output layout.
 
     2D data lose the leading axis of one integration; ``dispersion_axis=2`` transposes every
@@ -353,7 +353,7 @@ def _output_layout(
     dq = flagged.astype(np.uint32)
     dq *= np.uint32(DO_NOT_USE)
 
-    wavelength = _wavelength_canonical(cfg)
+    wavelength = wavelength_canonical(cfg)
     truth = SceneTruth(
         flux=flux,
         profile=out(profile, float, squeeze=False),
@@ -366,7 +366,7 @@ def _output_layout(
         flagged=flagged,
         dispersion_axis=cfg.dispersion_axis,
     )
-    return _Realisation(
+    return Realisation(
         cfg=cfg,
         data=out(data, np.float32),
         dq=dq,

@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MJYSR_PER_DNS", "MJY_PER_DNS", "SceneConfig", "SceneTruth", "cramer_rao_variance"]
+__all__ = ["MJYSR_PER_DNS", "MJY_PER_DNS", "WAVE_TILT", "SceneConfig", "SceneTruth", "as_rng", "column_coordinate",
+           "cramer_rao_variance", "linear_dispersion", "nominal_trace", "resolve_config", "source_spectrum",
+           "transit_curve", "validate_config", "wavelength_canonical"]
 
 #: Conversion factor from DN/s to MJy/sr used for ``units="MJy/sr"``.
 MJYSR_PER_DNS: float = 1.0e-3
@@ -27,7 +29,7 @@ _PROFILES = ("gaussian", "moffat", "double")
 _UNITS = ("DN/s", "MJy/sr", "MJy")
 #: Change of wavelength per cross-dispersion pixel away from the trace, in
 #: units of the dispersion per pixel (tilt of iso-wavelength lines).
-_WAVE_TILT = 0.02
+WAVE_TILT = 0.02
 
 
 @dataclass
@@ -256,14 +258,14 @@ class SceneConfig:
         return {"DN/s": 1.0, "MJy/sr": MJYSR_PER_DNS, "MJy": MJY_PER_DNS}[self.units]
 
 
-def _as_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
+def as_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
     """Return a Generator (passing an existing one through)."""
     if isinstance(seed, np.random.Generator):
         return seed
     return np.random.default_rng(seed)
 
 
-def _resolve_config(
+def resolve_config(
     config: SceneConfig | None, overrides: dict[str, Any], **defaults: Any
 ) -> SceneConfig:
     """Merge ``defaults`` (only when ``config`` is None) and ``overrides``."""
@@ -274,11 +276,11 @@ def _resolve_config(
         if unknown:
             raise TypeError(f"Unknown SceneConfig parameter(s): {sorted(unknown)}")
         cfg = dataclasses.replace(cfg, **overrides)
-    _validate(cfg)
+    validate_config(cfg)
     return cfg
 
 
-def _validate(cfg: SceneConfig) -> None:
+def validate_config(cfg: SceneConfig) -> None:
     """Raise ``ValueError`` for inconsistent configurations."""
     if cfg.nx < 2 or cfg.ny < 2:
         raise ValueError("nx and ny must be >= 2")
@@ -307,36 +309,36 @@ def _validate(cfg: SceneConfig) -> None:
         raise ValueError("hot_pixels out of range")
 
 
-def _column_coordinate(nx: int) -> np.ndarray:
+def column_coordinate(nx: int) -> np.ndarray:
     """``u = (x - xmid) / (nx - 1)`` in ``[-1/2, 1/2]``."""
     x = np.arange(nx, dtype=float)
     return (x - 0.5 * (nx - 1)) / (nx - 1)
 
 
-def _nominal_trace(cfg: SceneConfig) -> np.ndarray:
+def nominal_trace(cfg: SceneConfig) -> np.ndarray:
     """Nominal trace row for every column, ``(nx,)``."""
-    uu = _column_coordinate(cfg.nx)
+    uu = column_coordinate(cfg.nx)
     return cfg.center + cfg.trace_tilt * uu + 4.0 * cfg.trace_curvature * uu**2
 
 
-def _dispersion(cfg: SceneConfig) -> tuple[float, float]:
+def linear_dispersion(cfg: SceneConfig) -> tuple[float, float]:
     """Return ``(lambda0, dlambda/dx)`` in micron and micron/pixel."""
     w0, w1 = cfg.wavelength_range
     return float(w0), (float(w1) - float(w0)) / (cfg.nx - 1)
 
 
-def _wavelength_canonical(cfg: SceneConfig) -> np.ndarray:
+def wavelength_canonical(cfg: SceneConfig) -> np.ndarray:
     """Wavelength (micron) of every pixel centre, canonical ``(ny, nx)``."""
-    lam0, dlam = _dispersion(cfg)
+    lam0, dlam = linear_dispersion(cfg)
     x = np.arange(cfg.nx, dtype=float)
     y = np.arange(cfg.ny, dtype=float)[:, None]
-    return lam0 + dlam * x + _WAVE_TILT * dlam * (y - _nominal_trace(cfg))
+    return lam0 + dlam * x + WAVE_TILT * dlam * (y - nominal_trace(cfg))
 
 
-def _spectrum(cfg: SceneConfig, rng: np.random.Generator) -> np.ndarray:
+def source_spectrum(cfg: SceneConfig, rng: np.random.Generator) -> np.ndarray:
     """Source signal per column (DN/s) with continuum slope and emission lines."""
     x = np.arange(cfg.nx, dtype=float)
-    shape = 1.0 + cfg.continuum_slope * _column_coordinate(cfg.nx)
+    shape = 1.0 + cfg.continuum_slope * column_coordinate(cfg.nx)
     if cfg.lines > 0:
         centres = rng.uniform(0.05 * cfg.nx, 0.95 * cfg.nx, cfg.lines)
         sigmas = rng.uniform(1.0, 3.0, cfg.lines)
@@ -346,7 +348,7 @@ def _spectrum(cfg: SceneConfig, rng: np.random.Generator) -> np.ndarray:
     return cfg.flux * shape
 
 
-def _transit(nints: int, depth: float) -> np.ndarray:
+def transit_curve(nints: int, depth: float) -> np.ndarray:
     """Trapezoidal transit light curve (white-light factor per integration)."""
     if nints == 1:
         return np.ones(1)

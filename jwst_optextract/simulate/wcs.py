@@ -9,9 +9,9 @@ from astropy.modeling import models as am
 from gwcs import coordinate_frames as cf
 from gwcs import wcs as gwcs_wcs
 
-from .scene import _WAVE_TILT, SceneConfig, _dispersion
+from .scene import WAVE_TILT, SceneConfig, linear_dispersion
 
-_RA0, _DEC0, _PA = 53.16, -27.78, 30.0  # degrees
+RA0, DEC0, _PA = 53.16, -27.78, 30.0  # degrees
 _PIXSCALE_ARCSEC = 0.1
 _NIRSPEC_SLIT_WIDTH = {"S200A1": 0.2, "S200A2": 0.2, "S200B1": 0.2, "S400A1": 0.4, "S1600A1": 1.6}
 
@@ -25,7 +25,7 @@ def _trace_model(cfg: SceneConfig) -> am.Model:
     )
 
 
-def _build_wcs(cfg: SceneConfig, ra: float = _RA0, dec: float = _DEC0) -> gwcs_wcs.WCS:
+def build_wcs(cfg: SceneConfig, ra: float = RA0, dec: float = DEC0) -> gwcs_wcs.WCS:
     """Build the ``detector -> slit_frame -> world`` gwcs of a slit cutout.
 
     Pixel coordinates are 0-based in the cutout.  In the canonical layout
@@ -33,7 +33,7 @@ def _build_wcs(cfg: SceneConfig, ra: float = _RA0, dec: float = _DEC0) -> gwcs_w
 
         x_slit = 0
         y_slit = d / ny
-        lambda = lambda0 + dlam * x + _WAVE_TILT * dlam * d
+        lambda = lambda0 + dlam * x + WAVE_TILT * dlam * d
 
     and the inverse ``(y_slit, lambda) -> (x, y)`` is exact.  For
     ``dispersion_axis=2`` the detector inputs are swapped.  ``slit_frame ->
@@ -41,9 +41,9 @@ def _build_wcs(cfg: SceneConfig, ra: float = _RA0, dec: float = _DEC0) -> gwcs_w
     ``ny * 0.1`` arcsec, position angle 30 deg) followed by a gnomonic
     projection centred on ``(ra, dec)``.
     """
-    lam0, dlam = _dispersion(cfg)
+    lam0, dlam = linear_dispersion(cfg)
     ny = cfg.ny
-    tilt = _WAVE_TILT * dlam
+    tilt = WAVE_TILT * dlam
     trace = _trace_model(cfg)
     pick_x = am.Mapping((0,), n_inputs=2)
     pick_y = am.Mapping((1,), n_inputs=2)

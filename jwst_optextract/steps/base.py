@@ -199,7 +199,12 @@ class OptxStep(AtomicSaveMixin, OfflineMixin, JwstStep):
 
 
 class PlottingMixin:
-    """``save_plots``: one diagnostic PNG per slit, named after the output."""
+    """``save_plots``: one diagnostic PNG per slit, named after the output.
+
+    `save_plot` is the one place where a step uses ``tools``: it imports
+    ``tools.plotting`` (and so matplotlib) when a plot is saved, so that no step
+    module depends on the tools otherwise (``tests/test_layers.py``).
+    """
 
     _plot_lock = threading.Lock()  # pyplot is not thread safe (slits may run in threads)
 

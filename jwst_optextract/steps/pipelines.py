@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 class OptimalExtractionPipeline(AtomicSaveMixin, OfflinePipelineMixin, JwstPipeline):
     """Background → trace → profile → optimal extraction, from a ``_cal`` file to the best x1d.
 
-    Each step's parameters are settable (``--steps.optx_psf.kind=spline``) and
+    Each step's parameters are settable (``--steps.optx_psf.profile_kind=spline``) and
     each step can be skipped (``--steps.optx_background.skip=True``, e.g. for
     data whose background is already subtracted). The trace and the profile
     pass in memory, and each slit's wavelengths and WCS source position are

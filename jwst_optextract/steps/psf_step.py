@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 class PsfFitStep(PlottingMixin, OptxStep):
     """Fit the cross-dispersion profile ``P(offset from trace, wavelength)`` of every slit.
 
-    Kinds (``kind``):
+    Kinds (``profile_kind``):
 
     - ``spline``: a cubic B-spline in trace offset, knotted at ``1/oversample``
       pixel in the core (a tilted trace samples the offset at sub-pixel steps),
@@ -56,8 +56,9 @@ class PsfFitStep(PlottingMixin, OptxStep):
     class_alias = "optx_psf"
 
     spec = RegistrySpec("""
-    kind = option({profile_kinds}, default="auto")  # profile model (see the class documentation)
-    template = string(default=None)  # profile template file (FITS or ASDF: profile, offset, wavelength arrays) for kind template; with auto it is one more candidate
+    profile_kind = option({profile_kinds}, default="auto")  # profile model (see the class documentation)
+    kind = option({profile_kinds}, default=None)  # deprecated: use profile_kind (when given, it is used instead, with a warning)
+    template = string(default=None)  # profile template file (FITS or ASDF: profile, offset, wavelength arrays) for profile_kind template; with auto it is one more candidate
     template_stretch = boolean(default=True)  # fit one factor per slit stretching the template's offsets
     trace = string(default=None)  # a TraceModel (optx_trace product) to fit about; fitted when not given
     window = float(default=128.0, min=2)  # columns between spline knots along the dispersion
@@ -97,12 +98,22 @@ class PsfFitStep(PlottingMixin, OptxStep):
 
     def fit_parameters(self, model) -> FitParameters:
         """Step parameters, with the reference defaults for the exposure type where not given."""
-        return FitParameters.from_step(self, model, fit_jitter=False, template=self._template())
+        profile_kind = self._profile_kind()
+        return FitParameters.from_step(self, model, fit_jitter=False, profile_kind=profile_kind,
+                                       template=self._template(profile_kind))
 
-    def _template(self):
+    def _profile_kind(self) -> str:
+        """``profile_kind``, or the deprecated ``kind`` when a user gives it (with a warning)."""
+        if self.kind is None:
+            return self.profile_kind
+        log.warning("optx_psf: the parameter kind is deprecated and will be removed; use profile_kind "
+                    "(kind=%s is used)", self.kind)
+        return self.kind
+
+    def _template(self, profile_kind: str):
         """The profile template, read once for all slits, or None."""
         if self.template is None:
-            if self.kind == "template":
-                raise InputError("kind 'template' needs a profile template file (parameter template)")
+            if profile_kind == "template":
+                raise InputError("profile_kind 'template' needs a profile template file (parameter template)")
             return None
         return read_template(self.template)

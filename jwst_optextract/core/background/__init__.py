@@ -63,18 +63,6 @@ from .image2d import Image2dBackground as Image2dBackground, image2d_background
 from .exposures import ExposuresBackground as ExposuresBackground, combine_exposures
 from .nod import NodBackground as NodBackground
 
-# The shared machinery, by its former names in this module (tests and benchmarks/bench_background.py time them).
-from .solvers import _banded_inverse as _banded_inverse
-from .solvers import _column_moments as _column_moments
-from .solvers import _ldl_banded as _ldl_banded
-from .solvers import _legendre_basis as _legendre_basis
-from .solvers import _Noise as _Noise
-from .solvers import _prepare as _prepare
-from .solvers import _solve_ldl_banded as _solve_ldl_banded
-from .solvers import _spline_design as _spline_design
-from .solvers import _split_variance as _split_variance
-from .solvers import _SplineSolver as _SplineSolver
-
 __all__ = [
     "METHODS",
     "BackgroundEstimate",

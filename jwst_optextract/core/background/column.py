@@ -12,7 +12,7 @@ import numpy as np
 
 from .base import BackgroundEstimate, BackgroundMethod, register
 from .poly import poly_background
-from .solvers import _median_variances, _prepare
+from .solvers import median_variances, prepare
 
 
 def column_background(
@@ -40,12 +40,12 @@ def column_background(
                                clip_sigma=clip_sigma, max_iterations=max_iterations)
     if statistic != "median":
         raise ValueError(f"statistic must be 'median' or 'mean', not {statistic!r}")
-    data, mask, noise = _prepare(data, mask, var_rnoise, var_poisson, var_flat)
+    data, mask, noise = prepare(data, mask, var_rnoise, var_poisson, var_flat)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # columns with no usable pixel
         median = np.nanmedian(np.where(mask, data, np.nan), axis=-2, keepdims=True)
     background = np.broadcast_to(median, data.shape)
-    variances = _median_variances(noise.components(background), mask, axis=-2)
+    variances = median_variances(noise.components(background), mask, axis=-2)
     return BackgroundEstimate(np.array(background), *(np.broadcast_to(v, data.shape).copy() for v in variances), mask)
 
 

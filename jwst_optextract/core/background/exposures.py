@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .base import BackgroundEstimate, BackgroundMethod, register
-from .solvers import _median_variances
+from .solvers import median_variances
 
 
 def combine_exposures(
@@ -56,7 +56,7 @@ def combine_exposures(
         warnings.simplefilter("ignore", RuntimeWarning)  # pixels bad in every exposure
         if statistic == "median":
             background = np.nanmedian(np.where(mask, data, np.nan), axis=0)
-            var = _median_variances(variances, mask, axis=0)
+            var = median_variances(variances, mask, axis=0)
             var = tuple(v[0] for v in var)
         else:
             background = np.where(n > 0, np.sum(np.where(mask, data, 0.0), axis=0) / n, np.nan)

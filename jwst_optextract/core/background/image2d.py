@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .base import BackgroundEstimate, BackgroundMethod, register
-from .solvers import _prepare
+from .solvers import prepare
 
 
 def image2d_background(
@@ -48,7 +48,7 @@ def image2d_background(
     from astropy.stats import SigmaClip
     from photutils.background import Background2D, MedianBackground
 
-    data, mask, noise = _prepare(data, mask, var_rnoise, var_poisson, var_flat)
+    data, mask, noise = prepare(data, mask, var_rnoise, var_poisson, var_flat)
     frames = data.reshape(-1, *data.shape[-2:])
     masks = mask.reshape(frames.shape)
     background = np.empty_like(frames)

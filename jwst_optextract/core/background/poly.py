@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .base import BackgroundEstimate, BackgroundMethod, register
-from .solvers import _ColumnSolver, _fit_along_rows, _legendre_basis, _prepare
+from .solvers import ColumnSolver, fit_along_rows, legendre_basis, prepare
 
 
 def poly_background(
@@ -29,9 +29,9 @@ def poly_background(
     Parameters are those of `smooth_background` (without the knots). Columns
     with fewer usable pixels than ``degree + 1`` get NaN.
     """
-    data, mask, noise = _prepare(data, mask, var_rnoise, var_poisson, var_flat)
-    basis = _legendre_basis(data.shape[-2], degree)
-    return _fit_along_rows(data, mask, noise, basis, _ColumnSolver(), clip_sigma, max_iterations)
+    data, mask, noise = prepare(data, mask, var_rnoise, var_poisson, var_flat)
+    basis = legendre_basis(data.shape[-2], degree)
+    return fit_along_rows(data, mask, noise, basis, ColumnSolver(), clip_sigma, max_iterations)
 
 
 

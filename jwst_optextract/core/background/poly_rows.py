@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .base import BackgroundEstimate, BackgroundMethod, register
-from .solvers import _ColumnSolver, _fit_along_rows, _legendre_basis, _prepare
+from .solvers import ColumnSolver, fit_along_rows, legendre_basis, prepare
 
 
 def poly_rows_background(
@@ -33,9 +33,9 @@ def poly_rows_background(
     """
     swapped = [None if v is None else np.swapaxes(np.broadcast_to(v, np.shape(data)), -1, -2)
                for v in (data, mask, var_rnoise, var_poisson, var_flat)]
-    data_t, mask_t, noise = _prepare(*swapped)
-    basis = _legendre_basis(data_t.shape[-2], degree)
-    fit = _fit_along_rows(data_t, mask_t, noise, basis, _ColumnSolver(), clip_sigma, max_iterations)
+    data_t, mask_t, noise = prepare(*swapped)
+    basis = legendre_basis(data_t.shape[-2], degree)
+    fit = fit_along_rows(data_t, mask_t, noise, basis, ColumnSolver(), clip_sigma, max_iterations)
     row_ok = mask_t.mean(axis=-2) >= min_fraction  # (..., ny)
     arrays = [np.swapaxes(a, -1, -2) for a in (fit.background, fit.var_poisson, fit.var_rnoise, fit.var_flat)]
     filled = _interpolate_rows(arrays, row_ok)

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .base import BackgroundEstimate, BackgroundMethod, register
-from .solvers import _fit_along_rows, _legendre_basis, _prepare, _spline_design, _SplineSolver
+from .solvers import fit_along_rows, legendre_basis, prepare, spline_design, SplineSolver
 
 
 def smooth_background(
@@ -55,10 +55,10 @@ def smooth_background(
     -------
     BackgroundEstimate
     """
-    data, mask, noise = _prepare(data, mask, var_rnoise, var_poisson, var_flat)
-    basis = _legendre_basis(data.shape[-2], degree)
-    design = _spline_design(data.shape[-1], knot_spacing)
-    return _fit_along_rows(data, mask, noise, basis, _SplineSolver(design), clip_sigma, max_iterations)
+    data, mask, noise = prepare(data, mask, var_rnoise, var_poisson, var_flat)
+    basis = legendre_basis(data.shape[-2], degree)
+    design = spline_design(data.shape[-1], knot_spacing)
+    return fit_along_rows(data, mask, noise, basis, SplineSolver(design), clip_sigma, max_iterations)
 
 
 

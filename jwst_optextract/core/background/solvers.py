@@ -18,6 +18,10 @@ from scipy.interpolate import BSpline
 
 from .base import BackgroundEstimate
 
+__all__ = ["ColumnSolver", "Noise", "SplineSolver", "banded_inverse", "column_moments", "fit_along_rows",
+           "ldl_banded", "legendre_basis", "median_variances", "prepare", "solve_ldl_banded", "spline_design",
+           "split_variance"]
+
 # Variance of the median of n normal deviates over that of one deviate, for
 # small n; (pi / 2) / n beyond.
 _MEDIAN_VARIANCE = {1: 1.0, 2: 0.5, 3: 0.4487, 4: 0.2982}
@@ -27,7 +31,7 @@ _CONVERGED = 1e-4
 
 
 @dataclass
-class _Noise:
+class Noise:
     """Signal-independent pixel variance: ``rnoise + flat + poisson_factor * max(signal, 0)``."""
 
     rnoise: np.ndarray
@@ -40,7 +44,7 @@ class _Noise:
         self.floor = np.float32(peak * 1e-12 if peak > 0 else 1e-30)
 
     @classmethod
-    def from_arrays(cls, data, mask, var_rnoise, var_poisson, var_flat) -> _Noise:
+    def from_arrays(cls, data, mask, var_rnoise, var_poisson, var_flat) -> Noise:
         """The noise model of ``data`` (zero where not ``mask``) from its variance arrays."""
         zeros = np.zeros((1,) * data.ndim, dtype=np.float32)
         rnoise = zeros if var_rnoise is None else np.where(mask, var_rnoise, 0).astype(np.float32, copy=False)
@@ -69,7 +73,7 @@ class _Noise:
         return np.maximum(out, self.floor, out=out)
 
 
-def _prepare(data, mask, var_rnoise, var_poisson, var_flat):
+def prepare(data, mask, var_rnoise, var_poisson, var_flat):
     """Float32 data (zero where unusable), the usable mask, and the noise model."""
     data = np.asarray(data)
     mask = np.broadcast_to(np.asarray(mask, dtype=bool), data.shape) & np.isfinite(data)
@@ -79,16 +83,16 @@ def _prepare(data, mask, var_rnoise, var_poisson, var_flat):
         if v is not None:
             mask &= np.isfinite(v)
     data = np.where(mask, data, 0).astype(np.float32, copy=False)
-    return data, mask, _Noise.from_arrays(data, mask, *variances)
+    return data, mask, Noise.from_arrays(data, mask, *variances)
 
 
-def _legendre_basis(n: int, degree: int) -> np.ndarray:
+def legendre_basis(n: int, degree: int) -> np.ndarray:
     """``(degree + 1, n)`` Legendre polynomials on ``n`` points scaled to [-1, 1]."""
     t = np.linspace(-1.0, 1.0, n) if n > 1 else np.zeros(1)
     return legendre.legvander(t, degree).T
 
 
-def _spline_design(nx: int, knot_spacing: float) -> sparse.csr_matrix:
+def spline_design(nx: int, knot_spacing: float) -> sparse.csr_matrix:
     """``(nx, nb)`` cubic B-spline design matrix with interior knots every ``knot_spacing`` columns."""
     n_intervals = max(1, round((nx - 1) / max(knot_spacing, 1.0)))
     edges = np.linspace(0.0, nx - 1.0, n_intervals + 1)
@@ -108,7 +112,7 @@ def _pairs(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return first, second, index
 
 
-def _column_moments(data, weights, basis, products, work):
+def column_moments(data, weights, basis, products, work):
     """Per-column normal equations of a fit along the row axis.
 
     ``products`` are the ``(P, ny)`` products of the basis pairs (`_pairs`);
@@ -120,7 +124,7 @@ def _column_moments(data, weights, basis, products, work):
     return gram.astype(np.float64), rhs.astype(np.float64)
 
 
-class _ColumnSolver:
+class ColumnSolver:
     """Independent weighted least squares in every column: ``(..., nx)`` systems of size K."""
 
     def solve(self, gram, rhs, counts):
@@ -142,7 +146,7 @@ class _ColumnSolver:
         return np.moveaxis(cov, -1, -2)
 
 
-class _SplineSolver:
+class SplineSolver:
     """Weighted least squares of column polynomials whose coefficients are B-splines along x.
 
     ``design`` is the ``(nx, nb)`` sparse B-spline design matrix. With the
@@ -150,9 +154,9 @@ class _SplineSolver:
     polynomial term ``a``), the normal matrix of each integration is banded:
     splines overlap only ``order - 1`` neighbours. It is assembled in banded
     form from the per-column moments with one sparse product, factorised
-    (`_ldl_banded`) and solved for every integration at once; the covariance
+    (`ldl_banded`) and solved for every integration at once; the covariance
     needs only the entries of the inverse within that band
-    (`_banded_inverse`). Solutions are mapped back to the coefficients (and
+    (`banded_inverse`). Solutions are mapped back to the coefficients (and
     covariance) of a polynomial in each column.
     """
 
@@ -195,8 +199,8 @@ class _SplineSolver:
         band[rows_mirror, columns_mirror] = moments[1:]
         band[0] += 1e-10 * band[0].max(axis=0) + 1e-300  # a tiny ridge keeps empty stretches solvable
         vector = (self.design.T @ rhs.reshape(-1, nx).T).reshape(nb, n_lead, k).transpose(0, 2, 1)
-        self.factor = _ldl_banded(band)
-        coef = _solve_ldl_banded(self.factor, vector.reshape(nb * k, n_lead)).reshape(nb, k * n_lead)
+        self.factor = ldl_banded(band)
+        coef = solve_ldl_banded(self.factor, vector.reshape(nb * k, n_lead)).reshape(nb, k * n_lead)
         column_coef = (self.design @ coef).reshape(nx, k, n_lead).transpose(2, 1, 0).reshape(lead + (k, nx))
         # A column is constrained when every spline active there has enough data under it.
         per_basis = self.design.T @ counts.reshape(n_lead, nx).T  # (nb, L)
@@ -208,7 +212,7 @@ class _SplineSolver:
     def covariance(self):
         """Packed covariance ``(..., P, nx)`` of the per-column coefficients of the last solution."""
         lead, n_lead, nb, k, nx = self.shape
-        inverse = _banded_inverse(self.factor)
+        inverse = banded_inverse(self.factor)
         # cov_ab(x) = sum over splines i, i' active at x of B_i(x) B_i'(x) C[i K + a, i' K + b]
         rows, columns, rows_mirror, columns_mirror = self._band_index(k)
         terms = inverse[rows, columns]
@@ -219,7 +223,7 @@ class _SplineSolver:
         return cov
 
 
-def _ldl_banded(band: np.ndarray) -> np.ndarray:
+def ldl_banded(band: np.ndarray) -> np.ndarray:
     """``L D L^T`` factors of symmetric banded matrices, without pivoting.
 
     Parameters
@@ -247,8 +251,8 @@ def _ldl_banded(band: np.ndarray) -> np.ndarray:
     return factor
 
 
-def _solve_ldl_banded(factor: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """Solve ``A x = rhs`` with the factors of `_ldl_banded`; ``rhs`` is ``(n, ...)``."""
+def solve_ldl_banded(factor: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve ``A x = rhs`` with the factors of `ldl_banded`; ``rhs`` is ``(n, ...)``."""
     u = factor.shape[0] - 1
     n = factor.shape[1] - u
     lower = factor[1:]
@@ -262,13 +266,13 @@ def _solve_ldl_banded(factor: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     return x[:n]
 
 
-def _banded_inverse(factor: np.ndarray) -> np.ndarray:
-    """The entries of ``A^-1`` within the band of ``A``, from the factors of `_ldl_banded`.
+def banded_inverse(factor: np.ndarray) -> np.ndarray:
+    """The entries of ``A^-1`` within the band of ``A``, from the factors of `ldl_banded`.
 
     Takahashi's recursion, from the last column to the first:
     ``S[i, j] = delta_ij / D[j] - sum_k S[i, k] L[k, j]`` over the ``u``
     rows ``k`` below ``j``, which needs only entries already within the band.
-    Returns them in the lower band storage of `_ldl_banded`'s input.
+    Returns them in the lower band storage of `ldl_banded`'s input.
     """
     u = factor.shape[0] - 1
     n = factor.shape[1] - u
@@ -284,10 +288,10 @@ def _banded_inverse(factor: np.ndarray) -> np.ndarray:
     return inverse[:, :n]
 
 
-def _fit_along_rows(data, mask, noise, basis, solver, clip_sigma, max_iterations) -> BackgroundEstimate:
+def fit_along_rows(data, mask, noise, basis, solver, clip_sigma, max_iterations) -> BackgroundEstimate:
     """Clipped, weighted least-squares fit of ``sum_j a_j(x) basis_j(y)`` (see the module notes).
 
-    ``solver`` is a `_ColumnSolver` (independent columns) or a `_SplineSolver`
+    ``solver`` is a `ColumnSolver` (independent columns) or a `SplineSolver`
     (``a_j(x)`` B-splines along the dispersion). The cube-sized arrays of
     the iterations are allocated once and overwritten.
     """
@@ -304,7 +308,7 @@ def _fit_along_rows(data, mask, noise, basis, solver, clip_sigma, max_iterations
     weights, work, model = np.empty_like(data), np.empty_like(data), np.empty_like(data)
     for iteration in range(max_iterations + 1):
         np.divide(used, variance, out=weights)
-        gram, rhs = _column_moments(data, weights, basis, products, work)
+        gram, rhs = column_moments(data, weights, basis, products, work)
         coef = solver.solve(gram, rhs, counts)
         np.matmul(basis.T, coef.astype(np.float32), out=model)
         if clip_sigma is None or iteration == max_iterations:
@@ -324,11 +328,11 @@ def _fit_along_rows(data, mask, noise, basis, solver, clip_sigma, max_iterations
     weight_pairs = np.where(first == second, 1.0, 2.0).astype(np.float32)  # a != b appear twice in phi^T C phi
     var_model = np.matmul(products.T * weight_pairs, solver.covariance().astype(np.float32), out=variance)
     np.square(weights, out=weights)
-    poisson, rnoise, flat = _split_variance(var_model, weights, model, noise, work)
+    poisson, rnoise, flat = split_variance(var_model, weights, model, noise, work)
     return BackgroundEstimate(model, poisson, rnoise, flat, used)
 
 
-def _split_variance(var_model, w2, model, noise, work):
+def split_variance(var_model, w2, model, noise, work):
     """Share the model variance among the noise components, column by column.
 
     With weights ``w = 1 / V`` (``w2`` is their square) the covariance of a
@@ -350,7 +354,7 @@ def _split_variance(var_model, w2, model, noise, work):
 
 
 
-def _median_variances(components, mask, axis):
+def median_variances(components, mask, axis):
     """Variance of a median of the ``mask``-ed values along ``axis``, per component."""
     n = mask.sum(axis=axis, keepdims=True)
     factor = np.where(n > 4, np.pi / 2, 0.0)

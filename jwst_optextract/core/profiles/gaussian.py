@@ -15,7 +15,7 @@ from scipy.special import erf
 from ..scene import SceneBackground
 from .base import Profile, ProfileProblem, register
 from .shape import (
-    LegendreCentre, center_start, constant_series, fit_shape, legendre_from_entry, mean_data, normalised,
+    LegendreCentre, center_start, constant_series, fit_shape, legendre_from_values, mean_data, normalised,
 )
 
 __all__ = ["GaussianProfile", "fit_gaussian_profile", "gaussian_profile"]
@@ -109,7 +109,7 @@ class GaussianProfile(LegendreCentre, Profile):
 
     @classmethod
     def from_entry(cls, entry: Any, center: np.ndarray, ny: int) -> GaussianProfile:
-        center_coeffs, sigma_coeffs = legendre_from_entry(entry, center)
+        center_coeffs, sigma_coeffs = legendre_from_values(center, entry.sigma)
         return cls(center_coeffs, sigma_coeffs, center.size, ny)
 
     @classmethod

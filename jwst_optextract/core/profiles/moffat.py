@@ -14,7 +14,7 @@ from scipy.special import digamma
 from ..scene import SceneBackground
 from ..trace import _scaled
 from .base import Profile, ProfileProblem, less_background, register
-from .shape import LegendreCentre, center_start, fit_shape, legendre_from_entry, mean_data, normalised
+from .shape import LegendreCentre, center_start, fit_shape, legendre_from_values, mean_data, normalised
 
 __all__ = ["MoffatProfile", "fit_moffat_profile", "moffat_profile"]
 
@@ -141,11 +141,14 @@ class MoffatProfile(LegendreCentre, Profile):
         return f"beta {self.beta:.2f}"
 
     def to_entry(self) -> dict[str, Any]:
-        return {"sigma": self.alpha, "coefficients": np.asarray(self.alpha_coeffs, float), "beta": float(self.beta)}
+        """The product entry's Moffat fields: ``alpha`` per column, its Legendre ``coefficients`` and ``beta``."""
+        return {"alpha": self.alpha, "coefficients": np.asarray(self.alpha_coeffs, float), "beta": float(self.beta)}
 
     @classmethod
     def from_entry(cls, entry: Any, center: np.ndarray, ny: int) -> MoffatProfile:
-        center_coeffs, alpha_coeffs = legendre_from_entry(entry, center)
+        """The profile of a product entry; ``alpha`` was stored as ``sigma`` by earlier versions, which is read too."""
+        alpha = getattr(entry, "alpha", None)
+        center_coeffs, alpha_coeffs = legendre_from_values(center, entry.sigma if alpha is None else alpha)
         return cls(center_coeffs, alpha_coeffs, float(entry.beta), center.size, ny)
 
     @classmethod

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 from numpy.polynomial import legendre
@@ -24,7 +23,7 @@ from ..optimal import optimal_extract
 from ..scene import SceneBackground
 from ..trace import _scaled, collapse_integrations
 
-__all__ = ["LegendreCentre", "center_start", "constant_series", "fit_shape", "legendre_from_entry", "mean_data",
+__all__ = ["LegendreCentre", "center_start", "constant_series", "fit_shape", "legendre_from_values", "mean_data",
            "normalised"]
 
 log = logging.getLogger(__name__)
@@ -279,9 +278,11 @@ def _mean_frame(var, shape):
     return np.nanmean(var, axis=tuple(range(var.ndim - 2)))
 
 
-def legendre_from_entry(entry: Any, center: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Legendre coefficients of a parametric profile's centre and width from a product entry's per-column values."""
+def legendre_from_values(center: np.ndarray, width: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Legendre coefficients of a parametric profile's centre and width from their per-column values
+    (as a product entry holds them)."""
     nx = center.size
     scaled = np.linspace(-1, 1, nx)
-    width = np.polynomial.legendre.legfit(scaled, np.asarray(entry.sigma, float), min(5, nx - 1))
-    return np.polynomial.legendre.legfit(scaled, center, min(5, nx - 1)), width
+    degree = min(5, nx - 1)
+    return (np.polynomial.legendre.legfit(scaled, center, degree),
+            np.polynomial.legendre.legfit(scaled, np.asarray(width, float), degree))
