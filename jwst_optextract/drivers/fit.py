@@ -47,7 +47,7 @@ def fit_trace(slit: SlitData, params: FitParameters) -> TraceFit:
     if detected:
         positive = core.optimal_extract(mean.image, gaussian.evaluate(gaussian.ny, gaussian.center), mean.var_rnoise,
                                         mean.var_poisson, mask=mean.good)
-        variance = mean.var_rnoise + (0 if mean.var_poisson is None else mean.var_poisson)
+        variance = mean.variances.total()
         trace.negative_offsets = negative_traces(mean.image, mean.good, trace.center, positive.flux, variance)
     if trace.negative_offsets.size:
         log.info("Slit %s: negative traces at %s pixels from the trace; refitting without them", slit.name,
