@@ -9,9 +9,10 @@ weights, so every fit clips the data-derived Poisson variance the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 
-__all__ = ["Variances"]
+__all__ = ["HasVariances", "VarianceComponents", "Variances"]
 
 
 @dataclass(frozen=True)
@@ -64,3 +65,29 @@ class Variances:
         """
         return self.rnoise if self.flat is None else self.rnoise + self.flat
 
+
+class HasVariances:
+    """Mixin for classes with ``var_rnoise``, ``var_poisson`` and ``var_flat`` attributes: their `Variances`."""
+
+    var_rnoise: np.ndarray
+    var_poisson: np.ndarray
+    var_flat: np.ndarray
+
+    @property
+    def variances(self) -> Variances:
+        """The three variance components as one `Variances`."""
+        return Variances(self.var_rnoise, self.var_poisson, self.var_flat)
+
+
+class VarianceComponents(HasVariances):
+    """Mixin for measured values (spectra, background models) with three variance components that add up.
+
+    ``var_total`` is their sum as they are: a measured value's variance is
+    the sum of its components, which are reported as they come (the Poisson
+    part is not clipped here, unlike a pixel's weight in `Variances.total`).
+    """
+
+    @property
+    def var_total(self) -> np.ndarray:
+        """``var_poisson + var_rnoise + var_flat``."""
+        return self.var_poisson + self.var_rnoise + self.var_flat

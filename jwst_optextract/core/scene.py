@@ -37,7 +37,7 @@ from numpy.polynomial import legendre
 from scipy import sparse
 from scipy.interpolate import BSpline
 
-from .pixels import Variances
+from .pixels import HasVariances, Variances
 
 __all__ = ["SCENE_BACKGROUNDS", "SceneBackground", "SceneResult", "fit_scene"]
 
@@ -100,7 +100,7 @@ class SceneBackground:
 
 
 @dataclass
-class SceneResult:
+class SceneResult(HasVariances):
     """The scene model of a slit: per-column source amplitudes and the background image.
 
     Per-column arrays have the data's shape without the row axis ``(..., nx)``;
