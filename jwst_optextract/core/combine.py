@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .optimal import optimal_extract
-from .pixels import VarianceComponents
+from .pixels import VarianceComponents, Variances
 
 __all__ = [
     "CombinedResult",
@@ -272,7 +272,8 @@ class ExposureStack:
 
     @property
     def total_variance(self) -> np.ndarray:
-        return sum(self.variances.values())
+        """The variance of every pixel as a weight: `Variances.total` of its components."""
+        return Variances(*(self.variances[k] for k in ("var_rnoise", "var_poisson", "var_flat"))).total()
 
 
 def source_model(work: ExposureStack, profile: np.ndarray) -> np.ndarray:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .combine import ExposureStack, source_model
-from .pixels import Variances
 from .profiles import gaussian_profile, moffat_profile
 from .profiles.choice import SHAPES_MIN_SNR, akaike
 from .profiles.moffat import START_BETA, alpha_for_sigma
@@ -92,7 +91,7 @@ def refine_jointly(work: ExposureStack, centers: np.ndarray, shape: JointShape, 
     trace and shape, and its chi-square is None. Returns the traces, the
     shape, the chi-square and the median S/N per column of the pooled exposures.
     """
-    variance = Variances(*(work.variances[k] for k in ("var_rnoise", "var_poisson", "var_flat"))).total()
+    variance = work.total_variance
     usable = work.good & (variance > 0)
     root_weight = np.where(usable, 1.0 / np.sqrt(np.where(usable, variance, 1.0)), 0.0)
     target = np.where(work.good, work.data, 0.0) * root_weight
