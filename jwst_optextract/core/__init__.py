@@ -6,6 +6,7 @@ any leading axis for integrations; ``mask`` arrays are True for good pixels.
 
 from .box import BoxResult, aperture_weights, box_extract, trace_aperture
 from .optimal import OptimalResult, optimal_extract
+from .pixels import Variances
 from . import profiles as _profiles
 from .profiles import *  # noqa: F403 (the registered kinds' classes and the profile functions)
 from .scene import SceneBackground, SceneResult, fit_scene
@@ -16,6 +17,7 @@ __all__ = [
     "OptimalResult",
     "SceneBackground",
     "SceneResult",
+    "Variances",
     "aperture_weights",
     "box_extract",
     "find_trace",

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .pixels import VarianceComponents
+
 __all__ = ["BoxResult", "aperture_weights", "box_extract", "trace_aperture"]
 
 
 @dataclass
-class BoxResult:
+class BoxResult(VarianceComponents):
     """Box-extracted spectrum; every array has the input's shape without the row axis."""
 
     flux: np.ndarray
@@ -26,10 +28,6 @@ class BoxResult:
     npixels: np.ndarray
     filled: np.ndarray
     """Number of flagged pixels in the aperture whose value came from the profile model."""
-
-    @property
-    def var_total(self) -> np.ndarray:
-        return self.var_poisson + self.var_rnoise + self.var_flat
 
 
 def trace_aperture(trace: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .optimal import optimal_extract
+from .pixels import VarianceComponents, Variances
 
 __all__ = [
     "CombinedResult",
@@ -172,7 +173,7 @@ def bright_outside(data: np.ndarray, good: np.ndarray, variance: np.ndarray, mod
 
 
 @dataclass
-class CombinedResult:
+class CombinedResult(VarianceComponents):
     """The combined spectrum of one source: per-column arrays ``(nx,)``."""
 
     flux: np.ndarray
@@ -186,10 +187,6 @@ class CombinedResult:
     n_exposures: np.ndarray
     """Exposures contributing to each column."""
     valid: np.ndarray
-
-    @property
-    def var_total(self) -> np.ndarray:
-        return self.var_poisson + self.var_rnoise + self.var_flat
 
 
 def pooled_extract(data: np.ndarray, profile: np.ndarray, weights: np.ndarray, variances: dict[str, np.ndarray],
@@ -275,7 +272,8 @@ class ExposureStack:
 
     @property
     def total_variance(self) -> np.ndarray:
-        return sum(self.variances.values())
+        """The variance of every pixel as a weight: `Variances.total` of its components."""
+        return Variances(*(self.variances[k] for k in ("var_rnoise", "var_poisson", "var_flat"))).total()
 
 
 def source_model(work: ExposureStack, profile: np.ndarray) -> np.ndarray:

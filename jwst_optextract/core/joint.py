@@ -91,8 +91,7 @@ def refine_jointly(work: ExposureStack, centers: np.ndarray, shape: JointShape, 
     trace and shape, and its chi-square is None. Returns the traces, the
     shape, the chi-square and the median S/N per column of the pooled exposures.
     """
-    vr, vp, vf = (work.variances[k] for k in ("var_rnoise", "var_poisson", "var_flat"))
-    variance = vr + np.maximum(vp, 0) + vf
+    variance = work.total_variance
     usable = work.good & (variance > 0)
     root_weight = np.where(usable, 1.0 / np.sqrt(np.where(usable, variance, 1.0)), 0.0)
     target = np.where(work.good, work.data, 0.0) * root_weight

@@ -28,13 +28,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .pixels import VarianceComponents
+
 __all__ = ["OptimalResult", "optimal_extract"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class OptimalResult:
+class OptimalResult(VarianceComponents):
     """Optimally extracted spectrum.
 
     Arrays of per-column quantities have the data's shape without the row axis
@@ -56,10 +58,6 @@ class OptimalResult:
     """False for columns that could not be extracted (their flux is NaN)."""
     inverse_variance: np.ndarray | None = None
     """Final weights ``1/V`` of every pixel (0 where not used), if asked for."""
-
-    @property
-    def var_total(self) -> np.ndarray:
-        return self.var_poisson + self.var_rnoise + self.var_flat
 
 
 def optimal_extract(

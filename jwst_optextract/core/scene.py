@@ -37,6 +37,7 @@ from numpy.polynomial import legendre
 from scipy import sparse
 from scipy.interpolate import BSpline
 
+from .pixels import HasVariances, Variances
 
 __all__ = ["SCENE_BACKGROUNDS", "SceneBackground", "SceneResult", "fit_scene"]
 
@@ -99,7 +100,7 @@ class SceneBackground:
 
 
 @dataclass
-class SceneResult:
+class SceneResult(HasVariances):
     """The scene model of a slit: per-column source amplitudes and the background image.
 
     Per-column arrays have the data's shape without the row axis ``(..., nx)``;
@@ -323,7 +324,7 @@ class _Weights:
     """
 
     def __init__(self, D, P, vr, vp, vf, good, L):
-        self.base = np.broadcast_to(vr, D.shape) + (0 if vf is None else vf)
+        self.base = Variances(np.broadcast_to(vr, D.shape), flat=vf).signal_independent()
         self.P_pos = np.maximum(P, 0)
         self.V = self.base
         self.b = None

@@ -17,6 +17,7 @@ import numpy as np
 from .. import core
 from ..exceptions import SlitError
 from ..core.fitted import ProfileFit, TraceFit
+from ..core.pixels import VarianceComponents
 from ..io.products import profile_from_entry, trace_from_entry
 from .fit import fit_profile, fit_trace
 from ..io import SlitData, Spectrum, flux_units, make_output_model, to_specmodel
@@ -211,7 +212,7 @@ class _Weights:
 
 
 @dataclass
-class _Part:
+class _Part(VarianceComponents):
     """The extraction of one group of integrations (per-column arrays ``(..., nx)``)."""
 
     flux: np.ndarray

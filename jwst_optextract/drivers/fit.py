@@ -47,7 +47,7 @@ def fit_trace(slit: SlitData, params: FitParameters) -> TraceFit:
     if detected:
         positive = core.optimal_extract(mean.image, gaussian.evaluate(gaussian.ny, gaussian.center), mean.var_rnoise,
                                         mean.var_poisson, mask=mean.good)
-        variance = mean.var_rnoise + (0 if mean.var_poisson is None else mean.var_poisson)
+        variance = mean.variances.total()
         trace.negative_offsets = negative_traces(mean.image, mean.good, trace.center, positive.flux, variance)
     if trace.negative_offsets.size:
         log.info("Slit %s: negative traces at %s pixels from the trace; refitting without them", slit.name,
@@ -183,7 +183,7 @@ def _fit_gaussian(slit: SlitData, params: FitParameters, start: np.ndarray | Non
     shape_from_data = params.trace_model == "spline" or params.deconvolve_iterations > 0
     if start is None:
         guess = slit.source_row if slit.source_row is not None and 0 <= slit.source_row < slit.ny else None
-        variance = mean.var_rnoise + (0 if mean.var_poisson is None else np.maximum(mean.var_poisson, 0))
+        variance = mean.variances.total()
         start = core.find_trace(mean.image, mean.good, guess=guess, degree=params.trace_degree,
                                 model=params.trace_model, deconvolve_iterations=params.deconvolve_iterations,
                                 psf_sigma=params.psf_sigma, variance=variance)

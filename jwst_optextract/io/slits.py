@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from stdatamodels.jwst import datamodels
 
+from ..core.pixels import Variances
 from ..exceptions import InputError, SlitError
 from .dq import DO_NOT_USE, dq_bits
 
@@ -141,6 +142,11 @@ class MeanImage:
     good: np.ndarray
     var_rnoise: np.ndarray
     var_poisson: np.ndarray | None
+
+    @property
+    def variances(self) -> Variances:
+        """The read-noise and Poisson variances of the mean (it carries no flat-field variance)."""
+        return Variances(self.var_rnoise, self.var_poisson)
 
 
 _MEAN_GROUP_PIXELS = 1 << 22

@@ -23,6 +23,7 @@ from jwst.datamodels.utils import flat_multispec
 from jwst.extract_1d import spec_wcs
 from stdatamodels.jwst import datamodels
 
+from ..core.pixels import VarianceComponents
 from .dq import DO_NOT_USE
 from .slits import HORIZONTAL, SlitData
 
@@ -42,7 +43,7 @@ _TIME_COLUMNS = {
 
 
 @dataclass
-class Spectrum:
+class Spectrum(VarianceComponents):
     """An extracted spectrum in data units, before unit conversion.
 
     Per-column arrays have shape ``(nx,)`` or ``(nints, nx)``.

@@ -8,13 +8,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..pixels import VarianceComponents
 from ..registry import Registry
 
 __all__ = ["METHODS", "BackgroundEstimate", "BackgroundMethod", "background_method", "register"]
 
 
 @dataclass
-class BackgroundEstimate:
+class BackgroundEstimate(VarianceComponents):
     """A background model and the variance of the estimate, shaped like the data.
 
     Attributes
@@ -34,12 +35,6 @@ class BackgroundEstimate:
     var_rnoise: np.ndarray
     var_flat: np.ndarray
     used: np.ndarray
-
-    @property
-    def var_total(self) -> np.ndarray:
-        return self.var_poisson + self.var_rnoise + self.var_flat
-
-
 
 
 class BackgroundMethod(ABC):

@@ -16,6 +16,7 @@ from numpy.polynomial import legendre
 from scipy import sparse
 from scipy.interpolate import BSpline
 
+from ..pixels import Variances
 from .base import BackgroundEstimate
 
 __all__ = ["ColumnSolver", "Noise", "SplineSolver", "banded_inverse", "column_moments", "fit_along_rows",
@@ -39,7 +40,8 @@ class Noise:
     poisson_factor: np.ndarray
 
     def __post_init__(self):
-        self.rnoise_flat = self.rnoise if self.flat.size == 1 and not self.flat.any() else self.rnoise + self.flat
+        no_flat = self.flat.size == 1 and not self.flat.any()  # the placeholder of from_arrays
+        self.rnoise_flat = Variances(self.rnoise, flat=None if no_flat else self.flat).signal_independent()
         peak = max(float(np.max(self.rnoise)), float(np.max(self.flat)), float(np.max(self.poisson_factor)))
         self.floor = np.float32(peak * 1e-12 if peak > 0 else 1e-30)
 

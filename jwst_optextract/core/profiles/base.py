@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from ..optimal import optimal_extract
+from ..pixels import Variances
 from ..registry import Registry
 from ..scene import SceneBackground
 
@@ -106,6 +107,11 @@ class ProfileProblem:
     @property
     def ny(self) -> int:
         return self.image.shape[0]
+
+    @property
+    def variances(self) -> Variances:
+        """The read-noise and Poisson variances of ``image`` (a profile fit carries no flat-field variance)."""
+        return Variances(self.var_rnoise, self.var_poisson)
 
 
 PROFILES = Registry("profile kind", Profile, {"derivative_step": float}, reserved=("auto",))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..pixels import Variances
 from ..scene import SceneBackground
 from .base import amplitudes
 
@@ -58,11 +59,12 @@ def chi2_per_pixel(mean, P: np.ndarray, background: SceneBackground) -> tuple[fl
     Over every good pixel of ``mean`` and with the same weights (the pixel
     variances) whatever the profile, so that profiles compare fairly: a
     Gaussian that is exactly zero far from the trace is judged on those pixels
-    too. Returns the chi-square per pixel and the number of pixels.
+    too. ``mean`` is anything with ``image``, ``good``, ``var_rnoise`` and
+    ``var_poisson``. Returns the chi-square per pixel and the number of pixels.
     """
     result = amplitudes(mean, P, background, min_coverage=0.0)
     sky = getattr(result, "background", 0.0)
-    variance = mean.var_rnoise + (0 if mean.var_poisson is None else np.maximum(mean.var_poisson, 0))
+    variance = Variances(mean.var_rnoise, mean.var_poisson).total()
     use = mean.good & (variance > 0) & np.isfinite(result.flux)[None, :]
     with np.errstate(invalid="ignore", divide="ignore"):
         resid2 = (mean.image - np.nan_to_num(result.flux) * P - sky) ** 2 / variance

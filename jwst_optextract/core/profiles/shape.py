@@ -20,6 +20,7 @@ from numpy.polynomial import legendre
 
 from ..combine import sharpness
 from ..optimal import optimal_extract
+from ..pixels import Variances
 from ..scene import SceneBackground
 from ..trace import _scaled, collapse_integrations
 
@@ -138,7 +139,7 @@ def fit_shape(
     prior = {name: value for name, value in (prior or {}).items() if name in coeffs}
     smooth = mask
     if reject_sigma and first_rejection > 0:
-        variance = var_rnoise + (0.0 if var_poisson is None else np.clip(var_poisson, 0, None))
+        variance = Variances(var_rnoise, var_poisson).total()
         smooth = mask & ~(np.nan_to_num(sharpness(image, mask, variance)) > reject_sigma)
 
     def penalty(c: dict) -> float:

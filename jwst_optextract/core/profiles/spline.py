@@ -197,7 +197,7 @@ def _support(problem: ProfileProblem, width: float) -> float:
         return support
     scene = amplitudes(problem, problem.gaussian.evaluate(problem.ny, problem.center), problem.background,
                        min_coverage=0.0)
-    variance = problem.var_rnoise + (0.0 if problem.var_poisson is None else np.clip(problem.var_poisson, 0, None))
+    variance = problem.variances.total()
     extent = light_extent(problem.image - scene.background, problem.good, variance, problem.center)
     return max(support, extent + _SUPPORT_MARGIN)
 
