@@ -455,7 +455,7 @@ def _fit_with_background(data, good, var_rnoise, var_poisson, center, start_prof
         if wings is not None:
             scale, amounts = float(amounts[0]), amounts[1:]
         if amounts.size:
-            correction = correction + _SHIFT_BASIS(nx) @ amounts
+            correction = correction + _shift_basis(nx) @ amounts
         model = SplineProfile(knots_u, knots_x, column_degree, coefficients, chi2, effective,
                               sampled_center=center, wings=wings, wing_scale=scale, support=support,
                               trace_correction=correction)
@@ -498,7 +498,7 @@ _SHIFT_DEGREES = (2, 3, 4)
 slope of a shift are a spline shape of their own (the offset knots, and the linear blend along the columns)."""
 
 
-def _SHIFT_BASIS(nx: int) -> np.ndarray:
+def _shift_basis(nx: int) -> np.ndarray:
     return legendre.legvander(np.linspace(-1.0, 1.0, nx), max(_SHIFT_DEGREES))[:, list(_SHIFT_DEGREES)]
 
 
@@ -506,7 +506,7 @@ def _shift_images(model: SplineProfile, flux: np.ndarray, center: np.ndarray, ny
                   step: float = 0.05) -> np.ndarray:
     """``(K, ny, nx)``: the change of ``f S`` per unit of each Legendre term of a shift of the trace."""
     slope = flux[None, :] * (model.values(ny, center + step) - model.values(ny, center - step)) / (2 * step)
-    return slope[None, :, :] * _SHIFT_BASIS(center.size).T[:, None, :]
+    return slope[None, :, :] * _shift_basis(center.size).T[:, None, :]
 
 
 def support_knots(half_core: float, support: float, oversample: float = 4.0, wing_spacing: float = 2.0) -> np.ndarray:
