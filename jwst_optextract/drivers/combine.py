@@ -135,7 +135,10 @@ def combine_source(group: SourceGroup, params: CombineParameters) -> SourceResul
                     "model from each instead of nod differences", group.key, len(group.slits))
         background = "model"
     first = _background_removed(group, stack, positions, background, params)
-    centers, sigma = _initial_trace(group, first, params)
+    # Each exposure's own trace is fitted with its background (the scene model), not on a nod difference,
+    # whose negative images the trace fit would have to find first and could mistake for more of them.
+    centers, sigma = _initial_trace(group, stack if first.nods is not None else first, params,
+                                    with_background=first.nods is not None)
     kinds = PROFILE_KINDS[params.profile_kind]
     centers, shape = joint_shape(first, centers, JointShape("gaussian", sigma), params.width_degree, kinds)
     # Outliers are looked for in each exposure alone: in a nod difference the
@@ -265,17 +268,23 @@ def _subtract_model(group: SourceGroup, stack: ExposureStack, params: CombinePar
     return ExposureStack(np.where(good, data, np.nan), good, variances, stack.wavelength, stack.exptime)
 
 
-def _initial_trace(group: SourceGroup, first: ExposureStack, params: CombineParameters):
+def _initial_trace(group: SourceGroup, first: ExposureStack, params: CombineParameters,
+                   with_background: bool = False):
     """Trace centre of every exposure and a Gaussian width to start the joint fit from.
 
     WCS traces carry the nod geometry: the joint fit then only shifts them
     all together, from the prior width. Without them each exposure's own
-    fit gives its offset about one shared shape (and the mean width).
+    fit gives its offset about one shared shape (and the mean width); with
+    ``with_background`` the fit models each exposure's background with the
+    source (``first`` then holds the exposures as they are).
     """
     slits = _as_slits(group, first)
     if all(s.source_trace is not None for s in slits):
         return np.stack([s.source_trace for s in slits]), np.full(first.data.shape[-1], params.psf_sigma)
-    fits = [fit_trace(s, params.fit_parameters()) for s in slits]
+    fit = params.fit_parameters()
+    if with_background:
+        fit = dataclasses.replace(fit, scene_background="smooth")
+    fits = [fit_trace(s, fit) for s in slits]
     detected = np.array([f.detected for f in fits])
     if not detected.any():
         log.warning("Source %s: no exposure shows the source on its own and there is no WCS trace; using "
