@@ -142,8 +142,9 @@ def _supported_shapes(slit: SlitData, gauss_fit: ProfileFit, params: FitParamete
     """Whether ``auto`` may consider the Moffat, and which spline windows (see `supported_shapes`)."""
     snr = median_column_snr(mean, gauss_fit.evaluate(slit.ny), params.background)
     moffat, windows = supported_shapes(snr, slit.nx, params.window)
+    considered = (["Moffat"] if moffat else []) + ([f"spline windows {windows}"] if windows else [])
     log.info("Slit %s: median S/N per column %.1f: %s", slit.name, snr,
-             f"Moffat and spline windows {windows} considered" if windows else "Gaussian only")
+             " and ".join(considered) + " considered" if considered else "Gaussian only")
     return moffat, windows
 
 

@@ -43,7 +43,7 @@ class PsfFitStep(PlottingMixin, OptxStep):
     - ``auto``: of the Gaussian, the Moffat and the splines (and the template
       when one is given), the one with the lowest Akaike criterion
       (chi-square plus twice the parameters); below a median S/N of 3 per
-      column the Gaussian only (and the template).
+      column no spline, below 1 the Gaussian only (and the template).
 
     Weights are signal-independent (read noise plus a smooth Poisson model),
     unflagged cosmic rays are rejected, and a second-difference penalty keeps

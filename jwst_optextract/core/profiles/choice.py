@@ -13,10 +13,15 @@ from ..pixels import Variances
 from ..scene import SceneBackground
 from .base import amplitudes
 
-__all__ = ["SHAPES_MIN_SNR", "WINDOWS_MIN_SNR", "akaike", "chi2_per_pixel", "median_column_snr", "supported_shapes"]
+__all__ = ["MOFFAT_MIN_SNR", "SHAPES_MIN_SNR", "WINDOWS_MIN_SNR", "akaike", "chi2_per_pixel", "median_column_snr",
+           "supported_shapes"]
 
 SHAPES_MIN_SNR = 3.0
-"""Median S/N per column from which ``auto`` considers the Moffat and a spline whose shape varies across the slit."""
+"""Median S/N per column from which ``auto`` considers a spline whose shape varies across the slit."""
+MOFFAT_MIN_SNR = 1.0
+"""Median S/N per column from which ``auto`` considers the Moffat: one number more than the Gaussian, learnt from
+every column's wings at once, where a faint winged source's wings are otherwise lost (the Gaussian was 3-9 % low
+on Moffat sources at a median S/N of 1-3 per column; Akaike's criterion keeps the Gaussian where they are none)."""
 WINDOWS_MIN_SNR = 10.0
 """Median S/N per column from which ``auto`` considers splines with knots every ``window`` columns."""
 
@@ -43,14 +48,14 @@ def supported_shapes(snr: float, nx: int, window: float) -> tuple[bool, list[flo
     biased when those amplitudes are poor (errors in variables: +1 % at S/N 5
     per column with 128-column windows, -14 % at S/N 0.5). So: windows of
     ``window`` columns from S/N 10 per column, one shape varying linearly
-    across the slit of ``nx`` columns (and the Moffat, whose index is one
-    more number to learn from the wings) from S/N 3, and below that the
-    Gaussian only (PypeIt falls back to a parametric profile below S/N 4).
+    across the slit of ``nx`` columns from S/N 3 (PypeIt falls back to a
+    parametric profile below S/N 4), and the Moffat, one number more than
+    the Gaussian, from S/N 1.
     """
     windows = [float(nx)] if snr >= SHAPES_MIN_SNR else []
     if snr >= WINDOWS_MIN_SNR and window < nx:
         windows.append(window)
-    return snr >= SHAPES_MIN_SNR, windows
+    return snr >= MOFFAT_MIN_SNR, windows
 
 
 def chi2_per_pixel(mean, P: np.ndarray, background: SceneBackground) -> tuple[float, int]:
