@@ -145,6 +145,10 @@ def fit_shape(
     def penalty(c: dict) -> float:
         return float(sum(np.sum(iv * (c[name] - mean) ** 2) for name, (mean, iv) in prior.items()))
 
+    # The prior's means and weights laid out as the coefficients are in the normal equations.
+    prior_mean, prior_weight = (np.concatenate([prior[a][k] if a in prior else np.zeros(coeffs[a].size)
+                                                for a in names]) for k in (0, 1))
+
     damping, accepted, converged = 0.0, None, False
     for iteration in range(max_iterations):
         values = {name: np.clip(legendre.legval(t, c), *limits.get(name, (-np.inf, np.inf)))
@@ -185,10 +189,8 @@ def fit_shape(
                                 for b in names] for a in names])
             rhs = np.concatenate([basis[a] @ np.sum(iv * jacobian[a] * resid, axis=0) for a in names])
             if prior:
-                diagonal = np.concatenate([prior[a][1] if a in prior else np.zeros(coeffs[a].size) for a in names])
-                normal = normal + np.diag(diagonal)
-                rhs = rhs + np.concatenate([prior[a][1] * (prior[a][0] - coeffs[a]) if a in prior
-                                            else np.zeros(coeffs[a].size) for a in names])
+                normal = normal + np.diag(prior_weight)
+                rhs = rhs + prior_weight * (prior_mean - np.concatenate([coeffs[a] for a in names]))
             accepted = {"coeffs": coeffs, "normal": normal, "rhs": rhs, "chi2": chi2, "iv": iv}
             damping = damping / 10.0 if damping > 1e-6 else 0.0
         for _ in range(_MAX_DAMPINGS):
