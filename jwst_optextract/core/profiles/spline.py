@@ -414,7 +414,8 @@ def _fit_with_background(data, good, var_rnoise, var_poisson, center, start_prof
     n_u = len(knots_u) - _DEGREE_U - 1
     n_x = len(knots_x) - column_degree - 1
     penalty = smoothing * _penalty(n_u, n_x)
-    bases = background.basis(ny, nx)
+    rows_basis, columns_basis = background.basis(ny, nx)
+    sky_design = sparse.kron(sparse.csr_array(rows_basis), columns_basis, format="csr")  # every pixel, once a fit
     total = start_profile.sum(axis=0)
     profile = np.divide(start_profile, total, out=np.zeros_like(start_profile, dtype=float), where=total > 0)
     correction = np.zeros(nx) if start_correction is None else np.asarray(start_correction, float)
@@ -439,7 +440,7 @@ def _fit_with_background(data, good, var_rnoise, var_poisson, center, start_prof
         if model is not None and not last:
             extra.extend(_shift_images(model, flux, center, ny))
         extra = np.array(extra) if extra else None
-        design, pixels = _joint_design(u, iv > 0, flux, knots_u, knots_x, column_degree, bases, extra)
+        design, pixels = _joint_design(u, iv > 0, flux, knots_u, knots_x, column_degree, sky_design, extra)
         weights = iv[pixels]
         for _ in range(_REJECT_PASSES):
             solution, chi2, effective = _solve_joint(design, data[pixels], weights, penalty, n_u, n_x, last)
@@ -449,7 +450,7 @@ def _fit_with_background(data, good, var_rnoise, var_poisson, center, start_prof
             if not outliers.any():
                 break
             weights = np.where(outliers, 0.0, weights)
-        n_spline, n_sky = n_u * n_x, bases[0].shape[1] * bases[1].shape[1]
+        n_spline, n_sky = n_u * n_x, sky_design.shape[1]
         coefficients = solution[:n_spline].reshape(n_u, n_x)
         amounts = solution[n_spline + n_sky:]
         if wings is not None:
@@ -574,14 +575,14 @@ def _solve_spline(data, iv, flux, u, use, knots_u, knots_x, degree_x, n_u, n_x, 
     return coefficients.reshape(n_u, n_x), float(np.mean(resid**2)), effective
 
 
-def _joint_design(u, use, flux, knots_u, knots_x, degree_x, background, extra=None):
+def _joint_design(u, use, flux, knots_u, knots_x, degree_x, sky_design, extra=None):
     """The unweighted design of the spline, the background and ``extra`` on the pixels ``use``.
 
     Columns: the spline's coefficients (offset basis times column basis,
     times the amplitude ``flux`` of the pixel's column), the background's
-    (`SceneBackground.basis`: ``L_j(y) S_m(x)``), and one per ``(K, ny, nx)``
-    image of ``extra``. Returns the sparse matrix and the index of its rows'
-    pixels.
+    (``sky_design``: ``L_j(y) S_m(x)`` of `SceneBackground.basis` on every
+    pixel, row ``y * nx + x``), and one per ``(K, ny, nx)`` image of
+    ``extra``. Returns the sparse matrix and the index of its rows' pixels.
     """
     pixels = np.nonzero(use)
     y_idx, x_idx = pixels
@@ -593,8 +594,7 @@ def _joint_design(u, use, flux, knots_u, knots_x, degree_x, background, extra=No
     vals = (vu[:, :, None] * vx[:, None, :]).reshape(y_idx.size, -1) * flux[x_idx, None]
     spline = sparse.csr_array((vals.ravel(), cols.ravel(), np.arange(0, vals.size + 1, vals.shape[1])),
                               shape=(y_idx.size, n_spline))
-    rows_basis, columns_basis = background
-    sky = sparse.kron(sparse.csr_array(rows_basis), columns_basis, format="csr")[y_idx * columns_basis.shape[0] + x_idx]
+    sky = sky_design[y_idx * u.shape[1] + x_idx]
     blocks = [spline, sky] + ([] if extra is None else [sparse.csr_array(extra[:, y_idx, x_idx].T)])
     return sparse.hstack(blocks, format="csr"), pixels
 
