@@ -60,23 +60,32 @@ class SceneBackground:
         """Whether there is a background to fit (``kind`` is not ``none``)."""
         return self.kind != "none"
 
-    def project_out(self, arrays: dict, weights: np.ndarray) -> dict:
-        """``(ny, nx)`` arrays less their weighted least-squares fit by the background's polynomial in every column.
+    def project_out(self, arrays: dict, weights: np.ndarray, profile: np.ndarray | None = None) -> dict:
+        """``(ny, nx)`` arrays less their weighted least-squares fit by what the linear fit re-solves in every column.
 
-        What a shape parameter's derivative does to the model that the
-        background cannot take up: Gauss-Newton steps of a profile fitted with
-        the background (variable projection) follow these, or they trade the
-        profile's wings against the background and wander.
+        That is the background's polynomial (none for ``none``) and, if given,
+        the ``profile`` (the column's amplitude): what a shape parameter's
+        derivative does to the model that the linear parameters cannot take
+        up. Gauss-Newton steps of a profile whose amplitudes and background
+        are re-solved at every step (variable projection) follow these: without
+        the background they trade the profile's wings against it and wander,
+        without the amplitude they converge only linearly.
         """
-        if not self.fitted:
+        columns = []
+        if self.fitted:
+            L = _legendre_rows(weights.shape[-2], min(self.degree, weights.shape[-2] - 2))
+            columns.append(np.broadcast_to(L[:, None, :], weights.shape + L.shape[-1:]))
+        if profile is not None:
+            columns.append(np.asarray(profile, float)[..., None])
+        if not columns:
             return arrays
-        L = _legendre_rows(weights.shape[-2], min(self.degree, weights.shape[-2] - 2))
-        Lw = L[:, None, :] * weights[..., None]  # (ny, nx, J)
-        normal = np.einsum("yxj,yk->xjk", Lw, L)
+        A = np.concatenate(columns, axis=-1)  # (ny, nx, K)
+        Aw = A * weights[..., None]
+        normal = np.einsum("yxj,yxk->xjk", Aw, A)
         projected = {}
         for name, a in arrays.items():
-            coeffs, _ = _solve_small(normal, np.einsum("yxj,yx->xj", Lw, a), False)
-            projected[name] = a - np.einsum("yj,xj->yx", L, coeffs)
+            coeffs, _ = _solve_small(normal, np.einsum("yxj,yx->xj", Aw, a), False)
+            projected[name] = a - np.einsum("yxj,xj->yx", A, coeffs)
         return projected
 
     def basis(self, ny: int, nx: int) -> tuple[np.ndarray, sparse.csr_array]:

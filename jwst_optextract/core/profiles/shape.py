@@ -149,7 +149,7 @@ def fit_shape(
     prior_mean, prior_weight = (np.concatenate([prior[a][k] if a in prior else np.zeros(coeffs[a].size)
                                                 for a in names]) for k in (0, 1))
 
-    damping, accepted, converged = 0.0, None, False
+    damping, accepted, converged, failures, predicted = 0.0, None, False, 0, np.inf
     for iteration in range(max_iterations):
         values = {name: np.clip(legendre.legval(t, c), *limits.get(name, (-np.inf, np.inf)))
                   for name, c in coeffs.items()}
@@ -177,13 +177,19 @@ def fit_shape(
         # damped. Worse on the pixels and weights of the last accepted fit:
         # rejecting more pixels must not count as fitting better.
         comparable = accepted is not None and (iteration != first_rejection or not rejecting)
-        if comparable and not _chi2_on(accepted["iv"], image - flux * g - sky) + penalty(coeffs) <= accepted["chi2"]:
+        if comparable and not _improved(accepted, iv, image - flux * g - sky, penalty(coeffs)):
+            # Pixels at the rejection threshold that change sides between
+            # steps move the comparison by about one: a step predicted to gain
+            # less cannot be told from none, and neither can one that keeps failing.
+            failures += 1
+            if predicted < 1.0 or failures > _MAX_FAILURES:
+                break
             coeffs, normal, rhs, chi2, iv = (accepted[k] for k in ("coeffs", "normal", "rhs", "chi2", "iv"))
             damping = max(10.0 * damping, 1e-3)
         else:
+            failures = 0
             jacobian = {name: flux * derivatives[name] for name in names}
-            if background is not None:
-                jacobian = background.project_out(jacobian, iv)
+            jacobian = (background or SceneBackground("none")).project_out(jacobian, iv, profile=g)
             # Normal equations, summed over rows first and then over columns.
             normal = np.block([[basis[a] * np.sum(iv * jacobian[a] * jacobian[b], axis=0) @ basis[b].T
                                 for b in names] for a in names])
@@ -191,7 +197,8 @@ def fit_shape(
             if prior:
                 normal = normal + np.diag(prior_weight)
                 rhs = rhs + prior_weight * (prior_mean - np.concatenate([coeffs[a] for a in names]))
-            accepted = {"coeffs": coeffs, "normal": normal, "rhs": rhs, "chi2": chi2, "iv": iv}
+            accepted = {"coeffs": coeffs, "normal": normal, "rhs": rhs, "chi2": chi2, "iv": iv, "resid": resid,
+                        "penalty": penalty(coeffs)}
             damping = damping / 10.0 if damping > 1e-6 else 0.0
         for _ in range(_MAX_DAMPINGS):
             try:
@@ -206,7 +213,10 @@ def fit_shape(
         else:
             break
         coeffs = trial
-        if change < 1e-5:
+        predicted = float(step @ rhs)
+        # Converged when the step changes the coefficients by nothing, or the
+        # chi-square by less than a hundredth: a parameter moves by a tenth of its error.
+        if change < 1e-5 or predicted < _CHI2_TOLERANCE:
             converged = True
             break
     if not converged and accepted is not None:
@@ -215,10 +225,23 @@ def fit_shape(
 
 
 _MAX_DAMPINGS = 8
+_MAX_FAILURES = 3
+"""Steps that may fail in a row (each damped ten times more) before the last accepted fit is kept."""
 
 
-def _chi2_on(iv: np.ndarray, resid: np.ndarray) -> float:
-    return float(np.sum(np.where(iv > 0, iv * resid**2, 0.0)))
+_CHI2_TOLERANCE = 0.01
+"""A step predicted to lower the chi-square by less than this ends the fit."""
+
+
+def _improved(accepted: dict, iv: np.ndarray, resid: np.ndarray, penalty: float) -> bool:
+    """Whether a trial fits better than the last accepted fit, on the pixels both used and with its weights.
+
+    A pixel the trial rejects (or no longer rejects) counts for neither: a
+    rejection that changes between steps must not make a step look worse or better.
+    """
+    both = (accepted["iv"] > 0) & (iv > 0)
+    weights = np.where(both, accepted["iv"], 0.0)
+    return float(np.sum(weights * resid**2)) + penalty <= float(np.sum(weights * accepted["resid"] ** 2)) + accepted["penalty"]
 
 
 def _within(coeffs: dict, limits: dict, t: np.ndarray) -> bool:
