@@ -58,6 +58,24 @@ def moffat_profile(ny: int, center: np.ndarray, alpha: np.ndarray, beta: float) 
 
 
 
+def _half_width_per_alpha(beta: float) -> float:
+    """The Moffat's half width at half maximum in units of ``alpha``: ``sqrt(2**(1/beta) - 1)``."""
+    return float(np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+
+
+def _half_width_derivatives(ny, center, half_width, inverse_beta):
+    """`_moffat_derivatives` in the fitted parameters: half width at half maximum and ``1 / beta``."""
+    beta = 1.0 / inverse_beta
+    k = _half_width_per_alpha(beta)
+    alpha = half_width / k
+    g, d = _moffat_derivatives(ny, center, alpha, beta)
+    dk = 2.0**inverse_beta * np.log(2.0) / (2.0 * k)  # dk / d(1/beta)
+    d_alpha = d.pop("width")
+    d["width"] = d_alpha / k
+    d["inverse_beta"] = -d_alpha * (alpha / k * dk)[..., None, :] - d.pop("beta") * beta**2
+    return g, d
+
+
 def _moffat_derivatives(ny, center, alpha, beta, derivatives=True):
     """The Moffat's pixel integrals G (fraction of the total flux) and their derivatives.
 
@@ -228,8 +246,11 @@ def fit_moffat_profile(
     reject_sigma, max_iterations
         As for `fit_gaussian_profile`.
     alpha_limits, beta_limits : tuple of float
-        The parameters are kept within these limits (``beta`` at the upper
-        limit means the data cannot tell the profile from a Gaussian).
+        The half width at half maximum is kept between ``alpha_limits[0]``
+        and the half width of ``alpha_limits[1]`` at the lowest ``beta`` (the
+        fit's parameters are the half width and ``1 / beta``, which trade far
+        less than ``alpha`` and ``beta``), and ``beta`` within its limits (at
+        the upper one the data cannot tell the profile from a Gaussian).
 
     Returns
     -------
@@ -239,16 +260,23 @@ def fit_moffat_profile(
     ny, nx = image.shape
     base, about, coeffs = center_start(trace, base, center_degree, nx)
     t = _scaled(np.arange(nx), nx)
-    coeffs["width"] = legendre.legfit(t, np.broadcast_to(np.asarray(alpha_guess, float), (nx,)), alpha_degree)
-    coeffs["beta"] = np.array([float(beta_guess)])
-    limits = {"width": alpha_limits, "beta": beta_limits}
+    # Fitted as the half width at half maximum and 1/beta: alpha and beta trade along a curved valley
+    # (the same FWHM at many beta), where Gauss-Newton crawls; the half width is nearly independent of
+    # the wings' shape, and 1/beta reaches the Gaussian limit at a finite value.
+    guess = np.broadcast_to(np.asarray(alpha_guess, float), (nx,)) * _half_width_per_alpha(beta_guess)
+    coeffs["width"] = legendre.legfit(t, guess, alpha_degree)
+    coeffs["inverse_beta"] = np.array([1.0 / float(beta_guess)])
+    limits = {"width": (alpha_limits[0], alpha_limits[1] * _half_width_per_alpha(beta_limits[0])),
+              "inverse_beta": (1.0 / beta_limits[1], 1.0 / beta_limits[0])}
 
     def model(values):
-        return _moffat_derivatives(ny, values["center"], values["width"], float(values["beta"][0]))
+        return _half_width_derivatives(ny, values["center"], values["width"], float(values["inverse_beta"][0]))
 
     # started from a fitted Gaussian: outliers can be rejected from the first iteration
     coeffs, chi2, n_pixels = fit_shape(image, mask, vr, vp, model, coeffs, about, limits, reject_sigma,
                                        max_iterations, first_rejection=0, background=background)
+    coeffs["beta"] = 1.0 / coeffs["inverse_beta"]
+    coeffs["width"] = coeffs["width"] / _half_width_per_alpha(float(coeffs["beta"][0]))
     beta = float(np.clip(coeffs["beta"][0], *beta_limits))
     if beta >= beta_limits[1]:
         log.info("Moffat profile fit: beta at its upper limit %.1f (a Gaussian-like profile)", beta)
