@@ -17,7 +17,8 @@ from ..core.profiles import (
     PROFILES, MoffatProfile, ProfileProblem, ProfileTemplate, SplineProfile,
 )
 from ..core.profiles.base import amplitudes
-from ..core.profiles.choice import akaike, chi2_per_pixel, median_column_snr, supported_shapes
+from ..core.profiles.choice import akaike, beyond_noise, chi2_per_pixel, median_column_snr, supported_shapes
+from ..core.profiles.spline import coherent_gain
 from ..core.scene import SceneBackground
 from ..core.trace import negative_traces, trace_shifts
 from ..exceptions import SlitError
@@ -116,6 +117,16 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
                     wings = candidates[-1].model
             start = None
             for window in windows:
+                for candidate in candidates:
+                    if np.isnan(candidate.chi2_per_pixel):
+                        candidate.chi2_per_pixel, n_pixels = _chi2(slit, candidate, trace, mean, params.background)
+                best = min(candidates, key=aic)
+                gain, n_bins = coherent_gain(problem, best.evaluate(slit.ny, trace.center), window)
+                if not beyond_noise(gain, n_bins):
+                    log.info("Slit %s: the %s profile leaves residuals within the noise (coherent chi2 %.0f in %d "
+                             "bins): no spline with knots every %g columns", slit.name, best.kind, gain, n_bins,
+                             window)
+                    break
                 spline = SplineProfile.fit(problem, window, wings=wings, start=start)
                 if spline is not None:
                     candidates.append(ProfileFit(slit.name, "spline", trace.center, spline))

@@ -13,8 +13,8 @@ from ..pixels import Variances
 from ..scene import SceneBackground
 from .base import amplitudes
 
-__all__ = ["MOFFAT_MIN_SNR", "SHAPES_MIN_SNR", "WINDOWS_MIN_SNR", "akaike", "chi2_per_pixel", "median_column_snr",
-           "supported_shapes"]
+__all__ = ["COHERENT_SIGMAS", "MOFFAT_MIN_SNR", "SHAPES_MIN_SNR", "WINDOWS_MIN_SNR", "akaike", "beyond_noise",
+           "chi2_per_pixel", "median_column_snr", "supported_shapes"]
 
 SHAPES_MIN_SNR = 3.0
 """Median S/N per column from which ``auto`` considers a spline whose shape varies across the slit."""
@@ -24,6 +24,21 @@ every column's wings at once, where a faint winged source's wings are otherwise 
 on Moffat sources at a median S/N of 1-3 per column; Akaike's criterion keeps the Gaussian where they are none)."""
 WINDOWS_MIN_SNR = 10.0
 """Median S/N per column from which ``auto`` considers splines with knots every ``window`` columns."""
+
+
+COHERENT_SIGMAS = 3.0
+"""How far above its expectation (in its standard deviations) a coherent residual chi-square must be before a spline
+is fitted to what the best profile so far leaves (`beyond_noise`)."""
+
+
+def beyond_noise(chi2: float, n_bins: int, sigmas: float = COHERENT_SIGMAS) -> bool:
+    """Whether ``chi2`` of residuals in ``n_bins`` bins holds more than noise: above ``n + sigmas sqrt(2 n)``.
+
+    A shape learnt from bins that hold only noise gains about ``n_bins`` in
+    chi-square for about as many parameters, which Akaike's criterion (``2``
+    per parameter) rejects: such a spline is not worth fitting.
+    """
+    return chi2 > n_bins + sigmas * np.sqrt(2.0 * n_bins)
 
 
 def akaike(chi2: float, n_parameters: float) -> float:

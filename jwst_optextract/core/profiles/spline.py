@@ -29,7 +29,7 @@ from ..optimal import optimal_extract
 from ..scene import SceneBackground
 from .base import PROFILES, Profile, ProfileProblem, amplitudes, register
 
-__all__ = ["Spline2DProfile", "SplineProfile", "fit_spline_profile", "offset_knots", "support_knots"]
+__all__ = ["Spline2DProfile", "SplineProfile", "coherent_gain", "fit_spline_profile", "offset_knots", "support_knots"]
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +200,47 @@ def _support(problem: ProfileProblem, width: float) -> float:
     variance = problem.variances.total()
     extent = light_extent(problem.image - scene.background, problem.good, variance, problem.center)
     return max(support, extent + _SUPPORT_MARGIN)
+
+
+def coherent_gain(problem: ProfileProblem, profile: np.ndarray, window: float | None = None,
+                  cap: float = 5.0) -> tuple[float, int]:
+    """What a spline could gain over ``profile``: the chi-square of its scene fit's coherent residuals.
+
+    A spline changes the profile, the same in every column of a window; noise
+    does not repeat from column to column. The residuals of the scene fit
+    with ``profile`` are binned by offset from the trace (bins of the spline's
+    core knot spacing, over its support) and by window of ``window`` columns
+    (the whole slit in two, as the linear blend of a whole-slit spline); each
+    bin's best correction of the profile, ``f(x)`` times a constant, lowers
+    the chi-square by ``(sum w f r)**2 / sum w f**2``. Returns the sum over
+    the bins and their number: where the profile is right the sum is a
+    chi-square with about that many degrees of freedom, so a spline could
+    only fit noise. Pixels' residuals are capped at ``cap`` sigma (unflagged
+    cosmic rays are no one's profile).
+    """
+    ny, nx = problem.image.shape
+    width = float(problem.gaussian.sigma.max())
+    support = _support(problem, width) if problem.background.fitted else ny
+    scene = amplitudes(problem, profile, problem.background, min_coverage=0.0)
+    flux = np.nan_to_num(scene.flux)
+    sky = getattr(scene, "background", 0.0)
+    variance = problem.variances.total()
+    u = np.arange(ny)[:, None] - np.asarray(problem.center, float)[None, :]
+    use = problem.good & (variance > 0) & (np.abs(u) < support) & np.isfinite(problem.image)
+    sigma = np.sqrt(np.where(use, variance, 1.0))
+    chi = np.clip(np.where(use, problem.image - flux * profile - sky, 0.0) / sigma, -cap, cap)
+    fw = np.broadcast_to(flux, (ny, nx)) / sigma  # the profile correction's derivative, in sigma
+    step = 1.0 / problem.oversample
+    offset_bin = np.floor((u + support) / step).astype(int)
+    n_offsets = int(np.ceil(2 * support / step)) + 1
+    blocks = 2 if window is None or window >= nx else max(1, round(nx / window))
+    block = np.minimum(np.arange(nx) * blocks // nx, blocks - 1)
+    index = (offset_bin * blocks + block[None, :])[use]
+    size = n_offsets * blocks
+    a = np.bincount(index, (fw * chi)[use], size)
+    b = np.bincount(index, (fw * fw)[use], size)
+    informative = b > 0
+    return float(np.sum(a[informative] ** 2 / b[informative])), int(informative.sum())
 
 
 def light_extent(source: np.ndarray, good: np.ndarray, variance: np.ndarray, center: np.ndarray,
