@@ -458,6 +458,7 @@ class _SmoothBackground:
         self.M = M
         self.S = sparse.csr_array(dense)
         self.SS = sparse.csr_array((dense[:, :, None] * dense[:, None, :]).reshape(nx, M * M))
+        self.S_T, self.SS_T = self.S.T.tocsr(), self.SS.T.tocsr()  # transposed once, not at every solve
 
     def solve(self, D, P, iv, with_variance: bool) -> _Solution:
         mom = _Moments.of(D, P, iv, self.L)
@@ -466,9 +467,9 @@ class _SmoothBackground:
         inv_s = mom.inverse_s
         Q = mom.m - mom.u[:, :, None, :] * mom.u[:, None, :, :] * inv_s[:, None, None, :]
         q = mom.r - mom.u * (mom.p * inv_s)[:, None, :]
-        normal = (self.SS.T @ Q.reshape(n * J * J, nx).T).reshape(M, M, n, J, J)
+        normal = (self.SS_T @ Q.reshape(n * J * J, nx).T).reshape(M, M, n, J, J)
         normal = normal.transpose(2, 0, 3, 1, 4).reshape(n, M * J, M * J)
-        rhs = (S.T @ q.reshape(n * J, nx).T).reshape(M, n, J).transpose(1, 0, 2).reshape(n, M * J)
+        rhs = (self.S_T @ q.reshape(n * J, nx).T).reshape(M, n, J).transpose(1, 0, 2).reshape(n, M * J)
         coeffs, inverse = _solve_small(normal, rhs, with_variance)
         c = coeffs.reshape(n, M, J).transpose(1, 0, 2).reshape(M, n * J)
         per_column = (S @ c).reshape(nx, n, J).transpose(1, 2, 0)  # (n, J, nx)
