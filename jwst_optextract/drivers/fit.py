@@ -216,19 +216,24 @@ def _fit_gaussian(slit: SlitData, params: FitParameters, start: np.ndarray | Non
         base = slit.source_trace
         trace_degree = params.wcs_offset_degree if base is not None else params.trace_degree
     simple = (None if trace_degree is None else min(trace_degree, 1), 0)
-    candidates = []
-    for degrees in dict.fromkeys([simple, (trace_degree, params.width_degree)]):
+    # The full model first: the simple one, started from its fit, converges at once where the data need the
+    # full one (and, poor there, would fight its outlier rejection for many steps from a cold start).
+    fitted = {}
+    for degrees in dict.fromkeys([(trace_degree, params.width_degree), simple]):
+        previous = next(iter(fitted.values()), None)
         gaussian = core.fit_gaussian_profile(
-            mean.image, mean.good, mean.var_rnoise, mean.var_poisson, start,
-            sigma_guess=params.psf_sigma, center_degree=degrees[0], sigma_degree=degrees[1],
-            reject_sigma=params.reject_sigma, base=base, background=params.background,
+            mean.image, mean.good, mean.var_rnoise, mean.var_poisson, start if previous is None else previous.center,
+            sigma_guess=params.psf_sigma if previous is None else previous.sigma, center_degree=degrees[0],
+            sigma_degree=degrees[1], reject_sigma=params.reject_sigma, base=base, background=params.background,
             width_prior=params.psf_sigma if params.background.fitted else None,
+            first_rejection=3 if previous is None else 0,
         )
         if _plausible(gaussian, params.psf_sigma):
-            candidates.append(gaussian)
+            fitted[degrees] = gaussian
         else:
             log.info("Slit %s: Gaussian fit with trace degree %s and width degree %d is implausible",
                      slit.name, *degrees)
+    candidates = list(reversed(fitted.values()))  # the simplest first: the chi-square's unit
     if candidates:
         reference = candidates[0].chi2 / max(candidates[0].n_pixels, 1)
         n = candidates[0].n_pixels

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+from numpy.polynomial import legendre
 from scipy.special import erf
 
 from ..scene import SceneBackground
+from ..trace import _scaled
 from .base import Profile, ProfileProblem, register
 from .shape import (
     LegendreCentre, center_start, constant_series, fit_shape, legendre_from_values, mean_data, normalised,
@@ -137,7 +139,7 @@ def fit_gaussian_profile(
     var_rnoise: np.ndarray,
     var_poisson: np.ndarray | None,
     trace: np.ndarray,
-    sigma_guess: float = 1.0,
+    sigma_guess: float | np.ndarray = 1.0,
     center_degree: int | None = 3,
     sigma_degree: int = 2,
     reject_sigma: float = 5.0,
@@ -146,6 +148,7 @@ def fit_gaussian_profile(
     base: np.ndarray | None = None,
     background: SceneBackground | None = None,
     width_prior: float | None = None,
+    first_rejection: int = 3,
 ) -> GaussianProfile:
     """Fit a Gaussian profile of smoothly varying centre and width to a slit.
 
@@ -160,10 +163,8 @@ def fit_gaussian_profile(
         `~jwst_optextract.core.optimal.optimal_extract`.
     trace : ndarray
         Starting centre per column, ``(nx,)``.
-    sigma_guess : float
-        Starting width (outliers are rejected against the model from the
-        fourth iteration on, when the width is no longer far off; before,
-        only pixels sharp along the dispersion are left out).
+    sigma_guess : float or ndarray
+        Starting width: one value, or one per column (e.g. from another fit).
     center_degree : int or None
         Legendre degree of the centre along the dispersion; None holds the
         centre at ``trace``.
@@ -187,6 +188,10 @@ def fit_gaussian_profile(
         dispersion toward none with half that (`WIDTH_PRIOR_SCATTER`). A
         bright source's width is the data's; a faint one's, or one the
         background could take up, shrinks toward the prior.
+    first_rejection : int
+        Outliers are rejected against the model from this iteration on, when
+        the width is no longer far off (before, only pixels sharp along the
+        dispersion are left out); 0 for a start from a fit.
 
     Returns
     -------
@@ -195,7 +200,8 @@ def fit_gaussian_profile(
     image, mask, vr, vp = mean_data(data, good, var_rnoise, var_poisson)
     ny, nx = image.shape
     base, about, coeffs = center_start(trace, base, center_degree, nx)
-    coeffs["width"] = constant_series(sigma_guess, sigma_degree)
+    guess = np.broadcast_to(np.asarray(sigma_guess, float), (nx,))
+    coeffs["width"] = legendre.legfit(_scaled(np.arange(nx), nx), guess, sigma_degree)
     limits = {"width": sigma_limits}
 
     def model(values):
@@ -203,7 +209,7 @@ def fit_gaussian_profile(
 
     prior = None if width_prior is None else {"width": width_prior_terms(width_prior, sigma_degree)}
     coeffs, chi2, n_pixels = fit_shape(image, mask, vr, vp, model, coeffs, about, limits, reject_sigma,
-                                       max_iterations, background=background, prior=prior)
+                                       max_iterations, first_rejection, background=background, prior=prior)
     return GaussianProfile(center_coeffs=coeffs.get("center", np.zeros(1)), sigma_coeffs=coeffs["width"],
                            nx=nx, ny=ny, base=base, chi2=chi2, n_pixels=n_pixels)
 

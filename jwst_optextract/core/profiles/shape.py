@@ -241,7 +241,8 @@ def _improved(accepted: dict, iv: np.ndarray, resid: np.ndarray, penalty: float)
     """
     both = (accepted["iv"] > 0) & (iv > 0)
     weights = np.where(both, accepted["iv"], 0.0)
-    return float(np.sum(weights * resid**2)) + penalty <= float(np.sum(weights * accepted["resid"] ** 2)) + accepted["penalty"]
+    before = float(np.sum(weights * accepted["resid"] ** 2)) + accepted["penalty"]
+    return float(np.sum(weights * resid**2)) + penalty <= before
 
 
 def _within(coeffs: dict, limits: dict, t: np.ndarray) -> bool:
