@@ -17,19 +17,21 @@ import numpy as np
 from ..core import background as bkg
 from ..core import masking
 from ..core.background import METHODS, background_method
-from ..core.trace import collapse_integrations, find_trace
+from ..core.fitted import ProfileFit, TraceFit
+from ..core.scene import SceneBackground, fit_scene
 from ..exceptions import InputError, SlitError
 from ..io import SlitData, iter_slits
 from ..io.dq import DO_NOT_USE, OUTLIER
 from ..io.exposures import matching_slits, open_exposure, stack_exposures
 from ..io.slits import integration_groups, slit_models, slit_views
-from .parameters import BackgroundParameters
+from .fit import fit_profile, fit_trace
+from .parameters import BackgroundParameters, FitParameters
 from .runner import FATAL_ERRORS, process_slits
 
-__all__ = ["METHODS", "BackgroundParameters", "BackgroundSummary", "estimate_slit", "run", "subtract_background"]
+__all__ = ["METHODS", "BackgroundParameters", "BackgroundSummary", "SourceFit", "estimate_slit", "fit_source", "run",
+           "source_region", "subtract_background"]
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -208,23 +210,38 @@ class _Plan:
     params: BackgroundParameters
     good: np.ndarray | None = None
     source: np.ndarray | None = None
+    light: np.ndarray | None = None
+    """``(ny, nx)`` image of the source per unit flux (with its negative images) whose light outside ``source``
+    is fitted and removed before the background fit; None where the mask is the user's (rows, a half width)."""
 
 
 def _plan(slit: SlitData, params: BackgroundParameters) -> _Plan:
     method = background_method(params.method)
     if method.from_exposures:
         return _Plan(params)
+    if slit.ny < 2:
+        raise SlitError(slit.name, f"has a single row ({slit.ny} x {slit.nx} pixels): no background pixel is left "
+                        "beside the source; use a method that takes background exposures (exposures, nod)")
     good = _good_pixels(slit, params)
-    source = source_region(slit, params, good)
-    most = int((good & ~source).sum(axis=-2).max())
-    if most == 0:
-        raise SlitError(slit.name, "no background pixel is left outside the source; reduce source_half_width "
-                        "or give source_ystart/source_ystop")
+    source, light = source_region(slit, params, good)
+    rows = (good & ~source).reshape((-1,) + source.shape).any(axis=0).sum(axis=-2)  # per column, any integration
+    if rows.max() == 0:
+        raise SlitError(slit.name, "no background pixel is left outside the source; "
+                        + ("raise source_threshold or give source_half_width" if light is not None else
+                           "reduce source_half_width or give source_ystart/source_ystop"))
+    needed = params.poly_degree + 1 if method.degree_across_slit else 1
+    if light is not None and np.median(rows[rows > 0]) < needed:
+        raise SlitError(slit.name, f"only {np.median(rows[rows > 0]):.0f} rows per column are left outside the "
+                        f"source mask sized from the fitted profile ({slit.ny} rows, source_threshold "
+                        f"{params.source_threshold:g}): too few for a {params.method} background of degree "
+                        f"{params.poly_degree} across the slit; raise source_threshold, lower poly_degree, give "
+                        "source_half_width, or fit the background with the source (optx_spec's scene model)")
+    most = int(rows.max())
     if most <= params.poly_degree and method.degree_across_slit:
         log.warning("Slit %s: only %d background rows per column outside the source: fitting degree %d across "
                     "the slit instead of %d", slit.name, most, most - 1, params.poly_degree)
         params = dataclasses.replace(params, poly_degree=most - 1)
-    return _Plan(params, good, source)
+    return _Plan(params, good, source, light)
 
 
 def _estimate(
@@ -238,7 +255,29 @@ def _estimate(
         variances = (stack["var_rnoise"], stack["var_poisson"], stack["var_flat"])
         return _run_method(stack["data"], stack["mask"], variances, params)
     variances = (slit.var_rnoise, slit.var_poisson, slit.var_flat)
-    return _run_method(slit.data, plan.good[index] & ~plan.source, variances, params)
+    good = plan.good[index]
+    data = slit.data
+    if plan.light is not None:  # in the data's type, as the methods expect (float32 halves a cube's memory)
+        data = (data - source_light(slit, plan.light, good, params)).astype(data.dtype, copy=False)
+    return _run_method(data, good & ~plan.source, variances, params)
+
+
+def source_light(slit: SlitData, light: np.ndarray, good: np.ndarray, params: BackgroundParameters) -> np.ndarray:
+    """The source's light in every pixel: ``light`` times each column's flux, fitted with the background.
+
+    The flux of every column (and integration) is fitted to all the good
+    pixels together with a polynomial of ``poly_degree`` (at most 2) across
+    the slit (the scene model, `~jwst_optextract.core.scene.fit_scene`), so
+    that the wings that the source mask leaves are taken out of the
+    background pixels, not fitted as background. Columns that cannot be
+    fitted get no source light.
+    """
+    # No outlier rejection here: its passes are shared by the integrations fitted together, which would make
+    # each one's flux depend on the others'; the background fit clips its own pixels.
+    scene = fit_scene(slit.data, light, slit.var_rnoise if slit.var_rnoise is not None else slit.read_noise,
+                      slit.var_poisson, slit.var_flat, mask=good, background="column",
+                      degree=min(params.poly_degree, 2), reject_sigma=None, min_coverage=0.0)
+    return np.nan_to_num(scene.flux)[..., None, :] * light
 
 
 def _run_method(data, mask, variances, params: BackgroundParameters) -> bkg.BackgroundEstimate:
@@ -255,12 +294,28 @@ def _good_pixels(slit: SlitData, params: BackgroundParameters) -> np.ndarray:
     return good
 
 
-def source_region(slit: SlitData, params: BackgroundParameters, good: np.ndarray) -> np.ndarray:
-    """``(ny, nx)`` True on the rows kept out of the background fit.
+def source_region(
+    slit: SlitData, params: BackgroundParameters, good: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The rows kept out of the background fit, and the source image whose light outside them is modelled.
 
-    From ``source_ystart``/``source_ystop`` (input pixel coordinates, inclusive)
-    if given; else a half-width about the trace given in ``params.trace``; else
-    about a trace found in the data, starting from the WCS source position.
+    From ``source_ystart``/``source_ystop`` (input pixel coordinates,
+    inclusive) if given. Else the source is found in the data (`fit_source`:
+    the package's trace fit, seeded by the WCS position, or the trace given in
+    ``params.trace``) and, with ``source_half_width`` given, the rows within
+    it of the trace are masked; by default the mask is sized from the Moffat
+    profile fitted to the source: the pixels where the profile (and any
+    negative nod image) exceeds ``source_threshold`` of its peak in the
+    column. The light of the fitted profile beyond that mask is then fitted
+    and removed before the background fit (`source_light`).
+
+    Returns
+    -------
+    source : ndarray of bool
+        ``(ny, nx)``: True on the pixels kept out of the background fit.
+    light : ndarray or None
+        ``(ny, nx)`` source image per unit flux, or None where the mask is
+        the user's (rows or a half width) or no source was detected.
     """
     if params.source_ystart is not None or params.source_ystop is not None:
         start = 0.0 if params.source_ystart is None else params.source_ystart - slit.origin[0]
@@ -268,26 +323,120 @@ def source_region(slit: SlitData, params: BackgroundParameters, good: np.ndarray
         if stop < start:
             raise SlitError(slit.name, f"the source rows are empty (source_ystart {start} > source_ystop {stop})")
         rows = np.arange(slit.ny)[:, None]
-        return np.broadcast_to((rows >= np.floor(start)) & (rows <= np.ceil(stop)), (slit.ny, slit.nx))
-    center = (params.trace or {}).get(slit.name)
+        return np.broadcast_to((rows >= np.floor(start)) & (rows <= np.ceil(stop)), (slit.ny, slit.nx)), None
+    given = (params.trace or {}).get(slit.name)
+    if given is not None and np.shape(given) != (slit.nx,):
+        raise SlitError(slit.name, f"the given trace has shape {np.shape(given)}, the slit {slit.nx} columns")
+    if params.source_half_width is not None:
+        center = np.asarray(given, float) if given is not None else fit_source(slit, params, good, False).center
+        log.info("Slit %s: source masked within %.1f rows (source_half_width) of the trace at row %.2f "
+                 "(%.2f to %.2f)", slit.name, params.source_half_width, np.mean(center), center.min(), center.max())
+        return masking.source_mask(slit.ny, center, params.source_half_width), None
+    source = fit_source(slit, params, good, True, given)
+    mask = masking.profile_mask(source.image, params.source_threshold, peak=source.positive.max(axis=-2))
+    half = mask.sum(axis=-2) / 2
+    if not source.detected:
+        log.warning("Slit %s: no source detected; masking where a Gaussian of the prior width %.2f px about the "
+                    "%s trace at row %.2f exceeds %g of its peak (%.1f to %.1f rows), with no source light modelled",
+                    slit.name, source.profile.model.sigma.mean(), "WCS" if slit.source_trace is not None
+                    else "estimated", np.mean(source.center), params.source_threshold, 2 * half.min(),
+                    2 * half.max())
+        return mask, None
+    log.info("Slit %s: source masked where its %s profile (%s) exceeds %g of its peak: %.1f to %.1f rows about "
+             "the trace at row %.2f%s; its light beyond the mask is modelled", slit.name, source.profile.kind,
+             source.profile.model.note or "fitted", params.source_threshold, 2 * half.min(), 2 * half.max(),
+             np.mean(source.center), "" if not source.weights.size else
+             ", with negative images of weights " + ", ".join(f"{w:.2f}" for w in source.weights))
+    return mask, source.image
+
+
+@dataclass
+class SourceFit:
+    """The source of a slit as `fit_source` finds it in the data."""
+
+    center: np.ndarray
+    """``(nx,)`` trace."""
+    detected: bool
+    profile: ProfileFit | None = None
+    """The fitted profile (a Gaussian of the prior width when no source is detected); None for a trace alone."""
+    positive: np.ndarray | None = None
+    """``(ny, nx)`` the source image per unit flux: the fraction of the flux in every pixel of the slit."""
+    image: np.ndarray | None = None
+    """``positive`` plus the negative nod images with their ``weights``."""
+    offsets: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    weights: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    """Rows of the negative images from the trace, and their fluxes in units of the source's."""
+
+
+def fit_source(
+    slit: SlitData, params: BackgroundParameters, good: np.ndarray, with_profile: bool = True,
+    center: np.ndarray | None = None,
+) -> SourceFit:
+    """Find the source of a slit in its data and fit its profile, with the background in the data.
+
+    The trace is the package's trace fit (`~jwst_optextract.drivers.fit.fit_trace`:
+    a joint fit of a Gaussian and the smooth background, about the WCS trace
+    where there is one, which seeds but does not decide the position), unless
+    ``center`` is given; the profile a Moffat (its wings are the light a mask
+    misses) fitted jointly with the background about that trace, and any
+    negative images of nod-differenced data found by the trace fit get
+    weights fitted to the data.
+
+    Parameters
+    ----------
+    slit : SlitData
+    params : BackgroundParameters
+    good : ndarray of bool
+        The pixels that may be used (``slit``'s shape).
+    with_profile : bool
+        Also fit the profile (else the trace alone).
+    center : ndarray, optional
+        ``(nx,)`` trace to use instead of fitting one.
+    """
+    fit_params = FitParameters(profile_kind="auto", fit_jitter=False, scene_background="smooth",
+                               scene_degree=min(params.poly_degree, 2), scene_knot_spacing=params.knot_spacing)
+    view = dataclasses.replace(slit, good=slit.good & good)
     if center is None:
-        center = _find_source(slit, params, good)
-    elif np.shape(center) != (slit.nx,):
-        raise SlitError(slit.name, f"the given trace has shape {np.shape(center)}, the slit {slit.nx} columns")
-    return masking.source_mask(slit.ny, center, params.source_half_width)
+        trace = fit_trace(view, fit_params)
+    else:
+        trace = TraceFit(slit.name, np.asarray(center, float), detected=True, method="given")
+    found = SourceFit(trace.center, trace.detected, offsets=np.asarray(trace.negative_offsets, float))
+    if not with_profile:
+        return found
+    if trace.detected:
+        found.profile = fit_profile(view, trace, fit_params)
+    else:  # the trace fit's Gaussian of the prior width about the WCS (or estimated) trace
+        found.profile = ProfileFit(slit.name, "gaussian", trace.center, trace.gaussian)
+    found.positive = _in_slit(found.profile, slit.ny, trace.center)
+    found.image = found.positive
+    if found.offsets.size and trace.detected:
+        images = np.stack([_in_slit(found.profile, slit.ny, trace.center + offset) for offset in found.offsets])
+        found.weights = _image_weights(view, found.positive, images, fit_params.background)
+        found.image = found.positive + np.einsum("k,kyx->yx", found.weights, images)
+    return found
 
 
-def _find_source(slit: SlitData, params: BackgroundParameters, good: np.ndarray) -> np.ndarray:
-    """Trace of the source in the data after a first, source-blind smooth background fit."""
-    image, image_good = collapse_integrations(slit.data, good)
-    rough = bkg.smooth_background(image, image_good, np.ones_like(image), degree=min(params.poly_degree, 2),
-                                  knot_spacing=max(params.knot_spacing, 64.0), clip_sigma=2.5)
-    residual = np.where(np.isfinite(rough.background), image - rough.background, 0.0)
-    guess = slit.source_row if slit.source_row is not None and 0 <= slit.source_row < slit.ny else None
-    center = find_trace(residual, image_good, guess=guess)
-    log.info("Slit %s: source masked within %.1f rows of a trace at row %.2f (%.2f to %.2f)",
-             slit.name, params.source_half_width, np.mean(center), center.min(), center.max())
-    return center
+def _in_slit(profile: ProfileFit, ny: int, center: np.ndarray) -> np.ndarray:
+    """The profile about ``center`` as the fraction of its flux in each row of the slit (not renormalised to it)."""
+    pad = ny  # evaluated on a taller grid, so that light beyond the slit's edges stays outside
+    return profile.evaluate(ny + 2 * pad, center + pad)[pad:pad + ny]
+
+
+def _image_weights(slit: SlitData, positive: np.ndarray, images: np.ndarray, background: SceneBackground) -> np.ndarray:
+    """The flux of each negative image in units of the source's, fitted to the mean image after the source's."""
+    mean = slit.mean_image()
+    scene = background.fit(mean.image, positive, mean.var_rnoise, mean.var_poisson, mask=mean.good,
+                           min_coverage=0.0)
+    residual = mean.image - scene.model(positive)
+    valid = scene.valid & np.isfinite(scene.flux)
+    total = np.sum(scene.flux[valid])
+    if not valid.any() or total <= 0:
+        return np.zeros(len(images))
+    weights = []
+    for image in images:
+        part = background.fit(residual, image, mean.var_rnoise, mean.var_poisson, mask=mean.good, min_coverage=0.0)
+        weights.append(np.nansum(np.where(valid, part.flux, 0.0)) / total)
+    return np.minimum(np.asarray(weights), 0.0)  # negative images only
 
 
 def _clipped(slit: SlitData, estimate: bkg.BackgroundEstimate, source: np.ndarray | None) -> np.ndarray:

@@ -50,7 +50,8 @@ class BackgroundStep(OptxStep):
     spec = RegistrySpec("""
     method = option({background_methods}, default="smooth")  # {background_help}
     background = force_list(default=None)  # exposures/nod: background exposure files, other-nod files, or an association (JSON) whose 'background' members are used
-    source_half_width = float(default=5.0, min=0)  # rows within this distance of the source trace are kept out of the background fit
+    source_threshold = float(default=0.05, min=0.0001, max=1)  # the source mask is sized from the Moffat profile fitted to the source found in the data: pixels where the profile exceeds this fraction of its peak in the column are kept out of the background fit, and the profile's light beyond them is fitted and removed from the background pixels
+    source_half_width = float(default=None, min=0)  # if given, instead: the rows within this distance of the source trace (fitted in the data) are kept out of the background fit, and no source light beyond them is modelled
     source_ystart = float(default=None)  # inclusive first cross-dispersion row (0-based, input pixels) of the source region, instead of the trace; defaults to the first row if only source_ystop is given
     source_ystop = float(default=None)  # inclusive last cross-dispersion row of the source region
     poly_degree = integer(default=2, min=0)  # smooth/poly: polynomial degree across the slit; poly_rows: along the dispersion
