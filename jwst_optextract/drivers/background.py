@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,7 +19,8 @@ from ..core import background as bkg
 from ..core import masking
 from ..core.background import METHODS, background_method
 from ..core.fitted import ProfileFit, TraceFit
-from ..core.scene import SceneBackground, fit_scene
+from ..core.scene import fit_scene
+from ..core.scene_parts import SceneParts, negative_images, profile_in_slit
 from ..exceptions import InputError, SlitError
 from ..io import SlitData, iter_slits
 from ..io.dq import DO_NOT_USE, OUTLIER
@@ -29,7 +31,7 @@ from .parameters import BackgroundParameters, FitParameters
 from .runner import FATAL_ERRORS, process_slits
 
 __all__ = ["METHODS", "BackgroundParameters", "BackgroundSummary", "SourceFit", "estimate_slit", "fit_source", "run",
-           "source_region", "subtract_background"]
+           "source_flux", "source_region", "subtract_background"]
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +50,17 @@ class BackgroundSummary:
 
 def subtract_background(
     model, params: BackgroundParameters, exposures: list | None = None, keep_background: bool = True,
-    workers: int = 1, in_place: bool = False,
+    workers: int = 1, in_place: bool = False, plot: Callable[..., None] | None = None,
 ):
     """`run`, with the background model returned on its own: ``(result, background, summary)``."""
     result, summary = run(model, params, exposures, keep_background=keep_background, workers=workers,
-                          in_place=in_place)
+                          in_place=in_place, plot=plot)
     return result, summary.background, summary
 
 
 def run(
     model, params: BackgroundParameters, exposures: list | None = None, keep_background: bool = True,
-    workers: int = 1, in_place: bool = False,
+    workers: int = 1, in_place: bool = False, plot: Callable[..., None] | None = None,
 ):
     """Subtract the background from every slit of ``model``.
 
@@ -76,6 +78,12 @@ def run(
         Threads over the slits (see `~jwst_optextract.drivers.runner.process_slits`).
     in_place : bool
         Subtract from ``model`` itself instead of a copy of it.
+    plot : callable, optional
+        ``plot(slit, parts, source_mask)`` is called for every slit done, with
+        its `~jwst_optextract.core.scene_parts.SceneParts` (means over the
+        integrations: the data, the source light modelled beyond the mask,
+        the background estimate and the residual) and the source mask (None
+        for the exposure methods). It must be thread safe with ``workers > 1``.
 
     Returns
     -------
@@ -110,7 +118,7 @@ def run(
 
     def subtract(slit: SlitData) -> _SlitCounts:
         matched = matching_slits(others, slit.name, position[slit.name]) if others else None
-        return subtract_slit(slit, params, matched, *targets[position[slit.name]])
+        return subtract_slit(slit, params, matched, *targets[position[slit.name]], plot=plot)
 
     slits_run = process_slits(model, subtract, workers=workers)
     for name in slits_run.skipped:
@@ -141,7 +149,8 @@ _GROUP_PIXELS = 1 << 22
 
 
 def subtract_slit(
-    slit: SlitData, params: BackgroundParameters, exposures: list[SlitData] | None, out_slit, bkg_slit=None
+    slit: SlitData, params: BackgroundParameters, exposures: list[SlitData] | None, out_slit, bkg_slit=None,
+    plot: Callable[..., None] | None = None,
 ) -> _SlitCounts:
     """Subtract the background of one slit into ``out_slit`` (and the model into ``bkg_slit``), by integrations.
 
@@ -157,13 +166,15 @@ def subtract_slit(
     out = slit_views(slit, out_slit, written)
     model = None if bkg_slit is None else slit_views(slit, bkg_slit, written)
     counts, failed, done, log_sums = _SlitCounts(), [], 0, np.zeros(4)
+    shown = _SceneSums(slit.ny, slit.nx) if plot is not None else None
     # exposures with other integrations than the science are averaged over theirs: they need the whole slit
     whole = exposures and any(e.data.shape != slit.data.shape for e in exposures)
     groups = [slice(None)] if whole else integration_groups(slit.data.shape, _GROUP_PIXELS)
     for index in groups:
         part = slit.integrations(index)
         try:
-            estimate = _estimate(part, plan, exposures and [e.integrations(index) for e in exposures], index)
+            estimate = _estimate(part, plan, exposures and [e.integrations(index) for e in exposures], index,
+                                 shown)
         except FATAL_ERRORS:
             raise
         except Exception as exc:  # the other integrations are still good
@@ -187,7 +198,41 @@ def subtract_slit(
                 views["data"][index] = np.nan
                 views["dq"][index] |= DO_NOT_USE
     _log_estimate(slit, plan, log_sums)
+    if shown is not None and done:
+        plot(slit, shown.parts(slit, plan), plan.source)
     return counts
+
+
+class _SceneSums:
+    """Sums over the integrations of the modelled source light and the background, for the scene plot."""
+
+    def __init__(self, ny: int, nx: int):
+        self.flux = np.zeros(nx)
+        self.background = np.zeros((ny, nx))
+        self.frames = np.zeros((ny, nx))
+
+    def add(self, flux: np.ndarray | None, background: np.ndarray) -> None:
+        finite = np.isfinite(background)
+        self.background += np.where(finite, background, 0.0).reshape((-1,) + self.background.shape).sum(axis=0)
+        self.frames += finite.reshape((-1,) + self.frames.shape).sum(axis=0)
+        if flux is not None:
+            self.flux += np.nan_to_num(flux).reshape((-1, self.flux.size)).sum(axis=0)
+
+    def parts(self, slit: SlitData, plan: _Plan) -> SceneParts:
+        mean = slit.mean_image()
+        frames = np.maximum(self.frames, 1)
+        background = np.where(self.frames > 0, self.background / frames, np.nan)
+        flux = self.flux / (slit.n_integrations or 1)
+        positive = plan.positive if plan.light is not None else np.zeros(background.shape)
+        light = plan.light if plan.light is not None else np.zeros(background.shape)
+        source, negative = flux * positive, flux * (light - positive)
+        variance = mean.variances.total()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            residual = np.where(mean.good & (variance > 0), (mean.image - source - negative - background)
+                                / np.sqrt(variance), np.nan)
+        weights = np.zeros(0) if plan.weights is None else plan.weights
+        return SceneParts(np.where(mean.good, mean.image, np.nan), mean.good, source, negative, background, residual,
+                          flux, weights)
 
 
 _WRITTEN = ("data", "var_poisson", "var_rnoise", "var_flat", "err")
@@ -213,6 +258,10 @@ class _Plan:
     light: np.ndarray | None = None
     """``(ny, nx)`` image of the source per unit flux (with its negative images) whose light outside ``source``
     is fitted and removed before the background fit; None where the mask is the user's (rows, a half width)."""
+    positive: np.ndarray | None = None
+    """``light`` without the negative images."""
+    weights: np.ndarray | None = None
+    """The negative images' fluxes in units of the source's."""
 
 
 def _plan(slit: SlitData, params: BackgroundParameters) -> _Plan:
@@ -223,7 +272,8 @@ def _plan(slit: SlitData, params: BackgroundParameters) -> _Plan:
         raise SlitError(slit.name, f"has a single row ({slit.ny} x {slit.nx} pixels): no background pixel is left "
                         "beside the source; use a method that takes background exposures (exposures, nod)")
     good = _good_pixels(slit, params)
-    source, light = source_region(slit, params, good)
+    source, found = source_region(slit, params, good)
+    light = None if found is None else found.image
     rows = (good & ~source).reshape((-1,) + source.shape).any(axis=0).sum(axis=-2)  # per column, any integration
     if rows.max() == 0:
         raise SlitError(slit.name, "no background pixel is left outside the source; "
@@ -241,29 +291,42 @@ def _plan(slit: SlitData, params: BackgroundParameters) -> _Plan:
         log.warning("Slit %s: only %d background rows per column outside the source: fitting degree %d across "
                     "the slit instead of %d", slit.name, most, most - 1, params.poly_degree)
         params = dataclasses.replace(params, poly_degree=most - 1)
-    return _Plan(params, good, source, light)
+    return _Plan(params, good, source, light, *((found.positive, found.weights) if found else (None, None)))
 
 
 def _estimate(
-    slit: SlitData, plan: _Plan, exposures: list[SlitData] | None, index: slice = slice(None)
+    slit: SlitData, plan: _Plan, exposures: list[SlitData] | None, index: slice = slice(None),
+    shown: _SceneSums | None = None,
 ) -> bkg.BackgroundEstimate:
-    """The background of ``slit``: a whole slit, or the integrations ``index`` of the slit ``plan`` was made for."""
+    """The background of ``slit``: a whole slit, or the integrations ``index`` of the slit ``plan`` was made for.
+
+    ``shown``, if given, adds up the source light and the background for the scene plot.
+    """
     params = plan.params
     if METHODS[params.method].from_exposures:
         stack = stack_exposures(exposures, slit)
         log.debug("Slit %s: %s background from %d exposure(s)", slit.name, params.method, len(exposures))
         variances = (stack["var_rnoise"], stack["var_poisson"], stack["var_flat"])
-        return _run_method(stack["data"], stack["mask"], variances, params)
+        estimate = _run_method(stack["data"], stack["mask"], variances, params)
+        if shown is not None:
+            shown.add(None, estimate.background)
+        return estimate
     variances = (slit.var_rnoise, slit.var_poisson, slit.var_flat)
     good = plan.good[index]
-    data = slit.data
+    data, flux = slit.data, None
     if plan.light is not None:  # in the data's type, as the methods expect (float32 halves a cube's memory)
-        data = (data - source_light(slit, plan.light, good, params)).astype(data.dtype, copy=False)
-    return _run_method(data, good & ~plan.source, variances, params)
+        flux = source_flux(slit, plan.light, good, params)
+        data = (data - flux[..., None, :] * plan.light).astype(data.dtype, copy=False)
+    estimate = _run_method(data, good & ~plan.source, variances, params)
+    if shown is not None:
+        shown.add(flux, estimate.background)
+    return estimate
 
 
-def source_light(slit: SlitData, light: np.ndarray, good: np.ndarray, params: BackgroundParameters) -> np.ndarray:
-    """The source's light in every pixel: ``light`` times each column's flux, fitted with the background.
+def source_flux(slit: SlitData, light: np.ndarray, good: np.ndarray, params: BackgroundParameters) -> np.ndarray:
+    """The source's flux in every column (``(..., nx)``, 0 where it cannot be fitted), for the image ``light``.
+
+    ``flux * light`` is the source's light in every pixel.
 
     The flux of every column (and integration) is fitted to all the good
     pixels together with a polynomial of ``poly_degree`` (at most 2) across
@@ -277,7 +340,7 @@ def source_light(slit: SlitData, light: np.ndarray, good: np.ndarray, params: Ba
     scene = fit_scene(slit.data, light, slit.var_rnoise if slit.var_rnoise is not None else slit.read_noise,
                       slit.var_poisson, slit.var_flat, mask=good, background="column",
                       degree=min(params.poly_degree, 2), reject_sigma=None, min_coverage=0.0)
-    return np.nan_to_num(scene.flux)[..., None, :] * light
+    return np.nan_to_num(scene.flux)
 
 
 def _run_method(data, mask, variances, params: BackgroundParameters) -> bkg.BackgroundEstimate:
@@ -296,7 +359,7 @@ def _good_pixels(slit: SlitData, params: BackgroundParameters) -> np.ndarray:
 
 def source_region(
     slit: SlitData, params: BackgroundParameters, good: np.ndarray
-) -> tuple[np.ndarray, np.ndarray | None]:
+) -> tuple[np.ndarray, SourceFit | None]:
     """The rows kept out of the background fit, and the source image whose light outside them is modelled.
 
     From ``source_ystart``/``source_ystop`` (input pixel coordinates,
@@ -307,15 +370,16 @@ def source_region(
     profile fitted to the source: the pixels where the profile (and any
     negative nod image) exceeds ``source_threshold`` of its peak in the
     column. The light of the fitted profile beyond that mask is then fitted
-    and removed before the background fit (`source_light`).
+    and removed before the background fit (`source_flux`).
 
     Returns
     -------
     source : ndarray of bool
         ``(ny, nx)``: True on the pixels kept out of the background fit.
-    light : ndarray or None
-        ``(ny, nx)`` source image per unit flux, or None where the mask is
-        the user's (rows or a half width) or no source was detected.
+    found : SourceFit or None
+        The source found, whose ``image`` (per unit flux) is modelled beyond
+        the mask; None where the mask is the user's (rows or a half width)
+        or no source was detected.
     """
     if params.source_ystart is not None or params.source_ystop is not None:
         start = 0.0 if params.source_ystart is None else params.source_ystart - slit.origin[0]
@@ -347,7 +411,7 @@ def source_region(
              source.profile.model.note or "fitted", params.source_threshold, 2 * half.min(), 2 * half.max(),
              np.mean(source.center), "" if not source.weights.size else
              ", with negative images of weights " + ", ".join(f"{w:.2f}" for w in source.weights))
-    return mask, source.image
+    return mask, source
 
 
 @dataclass
@@ -407,36 +471,16 @@ def fit_source(
         found.profile = fit_profile(view, trace, fit_params)
     else:  # the trace fit's Gaussian of the prior width about the WCS (or estimated) trace
         found.profile = ProfileFit(slit.name, "gaussian", trace.center, trace.gaussian)
-    found.positive = _in_slit(found.profile, slit.ny, trace.center)
+    found.positive = profile_in_slit(found.profile, slit.ny, trace.center)
     found.image = found.positive
     if found.offsets.size and trace.detected:
-        images = np.stack([_in_slit(found.profile, slit.ny, trace.center + offset) for offset in found.offsets])
-        found.weights = _image_weights(view, found.positive, images, fit_params.background)
+        mean = view.mean_image()
+        found.offsets, images, found.weights = negative_images(
+            mean.image, mean.good, mean.var_rnoise, mean.var_poisson,
+            lambda offset: profile_in_slit(found.profile, slit.ny, trace.center + offset), found.offsets,
+            fit_params.background)
         found.image = found.positive + np.einsum("k,kyx->yx", found.weights, images)
     return found
-
-
-def _in_slit(profile: ProfileFit, ny: int, center: np.ndarray) -> np.ndarray:
-    """The profile about ``center`` as the fraction of its flux in each row of the slit (not renormalised to it)."""
-    pad = ny  # evaluated on a taller grid, so that light beyond the slit's edges stays outside
-    return profile.evaluate(ny + 2 * pad, center + pad)[pad:pad + ny]
-
-
-def _image_weights(slit: SlitData, positive: np.ndarray, images: np.ndarray, background: SceneBackground) -> np.ndarray:
-    """The flux of each negative image in units of the source's, fitted to the mean image after the source's."""
-    mean = slit.mean_image()
-    scene = background.fit(mean.image, positive, mean.var_rnoise, mean.var_poisson, mask=mean.good,
-                           min_coverage=0.0)
-    residual = mean.image - scene.model(positive)
-    valid = scene.valid & np.isfinite(scene.flux)
-    total = np.sum(scene.flux[valid])
-    if not valid.any() or total <= 0:
-        return np.zeros(len(images))
-    weights = []
-    for image in images:
-        part = background.fit(residual, image, mean.var_rnoise, mean.var_poisson, mask=mean.good, min_coverage=0.0)
-        weights.append(np.nansum(np.where(valid, part.flux, 0.0)) / total)
-    return np.minimum(np.asarray(weights), 0.0)  # negative images only
 
 
 def _clipped(slit: SlitData, estimate: bkg.BackgroundEstimate, source: np.ndarray | None) -> np.ndarray:
