@@ -199,7 +199,10 @@ def subtract_slit(
                 views["dq"][index] |= DO_NOT_USE
     _log_estimate(slit, plan, log_sums)
     if shown is not None and done:
-        plot(slit, shown.parts(slit, plan), plan.source)
+        try:
+            plot(slit, shown.parts(slit, plan), plan.source)
+        except (ImportError, OSError, ValueError) as exc:  # the subtraction is written: a failed plot loses nothing
+            log.warning("Slit %s: no scene plot (%s: %s)", slit.name, type(exc).__name__, exc)
     return counts
 
 
