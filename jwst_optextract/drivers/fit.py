@@ -216,17 +216,18 @@ def _fit_gaussian(slit: SlitData, params: FitParameters, start: np.ndarray | Non
         base = slit.source_trace
         trace_degree = params.wcs_offset_degree if base is not None else params.trace_degree
     simple = (None if trace_degree is None else min(trace_degree, 1), 0)
-    # The full model first: the simple one, started from its fit, converges at once where the data need the
-    # full one (and, poor there, would fight its outlier rejection for many steps from a cold start).
+    # The full model first; the simple one is started from it and judged on the same pixels: the full model's
+    # outliers are left out, and none of its own. Where the simple model is poor, rejecting its misfit as
+    # outliers would flatter its chi-square, and the changing rejection would stall its steps.
     fitted = {}
     for degrees in dict.fromkeys([(trace_degree, params.width_degree), simple]):
         previous = next(iter(fitted.values()), None)
         gaussian = core.fit_gaussian_profile(
-            mean.image, mean.good, mean.var_rnoise, mean.var_poisson, start if previous is None else previous.center,
+            mean.image, mean.good if previous is None else mean.good & previous.used, mean.var_rnoise,
+            mean.var_poisson, start if previous is None else previous.center,
             sigma_guess=params.psf_sigma if previous is None else previous.sigma, center_degree=degrees[0],
-            sigma_degree=degrees[1], reject_sigma=params.reject_sigma, base=base, background=params.background,
-            width_prior=params.psf_sigma if params.background.fitted else None,
-            first_rejection=3 if previous is None else 0,
+            sigma_degree=degrees[1], reject_sigma=params.reject_sigma if previous is None else None, base=base,
+            background=params.background, width_prior=params.psf_sigma if params.background.fitted else None,
         )
         if _plausible(gaussian, params.psf_sigma):
             fitted[degrees] = gaussian

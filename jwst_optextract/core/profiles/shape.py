@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 from numpy.polynomial import legendre
@@ -24,8 +25,8 @@ from ..pixels import Variances
 from ..scene import SceneBackground
 from ..trace import _scaled, collapse_integrations
 
-__all__ = ["LegendreCentre", "center_start", "constant_series", "fit_shape", "legendre_from_values", "mean_data",
-           "normalised"]
+__all__ = ["LegendreCentre", "ShapeFit", "center_start", "constant_series", "fit_shape", "legendre_from_values",
+           "mean_data", "normalised"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,19 @@ class LegendreCentre:
 
 
 
+class ShapeFit(NamedTuple):
+    """What `fit_shape` returns."""
+
+    coeffs: dict
+    """Fitted Legendre coefficients of each parameter."""
+    chi2: float
+    """Weighted chi-square over the pixels used (without the prior's term)."""
+    n_pixels: int
+    """Number of pixels used."""
+    used: np.ndarray
+    """``(ny, nx)``: True for the pixels used (good, not rejected as outliers)."""
+
+
 def fit_shape(
     image: np.ndarray,
     mask: np.ndarray,
@@ -71,7 +85,7 @@ def fit_shape(
     first_rejection: int = 3,
     background: SceneBackground | None = None,
     prior: dict | None = None,
-) -> tuple[dict, float, int]:
+) -> ShapeFit:
     """Gauss-Newton fit of a profile's shape parameters to all pixels of a 2D image, vectorised over columns.
 
     The model is ``D = f(x) G(y, x)``; the amplitudes ``f`` are the optimal
@@ -123,12 +137,8 @@ def fit_shape(
 
     Returns
     -------
-    coeffs : dict
-        Fitted coefficients.
-    chi2 : float
-        Weighted chi-square over the pixels used.
-    n_pixels : int
-        Pixels used.
+    ShapeFit
+        The coefficients, the chi-square and the pixels it is summed over.
     """
     names = list(coeffs)
     nx = image.shape[1]
@@ -214,6 +224,8 @@ def fit_shape(
             break
         coeffs = trial
         predicted = float(step @ rhs)
+        log.debug("Profile fit: iteration %d, chi2 %.2f, damping %.0e, predicted decrease %.3f",
+                  iteration, chi2, damping, predicted)
         # Converged when the step changes the coefficients by nothing, or the
         # chi-square by less than a hundredth: a parameter moves by a tenth of its error.
         if change < 1e-5 or predicted < _CHI2_TOLERANCE:
@@ -221,7 +233,8 @@ def fit_shape(
             break
     if not converged and accepted is not None:
         coeffs = accepted["coeffs"]
-    return coeffs, accepted["chi2"] - penalty(accepted["coeffs"]), int(np.sum(accepted["iv"] > 0))
+    used = accepted["iv"] > 0
+    return ShapeFit(coeffs, accepted["chi2"] - penalty(accepted["coeffs"]), int(np.sum(used)), used)
 
 
 _MAX_DAMPINGS = 8
