@@ -211,11 +211,13 @@ def fit_shape(
                         "penalty": penalty(coeffs)}
             damping = damping / 10.0 if damping > 1e-6 else 0.0
         for _ in range(_MAX_DAMPINGS):
-            try:
-                step = np.linalg.solve(normal + damping * np.diag(np.diag(normal)), rhs)
-            except np.linalg.LinAlgError:
-                log.warning("Profile fit: singular normal equations; keeping the current values")
-                step = np.zeros_like(rhs)
+            damped = normal + damping * np.diag(np.diag(normal))
+            step = _solve_free(damped, rhs, np.ones(rhs.size, bool))
+            # A constant at a limit that the step pushes beyond is held there (and the others solved without
+            # it): clipped, the step would not do what it predicts, and would fail until the damping ran out.
+            held = _held_at_limits(coeffs, np.split(step, sizes), limits)
+            if held.any():
+                step = _solve_free(damped, rhs, ~held)
             trial, change = _stepped(coeffs, np.split(step, sizes), limits)
             if _within(trial, limits, t):
                 break
@@ -244,6 +246,26 @@ _MAX_FAILURES = 3
 
 _CHI2_TOLERANCE = 0.01
 """A step predicted to lower the chi-square by less than this ends the fit."""
+
+
+def _solve_free(normal: np.ndarray, rhs: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """The Gauss-Newton step of the ``free`` coefficients (the others held: zero step)."""
+    step = np.zeros_like(rhs)
+    try:
+        step[free] = np.linalg.solve(normal[np.ix_(free, free)], rhs[free])
+    except np.linalg.LinAlgError:
+        log.warning("Profile fit: singular normal equations; keeping the current values")
+    return step
+
+
+def _held_at_limits(coeffs: dict, steps: list, limits: dict) -> np.ndarray:
+    """True for the coefficients of constant parameters at a limit that their step pushes beyond."""
+    held = []
+    for (name, value), part in zip(coeffs.items(), steps):
+        low, high = limits.get(name, (-np.inf, np.inf))
+        at_limit = value.size == 1 and ((value[0] <= low and part[0] < 0) or (value[0] >= high and part[0] > 0))
+        held.append(np.full(value.size, at_limit))
+    return np.concatenate(held)
 
 
 def _improved(accepted: dict, iv: np.ndarray, resid: np.ndarray, penalty: float) -> bool:
