@@ -520,7 +520,13 @@ SCENE_BACKGROUNDS = {"smooth": _SmoothBackground, "column": _ColumnPolynomial, "
 
 @functools.lru_cache(maxsize=32)
 def _background_model(kind: str, ny: int, nx: int, degree: int, knot_spacing: float):
-    """The background model of a slit shape: its bases are built once for the many fits of one slit."""
+    """The background model of a slit shape: its bases are built once for the many fits of one slit.
+
+    A slit of one row cannot tell a background across it from the source: it gets none.
+    """
+    if ny < 2 and kind != "none":
+        log.warning("A slit of %d row has no room for a background beside the source: none is fitted", ny)
+        kind = "none"
     return SCENE_BACKGROUNDS[kind](ny, nx, degree, knot_spacing)
 
 
