@@ -127,8 +127,8 @@ def test_nods_without_a_wcs_trace_are_traced_with_their_background():
 def test_unknown_profile_kind_is_a_clear_error():
     models, _ = simulate.make_nods(3, 1, seed=5, **MOS)
     (group,), _ = group_sources(models)
-    with pytest.raises(Exception, match="unknown profile_kind 'spline'"):
-        combine_source(group, CombineParameters(profile_kind="spline"))
+    with pytest.raises(Exception, match="unknown profile_kind .lorentz."):
+        combine_source(group, CombineParameters(profile_kind="lorentz"))
 
 
 def test_outliers_are_flagged_and_counted(runs):
