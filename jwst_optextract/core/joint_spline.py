@@ -26,7 +26,7 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
+from scipy import ndimage, sparse
 
 from .combine import ExposureStack, negative_images, source_model
 from .joint import JointShape, joint_shape
@@ -49,7 +49,8 @@ from .profiles.spline import (
     support_knots,
 )
 
-__all__ = ["JointSpline", "fit_joint_spline", "joint_profile", "pooled_cost"]
+__all__ = ["JointSpline", "fit_joint_spline", "joint_profile", "pooled_cost", "refit_joint_spline",
+           "signal_independent_weights"]
 
 log = logging.getLogger(__name__)
 
@@ -134,24 +135,53 @@ def joint_profile(work: ExposureStack, centers: np.ndarray, gaussian: JointShape
     if not alone and not snr >= SHAPES_MIN_SNR:
         log.info("Joint profile: no spline at a median S/N of %.1f per column (from %.0f)", snr, SHAPES_MIN_SNR)
         return centers, best
-    try:
-        spline_centers, spline = fit_joint_spline(work, centers, best, _sigma_of(best),
-                                                  wings=best if best.kind == "moffat" else None,
-                                                  reject_sigma=reject_sigma)
-    except ValueError as error:
-        log.warning("The exposures give no joint spline profile (%s); using the %s", error, best.kind)
+    candidates = {}
+    # A Moffat that beat the Gaussian may owe it to wings, or to a second peak it took for wings (a double
+    # source's spline then gave its Moffat wings 17 times their amount, +3 %): the spline with and without.
+    for wings in ((best, None) if best.kind == "moffat" else (None,)):
+        try:
+            candidates["spline" if wings is None else "spline with wings"] = fit_joint_spline(
+                work, centers, best, _sigma_of(best), wings=wings, reject_sigma=reject_sigma)
+        except ValueError as error:
+            log.warning("The exposures give no joint spline profile (%s)", error)
+    if not candidates:
+        log.warning("Joint profile: keeping the %s", best.kind)
         return centers, best
-    if alone:
-        log.info("Joint profile of all exposures: %s", spline.describe())
-        return spline_centers, spline
-    scores = {best.kind: akaike(pooled_cost(work, best_profile), best.n_parameters),
-              "spline": akaike(pooled_cost(work, spline.profile(ny, spline_centers)), spline.n_parameters)}
+    iv = signal_independent_weights(work, best_profile)
+    scores = {name: akaike(pooled_cost(work, spline.profile(ny, fitted), iv), spline.n_parameters)
+              for name, (fitted, spline) in candidates.items()}
+    if not alone:
+        scores[best.kind] = akaike(pooled_cost(work, best_profile, iv), best.n_parameters)
+    chosen = min(scores, key=scores.get)
     log.info("Joint profile of all exposures at a median S/N of %.1f per column: Akaike %s", snr,
              ", ".join(f"{kind} {value:.1f}" for kind, value in scores.items()))
-    if scores["spline"] < scores[best.kind]:
-        log.info("Joint profile of all exposures: %s", spline.describe())
-        return spline_centers, spline
-    return centers, best
+    if chosen == best.kind:
+        return centers, best
+    fitted, spline = candidates[chosen]
+    log.info("Joint profile of all exposures: %s", spline.describe())
+    return fitted, spline
+
+
+def refit_joint_spline(work: ExposureStack, centers: np.ndarray, spline: JointSpline,
+                       reject_sigma: float | None = 5.0) -> tuple[np.ndarray, JointSpline]:
+    """``spline`` fitted again to ``work`` (e.g. without the outliers found since), its knots and support kept.
+
+    A spline with wings is fitted without them too and Akaike's criterion
+    chooses again: before the cosmic rays are flagged, a nod difference holds
+    the other exposures' as negative spikes, which broad wings can soak up.
+    """
+    fits = {"with wings": fit_joint_spline(work, centers, spline, wings=spline.wings, reject_sigma=reject_sigma)}
+    if spline.wings is None:
+        return fits["with wings"]
+    fits["without"] = fit_joint_spline(work, centers, spline, wings=None, reject_sigma=reject_sigma)
+    ny = work.data.shape[1]
+    iv = signal_independent_weights(work, spline.profile(ny, centers))
+    scores = {name: akaike(pooled_cost(work, fitted.profile(ny, traces), iv), fitted.n_parameters)
+              for name, (traces, fitted) in fits.items()}
+    chosen = min(scores, key=scores.get)
+    log.info("Joint spline fitted again: Akaike %s; %s wings",
+             ", ".join(f"{name} {value:.1f}" for name, value in scores.items()), chosen)
+    return fits[chosen]
 
 
 def _sigma_of(shape: JointShape) -> np.ndarray:
@@ -163,9 +193,8 @@ def _sigma_of(shape: JointShape) -> np.ndarray:
 
 def _column_snr(work: ExposureStack, profile: np.ndarray) -> float:
     """Median over the columns of the S/N of the pooled flux of ``profile`` (negative images in the model)."""
-    variance = work.total_variance
-    usable = work.good & (variance > 0) & np.isfinite(work.data)
-    iv = np.where(usable, 1.0 / np.where(usable, variance, 1.0), 0.0)
+    iv = signal_independent_weights(work, profile)
+    usable = iv > 0
     model = source_model(work, profile)
     information = np.sum(iv * model * model, axis=(0, 1))
     flux = _column_flux(np.where(usable, work.data, 0.0), iv, model)
@@ -173,16 +202,14 @@ def _column_snr(work: ExposureStack, profile: np.ndarray) -> float:
     return float(np.median(flux[seen] * np.sqrt(information[seen]))) if seen.any() else 0.0
 
 
-def pooled_cost(work: ExposureStack, profile: np.ndarray, cap: float | None = _CHI_CAP) -> float:
+def pooled_cost(work: ExposureStack, profile: np.ndarray, iv: np.ndarray, cap: float | None = _CHI_CAP) -> float:
     """Chi-square of all exposures about ``f(x) M`` (``M`` = the profile less its negative images), ``f`` fitted.
 
-    Over every usable pixel of every exposure with weights that do not depend
-    on the profile, so profiles compare fairly; each pixel's term is capped
-    at ``cap**2`` (None: not capped).
+    Over every pixel of every exposure with a weight ``iv`` (the same for
+    every profile compared, so profiles compare fairly); each pixel's term
+    is capped at ``cap**2`` (None: not capped).
     """
-    variance = work.total_variance
-    usable = work.good & (variance > 0) & np.isfinite(work.data)
-    iv = np.where(usable, 1.0 / np.where(usable, variance, 1.0), 0.0)
+    usable = iv > 0
     data = np.where(usable, work.data, 0.0)
     model = source_model(work, profile)
     flux = _column_flux(data, iv, model)
@@ -190,6 +217,27 @@ def pooled_cost(work: ExposureStack, profile: np.ndarray, cap: float | None = _C
     if cap is not None:
         chi2 = np.minimum(chi2, cap * cap)
     return float(chi2[usable].sum())
+
+
+def signal_independent_weights(work: ExposureStack, profile: np.ndarray | None = None,
+                               half_window: int = 7) -> np.ndarray:
+    """The pixels' weights in the fits: inverse variances with the Poisson term averaged along the dispersion.
+
+    Each pixel's Poisson variance is replaced by the mean over the good pixels
+    of its row within ``half_window`` columns: inverse variances of the data
+    themselves weigh the pixels that fell low up, and bias a fit low at low
+    S/N. (``profile`` is not used: the weights are the same for every profile
+    compared.)
+    """
+    good = work.good & np.isfinite(work.data)
+    size = (1, 1, 2 * half_window + 1)
+    poisson = np.where(good, np.nan_to_num(work.variances["var_poisson"]), 0.0)
+    count = ndimage.uniform_filter(good.astype(float), size, mode="nearest")
+    smooth = np.divide(ndimage.uniform_filter(poisson, size, mode="nearest"), count, out=np.zeros_like(poisson),
+                       where=count > 0)
+    variance = np.nan_to_num(work.variances["var_rnoise"]) + np.nan_to_num(work.variances["var_flat"]) + smooth
+    usable = good & (variance > 0)
+    return np.where(usable, 1.0 / np.where(usable, variance, 1.0), 0.0)
 
 
 def _column_flux(data: np.ndarray, iv: np.ndarray, model: np.ndarray) -> np.ndarray:
@@ -243,26 +291,51 @@ def fit_joint_spline(work: ExposureStack, centers: np.ndarray, start: JointShape
     ValueError
         When the pixels cannot constrain a spline (too few with signal).
     """
-    n_exp, ny, nx = work.data.shape
+    ny = work.data.shape[1]
     centers = np.asarray(centers, float)
-    variance = work.total_variance
-    usable = work.good & (variance > 0) & np.isfinite(work.data)
-    iv = np.where(usable, 1.0 / np.where(usable, variance, 1.0), 0.0)
-    data = np.where(usable, work.data, 0.0)
     profile = start.profile(ny, centers)
-    warm = isinstance(start, JointSpline)
-    if warm:
-        support = start.support
-    else:
-        if support is None:
-            support = _joint_support(work, centers, profile, data, iv, float(np.max(sigma)))
-        distance = np.abs(np.arange(ny, dtype=float)[None, :, None] - centers[:, None, :])
-        keep = min(_BACKGROUND_ROWS, ny - 1)
-        support = min(support, float(np.median(np.sort(distance, axis=1)[:, -keep])) - 0.5)
-    if warm:
-        knots_u = start.spline.offset_knots
-    else:
-        knots_u = support_knots(min(max(3.0 * float(np.max(sigma)), 2.0), support), support, oversample)
+    iv = signal_independent_weights(work, profile)
+    data = np.where(iv > 0, work.data, 0.0)
+    if isinstance(start, JointSpline):
+        return _fit_passes(work, iv, centers, profile, start.spline.offset_knots, start.support, wings, reject_sigma,
+                           smoothing, _WARM_PASSES)
+    distance = np.abs(np.arange(ny, dtype=float)[None, :, None] - centers[:, None, :])
+    keep = min(_BACKGROUND_ROWS, ny - 1)
+    room = float(np.median(np.sort(distance, axis=1)[:, -keep])) - 0.5
+    core = max(3.0 * float(np.max(sigma)), 2.0)
+    base = _SUPPORT_SIGMA * float(np.max(sigma)) + _SUPPORT_MARGIN
+    if support is not None:
+        support = min(support, room)
+        return _fit_passes(work, iv, centers, profile, support_knots(min(core, support), support, oversample), support,
+                           wings, reject_sigma, smoothing, _PASSES)
+    extent = _light_extent(work, centers, profile, data, iv)
+    # Finely knotted wherever light is seen: about one peak of a double (where a narrow parametric fit sits), the
+    # other lies beyond three of its sigma (coarse knots there left a double 2 % low).
+    core = max(core, extent)
+    support = min(max(base, extent + _SUPPORT_MARGIN), room)
+    fitted, model = _fit_passes(work, iv, centers, profile, support_knots(min(core, support), support, oversample),
+                                support, wings, reject_sigma, smoothing, _PASSES)
+    # The start's negative images misplace a source it does not describe (a Gaussian on one peak of a
+    # double): seen with the spline's own, the light may reach further.
+    extent = _light_extent(work, fitted, model.profile(ny, fitted), data, iv)
+    grown = min(extent + _SUPPORT_MARGIN, room)
+    if grown > support + 0.5:
+        core = max(core, extent)
+        log.debug("joint spline: light seen to %.1f px about the traces, beyond its support of %.1f px", grown,
+                  support)
+        fitted, model = _fit_passes(work, iv, fitted, model.profile(ny, fitted),
+                                    support_knots(min(core, grown), grown, oversample), grown, wings, reject_sigma,
+                                    smoothing, _PASSES)
+    return fitted, model
+
+
+def _fit_passes(work: ExposureStack, iv: np.ndarray, centers: np.ndarray, profile: np.ndarray, knots_u: np.ndarray,
+                support: float, wings: JointShape | None, reject_sigma: float | None, smoothing: float,
+                iterations: int) -> tuple[np.ndarray, JointSpline]:
+    """`fit_joint_spline`'s alternation of amplitudes and shape, from ``profile``, with the knots ``knots_u``."""
+    n_exp, ny, nx = work.data.shape
+    usable = iv > 0
+    data = np.where(usable, work.data, 0.0)
     knots_x = column_knots(nx, float(nx), 1)  # one shape blended linearly along the slit
     n_u, n_x = len(knots_u) - _DEGREE_U - 1, len(knots_x) - 2
     penalty = smoothing * _penalty(n_u, n_x)
@@ -270,10 +343,10 @@ def fit_joint_spline(work: ExposureStack, centers: np.ndarray, start: JointShape
     weights_all = iv[pixels]
     target = data[pixels]
     rejected = np.zeros(target.size, bool)
+    two_sided = work.nods is not None  # the other exposures' cosmic rays are negative spikes in a nod difference
     model = None
     shifts_basis = _shift_basis(nx)
     n_shift = (n_exp - 1) + shifts_basis.shape[1]
-    iterations = _WARM_PASSES if warm else _PASSES
     for iteration in range(iterations):
         use = iv.copy()
         use[pixels] = np.where(rejected, 0.0, weights_all)
@@ -291,7 +364,10 @@ def fit_joint_spline(work: ExposureStack, centers: np.ndarray, start: JointShape
         weights = np.where(rejected, 0.0, weights_all)
         for _ in range(_REJECT_PASSES):
             solution, chi2, effective = _solve_joint(design, target, weights, penalty, n_u, n_x, last)
-            outliers = (weights > 0) & ((target - design @ solution) * np.sqrt(weights) > (reject_sigma or np.inf))
+            excess = (target - design @ solution) * np.sqrt(weights)
+            if two_sided:
+                excess = np.abs(excess)
+            outliers = (weights > 0) & (excess > (reject_sigma or np.inf))
             if not outliers.any():
                 break
             weights = np.where(outliers, 0.0, weights)
@@ -313,22 +389,21 @@ def fit_joint_spline(work: ExposureStack, centers: np.ndarray, start: JointShape
     return centers, model
 
 
-def _joint_support(work: ExposureStack, centers: np.ndarray, profile: np.ndarray, data: np.ndarray, iv: np.ndarray,
-                   sigma: float) -> float:
-    """The spline's half-width: the Gaussian's core, or as far as light is seen about the traces.
+def _light_extent(work: ExposureStack, centers: np.ndarray, profile: np.ndarray, data: np.ndarray,
+                  iv: np.ndarray) -> float:
+    """How far from the traces light is seen (`light_extent`), the median over the exposures.
 
     In a nod difference the source's negative images lie a throw away, within
-    its wings: the parametric fit's negative images are added back first, so
-    that `light_extent` sees the source alone. The median over the exposures.
+    its wings: those of ``profile`` are added back first, so that the source
+    is seen alone.
     """
-    base = _SUPPORT_SIGMA * sigma + _SUPPORT_MARGIN
     alone = data
     if work.nods is not None:
         flux = _column_flux(data, iv, source_model(work, profile))
         alone = data + flux * negative_images(work.nods, profile)
     variance = np.where(iv > 0, 1.0 / np.where(iv > 0, iv, 1.0), 0.0)
-    extents = [light_extent(alone[e], iv[e] > 0, variance[e], centers[e]) for e in range(data.shape[0])]
-    return max(base, float(np.median(extents)) + _SUPPORT_MARGIN)
+    return float(np.median([light_extent(alone[e], iv[e] > 0, variance[e], centers[e])
+                            for e in range(data.shape[0])]))
 
 
 def _joint_spline_design(work: ExposureStack, pixels: tuple, centers: np.ndarray, flux: np.ndarray,
@@ -359,7 +434,8 @@ def _joint_spline_design(work: ExposureStack, pixels: tuple, centers: np.ndarray
         vu, iu = _design(u[at], knots_u, _DEGREE_U)
         vx, ix = _design(x_idx[at].astype(float), knots_x, 1)
         cols.append((iu[:, :, None] * n_x + ix[:, None, :]).reshape(at.size, -1))
-        vals.append((vu[:, :, None] * vx[:, None, :]).reshape(at.size, -1) * (coefficient[at] * flux[x_idx[at]])[:, None])
+        amplitude = coefficient[at] * flux[x_idx[at]]
+        vals.append((vu[:, :, None] * vx[:, None, :]).reshape(at.size, -1) * amplitude[:, None])
         rows.append(np.broadcast_to(at[:, None], cols[-1].shape))
     spline = sparse.coo_array((np.concatenate(vals).ravel(), (np.concatenate(rows).ravel(),
                                                               np.concatenate(cols).ravel())),

@@ -26,7 +26,7 @@ from ..core.combine import (
     ExposureStack, bright_or_extreme, cosmic_rays, pixel_weights, rectified_image, source_model, weighted_wavelength,
 )
 from ..core.joint import JointShape, refine_jointly
-from ..core.joint_spline import JointSpline, fit_joint_spline, joint_profile
+from ..core.joint_spline import JointSpline, joint_profile, refit_joint_spline
 from ..exceptions import SlitError
 from .fit import fit_trace
 from ..io import SlitData, Spectrum
@@ -187,7 +187,7 @@ def _refine(final: ExposureStack, centers: np.ndarray, shape: JointShape | Joint
     """The traces and the shared profile fitted again to the data without their outliers, from ``shape``."""
     if isinstance(shape, JointSpline):
         try:
-            return fit_joint_spline(final, centers, shape, wings=shape.wings, reject_sigma=params.reject_sigma)
+            return refit_joint_spline(final, centers, shape, params.reject_sigma)
         except ValueError as error:  # the spline of the first pass stands
             log.warning("The joint spline could not be fitted again (%s); keeping the first", error)
             return centers, shape
