@@ -29,7 +29,7 @@ import numpy as np
 from scipy import ndimage, sparse
 
 from .combine import ExposureStack, negative_images, source_model
-from .joint import JointShape, joint_shape
+from .joint import JointShape, joint_shape, refine_jointly
 from .profiles.choice import SHAPES_MIN_SNR, akaike
 from .profiles.shape import normalised
 from .profiles.spline import (
@@ -77,6 +77,9 @@ class JointSpline:
         The amount of ``wings``, fitted with the spline.
     n_extra : int
         Parameters fitted besides the spline's coefficients (wing amount, trace shifts).
+    rival : JointShape or None
+        The parametric profile the spline was preferred to (None when the
+        spline was asked for): `refit_joint_spline` judges them again.
     """
 
     spline: SplineProfile
@@ -84,6 +87,7 @@ class JointSpline:
     wings: JointShape | None = None
     wing_scale: float = 0.0
     n_extra: int = 0
+    rival: JointShape | None = None
     kind = "spline"
 
     def values(self, ny: int, centers: np.ndarray) -> np.ndarray:
@@ -147,7 +151,7 @@ def joint_profile(work: ExposureStack, centers: np.ndarray, gaussian: JointShape
     if not candidates:
         log.warning("Joint profile: keeping the %s", best.kind)
         return centers, best
-    iv = signal_independent_weights(work, best_profile)
+    iv = signal_independent_weights(work)
     scores = {name: akaike(pooled_cost(work, spline.profile(ny, fitted), iv), spline.n_parameters)
               for name, (fitted, spline) in candidates.items()}
     if not alone:
@@ -158,30 +162,44 @@ def joint_profile(work: ExposureStack, centers: np.ndarray, gaussian: JointShape
     if chosen == best.kind:
         return centers, best
     fitted, spline = candidates[chosen]
+    if not alone:
+        spline.rival = best
     log.info("Joint profile of all exposures: %s", spline.describe())
     return fitted, spline
 
 
-def refit_joint_spline(work: ExposureStack, centers: np.ndarray, spline: JointSpline,
-                       reject_sigma: float | None = 5.0) -> tuple[np.ndarray, JointSpline]:
-    """``spline`` fitted again to ``work`` (e.g. without the outliers found since), its knots and support kept.
+def refit_joint_spline(work: ExposureStack, centers: np.ndarray, spline: JointSpline, degree: int,
+                       reject_sigma: float | None = 5.0
+                       ) -> tuple[np.ndarray, JointSpline | JointShape]:
+    """``spline`` fitted again to ``work`` (without the outliers found since), its knots and support kept.
 
-    A spline with wings is fitted without them too and Akaike's criterion
-    chooses again: before the cosmic rays are flagged, a nod difference holds
-    the other exposures' as negative spikes, which broad wings can soak up.
+    The first choice was made before the cosmic rays were flagged, which a
+    nod difference holds as negative spikes in the other exposures: broad
+    wings, or a spline's freedom, can soak them up. So a spline with wings
+    is fitted without them too, the parametric profile it beat (its
+    ``rival``) is fitted again (`refine_jointly`, width of Legendre degree
+    ``degree``), and Akaike's criterion chooses among them once more.
     """
-    fits = {"with wings": fit_joint_spline(work, centers, spline, wings=spline.wings, reject_sigma=reject_sigma)}
-    if spline.wings is None:
-        return fits["with wings"]
-    fits["without"] = fit_joint_spline(work, centers, spline, wings=None, reject_sigma=reject_sigma)
     ny = work.data.shape[1]
-    iv = signal_independent_weights(work, spline.profile(ny, centers))
+    fits = {"spline": fit_joint_spline(work, centers, spline, wings=spline.wings, reject_sigma=reject_sigma)}
+    if spline.wings is not None:
+        fits["spline without wings"] = fit_joint_spline(work, centers, spline, wings=None, reject_sigma=reject_sigma)
+    if spline.rival is not None:
+        traces, rival, cost, _ = refine_jointly(work, centers, spline.rival, degree)
+        if cost is not None:
+            fits[rival.kind] = (traces, rival)
+    if len(fits) == 1:
+        return fits["spline"]
+    iv = signal_independent_weights(work)
     scores = {name: akaike(pooled_cost(work, fitted.profile(ny, traces), iv), fitted.n_parameters)
               for name, (traces, fitted) in fits.items()}
     chosen = min(scores, key=scores.get)
-    log.info("Joint spline fitted again: Akaike %s; %s wings",
+    log.info("Joint profile fitted again without the outliers: Akaike %s; %s kept",
              ", ".join(f"{name} {value:.1f}" for name, value in scores.items()), chosen)
-    return fits[chosen]
+    traces, fitted = fits[chosen]
+    if isinstance(fitted, JointSpline):
+        fitted.rival = spline.rival
+    return traces, fitted
 
 
 def _sigma_of(shape: JointShape) -> np.ndarray:
@@ -193,7 +211,7 @@ def _sigma_of(shape: JointShape) -> np.ndarray:
 
 def _column_snr(work: ExposureStack, profile: np.ndarray) -> float:
     """Median over the columns of the S/N of the pooled flux of ``profile`` (negative images in the model)."""
-    iv = signal_independent_weights(work, profile)
+    iv = signal_independent_weights(work)
     usable = iv > 0
     model = source_model(work, profile)
     information = np.sum(iv * model * model, axis=(0, 1))
@@ -219,15 +237,13 @@ def pooled_cost(work: ExposureStack, profile: np.ndarray, iv: np.ndarray, cap: f
     return float(chi2[usable].sum())
 
 
-def signal_independent_weights(work: ExposureStack, profile: np.ndarray | None = None,
-                               half_window: int = 7) -> np.ndarray:
+def signal_independent_weights(work: ExposureStack, half_window: int = 7) -> np.ndarray:
     """The pixels' weights in the fits: inverse variances with the Poisson term averaged along the dispersion.
 
     Each pixel's Poisson variance is replaced by the mean over the good pixels
     of its row within ``half_window`` columns: inverse variances of the data
     themselves weigh the pixels that fell low up, and bias a fit low at low
-    S/N. (``profile`` is not used: the weights are the same for every profile
-    compared.)
+    S/N. The same for every profile compared.
     """
     good = work.good & np.isfinite(work.data)
     size = (1, 1, 2 * half_window + 1)
@@ -250,7 +266,7 @@ def _column_flux(data: np.ndarray, iv: np.ndarray, model: np.ndarray) -> np.ndar
 def fit_joint_spline(work: ExposureStack, centers: np.ndarray, start: JointShape | JointSpline,
                      sigma: np.ndarray | None = None,
                      wings: JointShape | None = None, reject_sigma: float | None = 5.0, smoothing: float = 30.0,
-                     oversample: float = 4.0, support: float | None = None) -> tuple[np.ndarray, JointSpline]:
+                     oversample: float = 2.0, support: float | None = None) -> tuple[np.ndarray, JointSpline]:
     """One spline profile fitted to all exposures with their negative nod images, and each exposure's trace.
 
     Parameters
@@ -294,7 +310,7 @@ def fit_joint_spline(work: ExposureStack, centers: np.ndarray, start: JointShape
     ny = work.data.shape[1]
     centers = np.asarray(centers, float)
     profile = start.profile(ny, centers)
-    iv = signal_independent_weights(work, profile)
+    iv = signal_independent_weights(work)
     data = np.where(iv > 0, work.data, 0.0)
     if isinstance(start, JointSpline):
         return _fit_passes(work, iv, centers, profile, start.spline.offset_knots, start.support, wings, reject_sigma,

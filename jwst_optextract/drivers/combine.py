@@ -187,7 +187,7 @@ def _refine(final: ExposureStack, centers: np.ndarray, shape: JointShape | Joint
     """The traces and the shared profile fitted again to the data without their outliers, from ``shape``."""
     if isinstance(shape, JointSpline):
         try:
-            return refit_joint_spline(final, centers, shape, params.reject_sigma)
+            return refit_joint_spline(final, centers, shape, params.width_degree, params.reject_sigma)
         except ValueError as error:  # the spline of the first pass stands
             log.warning("The joint spline could not be fitted again (%s); keeping the first", error)
             return centers, shape
