@@ -30,7 +30,7 @@ from scipy import ndimage, sparse
 
 from .combine import ExposureStack, negative_images, source_model
 from .joint import JointShape, joint_shape, refine_jointly
-from .profiles.choice import SHAPES_MIN_SNR, akaike
+from .profiles.choice import SHAPES_MIN_SNR, akaike, beyond_noise
 from .profiles.shape import normalised
 from .profiles.spline import (
     _BACKGROUND_ROWS,
@@ -139,6 +139,13 @@ def joint_profile(work: ExposureStack, centers: np.ndarray, gaussian: JointShape
     if not alone and not snr >= SHAPES_MIN_SNR:
         log.info("Joint profile: no spline at a median S/N of %.1f per column (from %.0f)", snr, SHAPES_MIN_SNR)
         return centers, best
+    if not alone:
+        gain, n_bins = _coherent_gain(work, centers, best_profile, _sigma_of(best))
+        log.debug("Joint profile: coherent residuals of the %s, chi2 %.0f in %d bins", best.kind, gain, n_bins)
+        if not beyond_noise(gain, n_bins):
+            log.info("Joint profile: the %s leaves no coherent residuals (chi2 %.0f in %d bins); no spline",
+                     best.kind, gain, n_bins)
+            return centers, best
     candidates = {}
     # A Moffat that beat the Gaussian may owe it to wings, or to a second peak it took for wings (a double
     # source's spline then gave its Moffat wings 17 times their amount, +3 %): the spline with and without.
@@ -200,6 +207,43 @@ def refit_joint_spline(work: ExposureStack, centers: np.ndarray, spline: JointSp
     if isinstance(fitted, JointSpline):
         fitted.rival = spline.rival
     return traces, fitted
+
+
+def _coherent_gain(work: ExposureStack, centers: np.ndarray, profile: np.ndarray, sigma: np.ndarray,
+                   cap: float = _CHI_CAP) -> tuple[float, int]:
+    """What a spline could gain over ``profile``: the chi-square of the coherent residuals of its pooled fit.
+
+    As `~jwst_optextract.core.profiles.spline.coherent_gain` of one slit: the
+    residuals (capped at ``cap`` sigma) are binned by offset from each
+    exposure's own trace (half-pixel bins, as the spline's knots, as far as
+    light is seen) and by half of the slit, and each bin's best correction of
+    the profile, ``f(x)`` times a constant, lowers the chi-square by
+    ``(sum w f r)**2 / sum w f**2``. (The correction's negative images are
+    left out: this only decides whether a spline is worth fitting.) Returns
+    the sum over the bins and their number.
+    """
+    ny, nx = work.data.shape[1:]
+    iv = signal_independent_weights(work)
+    use = iv > 0
+    data = np.where(use, work.data, 0.0)
+    model = source_model(work, profile)
+    flux = _column_flux(data, iv, model)
+    extent = _light_extent(work, centers, profile, data, iv)
+    support = max(_SUPPORT_SIGMA * float(np.max(sigma)), extent) + _SUPPORT_MARGIN
+    u = np.arange(ny, dtype=float)[None, :, None] - centers[:, None, :]
+    use &= np.abs(u) < support
+    root = np.sqrt(iv)
+    chi = np.clip((data - flux * model) * root, -cap, cap)
+    fw = np.broadcast_to(flux, data.shape) * root
+    step = 0.5
+    offset_bin = np.floor((u + support) / step).astype(int)
+    n_offsets = int(np.ceil(2 * support / step)) + 1
+    block = np.broadcast_to(np.minimum(np.arange(nx) * 2 // nx, 1), data.shape)
+    index = (offset_bin * 2 + block)[use]
+    a = np.bincount(index, (fw * chi)[use], n_offsets * 2)
+    b = np.bincount(index, (fw * fw)[use], n_offsets * 2)
+    informative = b > 0
+    return float(np.sum(a[informative] ** 2 / b[informative])), int(informative.sum())
 
 
 def _sigma_of(shape: JointShape) -> np.ndarray:
