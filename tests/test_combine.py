@@ -119,7 +119,7 @@ def test_a_double_peaked_source_is_combined_with_a_joint_spline(double_nods):
     biased by several percent (as the scorecard's double-peaked nod sets, +3 to +9 %, -48 %); ``auto`` now
     learns the shape as one spline of all exposures, with its negative nod images. Within the scorecard's
     tolerance, max(0.5 %, 3 sigma): here -0.07, -0.39 and +0.22 % (the Gaussian path on a Gaussian source
-    of these nods: -0.07, -0.18, +0.15 %); the variance 1.76 times the bound with the background known
+    of these nods: -0.07, -0.18, +0.15 %); the variance 1.73 times the bound with the background known
     (the Gaussian source's 1.59: nod differences cost the noise of the other nods)."""
     runs, parametric = [], []
     for models, truths in double_nods:
