@@ -104,6 +104,104 @@ def test_a_winged_source_is_combined_with_its_wings():
     assert var_ratio < 1.6  # nod differences cost the noise of the other nods, as for the Gaussian source
 
 
+DOUBLE = {**MOS, "ny": 35, "profile": "double", "double_separation": 3.0, "double_ratio": 0.6}
+
+
+@pytest.fixture(scope="module")
+def double_nods():
+    """Three nod sets (one exposure at each of three positions) of a double-peaked source, 3 px between peaks."""
+    return [simulate.make_nods(3, 1, seed=40 + seed, **DOUBLE) for seed in range(3)]
+
+
+@pytest.mark.slow
+def test_a_double_peaked_source_is_combined_with_a_joint_spline(double_nods):
+    """Neither a Gaussian nor a Moffat describes two peaks: the best of them, shared by the nods, left the flux
+    biased by several percent (as the scorecard's double-peaked nod sets, +3 to +9 %, -48 %); ``auto`` now
+    learns the shape as one spline of all exposures, with its negative nod images. Within the scorecard's
+    tolerance, max(0.5 %, 3 sigma): here -0.07, -0.39 and +0.22 % (the Gaussian path on a Gaussian source
+    of these nods: -0.07, -0.18, +0.15 %); the variance 1.73 times the bound with the background known
+    (the Gaussian source's 1.59: nod differences cost the noise of the other nods)."""
+    runs, parametric = [], []
+    for models, truths in double_nods:
+        (group,), _ = group_sources(models)
+        runs.append((combine_source(group, CombineParameters()), truths, models))
+        parametric.append(combine_source(group, CombineParameters(profile_kind="moffat")).spectrum)
+    bias, var_ratio, chi2 = _statistics(runs)
+    moffat_bias = [np.nansum(s.flux - t[0].flux) / np.sum(t[0].flux[np.isfinite(s.flux)])
+                   for s, (_, t) in zip(parametric, double_nods)]
+    print(f"double: bias {bias[:, 0]} (sigma {bias[:, 1]}), Moffat {moffat_bias}, var/CR {var_ratio:.3f}, "
+          f"chi2 {chi2:.3f}")
+    assert max(abs(b) for b in moffat_bias) > 0.01  # the test sees the second peak
+    assert np.all((np.abs(bias[:, 0]) < 0.005) | (np.abs(bias[:, 0]) < 3 * bias[:, 1]))
+    assert 0.85 < chi2 < 1.2
+    assert var_ratio < 1.9
+
+
+@pytest.mark.slow
+def test_a_scorecard_double_meets_the_nod_target():
+    """The scorecard's second nod set of seed 485933726 (double-peaked, peaks 2.1 px apart, S/N 17.8): +5.9 %
+    (98 sigma) with the best of Gaussian and Moffat; the target of issue 13 is max(0.2 %, 3 sigma) and
+    var/CRB_joint <= 1.10 (the bound of all exposures, each with its own background)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import scorecard
+    import scorecard_scenes
+
+    rng = np.random.default_rng(np.random.SeedSequence(485933726).spawn(3)[1])  # the scorecard's nod draw
+    exposures = [scorecard_scenes.draw_nod_set(rng, source_id=500 + k) for k in range(2)][1]
+    (group,), _ = group_sources(scorecard_scenes.nod_models([exposures]))
+    spectrum = combine_source(group, CombineParameters()).spectrum
+    error = np.sqrt(spectrum.var_poisson + spectrum.var_rnoise + spectrum.var_flat)
+    row = scorecard.score_nods(spectrum.flux, error, exposures, scorecard.BACKGROUND_DEGREE)
+    assert exposures[0].kind == "double"
+    assert abs(row["bias_percent"]) < max(0.2, 3 * abs(row["bias_percent"] / row["bias_sigma"])), row
+    assert row["var_crb_joint"] < 1.10
+
+
+@pytest.mark.slow
+def test_a_spline_forced_on_a_moffat_source_keeps_its_wings():
+    """``profile_kind=spline`` on a winged source: the spline within its support and the Moffat's wings beyond
+    it, in the source and in its negative images, recover the flux as the Moffat itself does."""
+    runs = []
+    for seed in range(3):
+        models, truths = simulate.make_nods(3, 1, seed=20 + seed, **{**MOS, "ny": 35, "profile": "moffat",
+                                                                    "moffat_beta": 2.0, "width": (1.2, 1.6),
+                                                                    "flux": 40.0})
+        (group,), _ = group_sources(models)
+        runs.append((combine_source(group, CombineParameters(profile_kind="spline")), truths, models))
+    bias, var_ratio, chi2 = _statistics(runs)
+    print(f"Moffat source, spline: bias {bias[:, 0]} (sigma {bias[:, 1]}), var/CR {var_ratio:.3f}, chi2 {chi2:.3f}")
+    assert np.all((np.abs(bias[:, 0]) < 0.002) | (np.abs(bias[:, 0]) < 3 * bias[:, 1]))
+    assert 0.85 < chi2 < 1.15
+    assert var_ratio < 1.6
+
+
+def test_a_faint_source_is_not_given_a_spline():
+    """Below a median S/N of 3 per column ``auto`` keeps the parametric profiles (a shape learnt from noise is
+    biased); the spline must be asked for."""
+    from jwst_optextract.core.joint_spline import JointSpline
+
+    models, _ = simulate.make_nods(3, 1, seed=45, **{**DOUBLE, "flux": 0.5, "cosmic_ray_fraction": 0.0})
+    (group,), _ = group_sources(models)
+    from jwst_optextract.drivers import combine as driver
+
+    chosen = {}
+    original = driver.joint_profile
+
+    def spy(*args, **kwargs):
+        result = original(*args, **kwargs)
+        chosen["shape"] = result[1]
+        return result
+
+    driver.joint_profile = spy
+    try:
+        combine_source(group, CombineParameters())
+        assert not isinstance(chosen["shape"], JointSpline)
+        combine_source(group, CombineParameters(profile_kind="spline"))
+        assert isinstance(chosen["shape"], JointSpline)
+    finally:
+        driver.joint_profile = original
+
+
 def test_nods_without_a_wcs_trace_are_traced_with_their_background():
     """No WCS source position: each exposure's trace is fitted with its background, not on a nod difference,
     whose negative images the trace fit took for more of them (nine at -12 ... +21 px) and then wandered.
@@ -127,8 +225,8 @@ def test_nods_without_a_wcs_trace_are_traced_with_their_background():
 def test_unknown_profile_kind_is_a_clear_error():
     models, _ = simulate.make_nods(3, 1, seed=5, **MOS)
     (group,), _ = group_sources(models)
-    with pytest.raises(Exception, match="unknown profile_kind 'spline'"):
-        combine_source(group, CombineParameters(profile_kind="spline"))
+    with pytest.raises(Exception, match="unknown profile_kind 'lorentz'"):
+        combine_source(group, CombineParameters(profile_kind="lorentz"))
 
 
 def test_outliers_are_flagged_and_counted(runs):

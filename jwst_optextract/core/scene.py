@@ -269,11 +269,12 @@ def _fit_chunk(D, P, vr, vp, vf, mask, model, out, reject_sigma, max_iterations,
     vp = None if vp is None else np.where(good, vp, 0.0)
     weights = _Weights(D, P, vr, vp, vf, good, _legendre_rows(D.shape[-2], 2))
     rejected = np.zeros(shape, bool)
-    sol = model.solve(D, P, weights.inverse(good), with_variance=False)
-    weights.follow(sol.flux)  # the Poisson model follows the flux (and again after each rejection)
-    sol = model.solve(D, P, weights.inverse(good), with_variance=False)
+    sol = model.solve(_Moments.of(D, P, weights.inverse(good), model.L), with_variance=False)
+    weights.follow(sol.flux)  # the Poisson model follows the flux (and again after the rejection)
+    iv = weights.inverse(good)
+    moments = _Moments.of(D, P, iv, model.L)
+    sol = model.solve(moments, with_variance=False)
     for _ in range(max_iterations if reject_sigma else 0):
-        iv = weights.inverse(good)
         chi = (D - sol.flux[:, None, :] * P - sol.background) * np.sqrt(iv)
         chi = np.where(good, chi, -np.inf)
         row = np.argmax(chi, axis=-2)
@@ -282,12 +283,18 @@ def _fit_chunk(D, P, vr, vp, vf, mask, model, out, reject_sigma, max_iterations,
         if not hit.any():
             break
         i, x = np.nonzero(hit)
-        good[i, row[i, x], x] = False
-        rejected[i, row[i, x], x] = True
-        sol = model.solve(D, P, weights.inverse(good), with_variance=False)
+        y = row[i, x]
+        good[i, y, x] = False
+        rejected[i, y, x] = True
+        # The weights held during the passes: the sums lose the rejected pixels' terms, no image is summed again.
+        moments.remove(i, y, x, D, P, iv, model.L)
+        iv[i, y, x] = 0.0
+        sol = model.solve(moments, with_variance=False)
+    if rejected.any():
         weights.follow(sol.flux)
-    iv = weights.inverse(good)
-    sol = model.solve(D, P, iv, with_variance=True)
+        iv = weights.inverse(good)
+        moments = _Moments.of(D, P, iv, model.L)
+    sol = model.solve(moments, with_variance=True)
     # Variance components: those of the known-background estimate, scaled to the marginal variance.
     s = np.einsum("nyx,nyx,nyx->nx", P, P, iv)
     w = np.divide(P * iv, s[:, None, :], out=np.zeros(shape), where=s[:, None, :] > 0)
@@ -416,6 +423,17 @@ class _Moments:
                    u=np.matmul(L.T, Pw), r=np.matmul(L.T, Dw),
                    m=np.matmul(products, iv).reshape(n, J, J, nx))
 
+    def remove(self, i, y, x, D, P, iv, L) -> None:
+        """Take the pixels ``(i, y, x)`` (at most one per integration and column) out of the sums."""
+        w = iv[i, y, x]
+        Pw, Dw = P[i, y, x] * w, D[i, y, x] * w
+        Ly = L[y]  # (k, J)
+        self.s[i, x] -= P[i, y, x] * Pw
+        self.p[i, x] -= D[i, y, x] * Pw
+        self.u[i, :, x] -= Ly * Pw[:, None]
+        self.r[i, :, x] -= Ly * Dw[:, None]
+        self.m[i, :, :, x] -= Ly[:, :, None] * Ly[:, None, :] * w[:, None, None]
+
     @property
     def inverse_s(self) -> np.ndarray:
         return np.divide(1.0, self.s, out=np.zeros_like(self.s), where=self.s > 0)
@@ -427,8 +445,7 @@ class _ColumnPolynomial:
     def __init__(self, ny: int, nx: int, degree: int, knot_spacing: float):
         self.L = _legendre_rows(ny, min(degree, ny - 2))  # (ny, J)
 
-    def solve(self, D, P, iv, with_variance: bool) -> _Solution:
-        mom = _Moments.of(D, P, iv, self.L)
+    def solve(self, mom: _Moments, with_variance: bool) -> _Solution:
         n, J, nx = mom.u.shape
         normal = np.empty((n, nx, J + 1, J + 1))
         normal[..., 0, 0] = mom.s
@@ -460,8 +477,7 @@ class _SmoothBackground:
         self.SS = sparse.csr_array((dense[:, :, None] * dense[:, None, :]).reshape(nx, M * M))
         self.S_T, self.SS_T = self.S.T.tocsr(), self.SS.T.tocsr()  # transposed once, not at every solve
 
-    def solve(self, D, P, iv, with_variance: bool) -> _Solution:
-        mom = _Moments.of(D, P, iv, self.L)
+    def solve(self, mom: _Moments, with_variance: bool) -> _Solution:
         n, J, nx = mom.u.shape
         S, M = self.S, self.M
         inv_s = mom.inverse_s
@@ -490,14 +506,12 @@ class _NoBackground:
     """``B = 0``: the data are background-subtracted; the scene is the source alone."""
 
     def __init__(self, ny: int, nx: int, degree: int, knot_spacing: float):
-        pass
+        self.L = np.zeros((ny, 0))  # no background terms
 
-    def solve(self, D, P, iv, with_variance: bool) -> _Solution:
-        Pw = P * iv
-        s = np.einsum("nyx,nyx->nx", Pw, P)
-        inv_s = np.divide(1.0, s, out=np.full(s.shape, np.nan), where=s > 0)
-        flux = np.einsum("nyx,nyx->nx", Pw, D) * inv_s
-        return _Solution(flux, np.zeros(D.shape), inv_s if with_variance else None)
+    def solve(self, mom: _Moments, with_variance: bool) -> _Solution:
+        inv_s = np.divide(1.0, mom.s, out=np.full(mom.s.shape, np.nan), where=mom.s > 0)
+        n, nx = mom.s.shape
+        return _Solution(mom.p * inv_s, np.zeros((n, self.L.shape[0], nx)), inv_s if with_variance else None)
 
 
 SCENE_BACKGROUNDS = {"smooth": _SmoothBackground, "column": _ColumnPolynomial, "none": _NoBackground}
@@ -506,7 +520,13 @@ SCENE_BACKGROUNDS = {"smooth": _SmoothBackground, "column": _ColumnPolynomial, "
 
 @functools.lru_cache(maxsize=32)
 def _background_model(kind: str, ny: int, nx: int, degree: int, knot_spacing: float):
-    """The background model of a slit shape: its bases are built once for the many fits of one slit."""
+    """The background model of a slit shape: its bases are built once for the many fits of one slit.
+
+    A slit of one row cannot tell a background across it from the source: it gets none.
+    """
+    if ny < 2 and kind != "none":
+        log.warning("A slit of %d row has no room for a background beside the source: none is fitted", ny)
+        kind = "none"
     return SCENE_BACKGROUNDS[kind](ny, nx, degree, knot_spacing)
 
 

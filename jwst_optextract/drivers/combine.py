@@ -25,7 +25,8 @@ from ..core import combine
 from ..core.combine import (
     ExposureStack, bright_or_extreme, cosmic_rays, pixel_weights, rectified_image, source_model, weighted_wavelength,
 )
-from ..core.joint import JointShape, joint_shape, refine_jointly
+from ..core.joint import JointShape, refine_jointly
+from ..core.joint_spline import JointSpline, joint_profile, refit_joint_spline
 from ..exceptions import SlitError
 from .fit import fit_trace
 from ..io import SlitData, Spectrum
@@ -41,7 +42,8 @@ log = logging.getLogger(__name__)
 
 BACKGROUNDS = ("nod", "model", "none")
 WEIGHT_TYPES = ("ivm", "poisson", "exptime", "mask")
-PROFILE_KINDS = {"auto": ("gaussian", "moffat"), "gaussian": ("gaussian",), "moffat": ("moffat",)}
+PROFILE_KINDS = {"auto": ("gaussian", "moffat", "spline"), "gaussian": ("gaussian",), "moffat": ("moffat",),
+                 "spline": ("spline",)}
 """The shared profile's kinds a ``profile_kind`` lets the joint fit choose from."""
 
 
@@ -140,7 +142,8 @@ def combine_source(group: SourceGroup, params: CombineParameters) -> SourceResul
     centers, sigma = _initial_trace(group, stack if first.nods is not None else first, params,
                                     with_background=first.nods is not None)
     kinds = PROFILE_KINDS[params.profile_kind]
-    centers, shape = joint_shape(first, centers, JointShape("gaussian", sigma), params.width_degree, kinds)
+    centers, shape = joint_profile(first, centers, JointShape("gaussian", sigma), params.width_degree, kinds,
+                                   params.reject_sigma)
     # Outliers are looked for in each exposure alone: in a nod difference the
     # other exposures' cosmic rays are negative spikes that pull the fit.
     alone = first if background != "nod" else _subtract_model(group, stack, params)
@@ -150,7 +153,7 @@ def combine_source(group: SourceGroup, params: CombineParameters) -> SourceResul
     stack.good &= ~outliers
     final = _background_removed(group, stack, positions, background, params) if background == "nod" else first
     final.good &= ~outliers
-    centers, shape, *_ = refine_jointly(final, centers, shape, params.width_degree)
+    centers, shape = _refine(final, centers, shape, params)
     profile = shape.profile(stack.data.shape[1], centers)
     model = source_model(final, profile)
     extra, counts = bright_or_extreme(final, profile, model, params.outside_factor, params.clip_percentiles)
@@ -177,6 +180,19 @@ def combine_source(group: SourceGroup, params: CombineParameters) -> SourceResul
     if params.keep_rectified:
         rectified = rectified_image(final, centers, final.data.shape[1] // 2)
     return SourceResult(spectrum, flagged, centers, profile, background, pixels, rectified)
+
+
+def _refine(final: ExposureStack, centers: np.ndarray, shape: JointShape | JointSpline,
+            params: CombineParameters) -> tuple[np.ndarray, JointShape | JointSpline]:
+    """The traces and the shared profile fitted again to the data without their outliers, from ``shape``."""
+    if isinstance(shape, JointSpline):
+        try:
+            return refit_joint_spline(final, centers, shape, params.width_degree, params.reject_sigma)
+        except ValueError as error:  # the spline of the first pass stands
+            log.warning("The joint spline could not be fitted again (%s); keeping the first", error)
+            return centers, shape
+    centers, shape, *_ = refine_jointly(final, centers, shape, params.width_degree)
+    return centers, shape
 
 
 def pixel_table(final: ExposureStack, profile, model, weights, centers, filenames: list[str]) -> Table:

@@ -105,12 +105,12 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
         if params.template is not None:
             candidates.append(_fit_kind(slit, "template", problem))  # with or without a detection
         if trace.detected:
-            moffat, windows = _supported_shapes(slit, candidates[0], params, mean)
+            moffat, windows = _supported_shapes(slit, candidates[0], params, problem)
             wings = None
             if moffat:
                 candidates.append(ProfileFit(slit.name, "moffat", trace.center, MoffatProfile.fit(problem)))
                 for candidate in candidates:
-                    candidate.chi2_per_pixel, n_pixels = _chi2(slit, candidate, trace, mean, params.background)
+                    candidate.chi2_per_pixel, n_pixels = _chi2(problem, candidate)
                 # Where the data prefer its wings, the Moffat's are the shape of the light beyond the splines'
                 # support; a Moffat no better than the Gaussian (a wide, flat one on a short slit) is none.
                 if aic(candidates[-1]) < aic(candidates[0]):
@@ -119,9 +119,9 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
             for window in windows:
                 for candidate in candidates:
                     if np.isnan(candidate.chi2_per_pixel):
-                        candidate.chi2_per_pixel, n_pixels = _chi2(slit, candidate, trace, mean, params.background)
+                        candidate.chi2_per_pixel, n_pixels = _chi2(problem, candidate)
                 best = min(candidates, key=aic)
-                gain, n_bins = coherent_gain(problem, best.evaluate(slit.ny, trace.center), window)
+                gain, n_bins = coherent_gain(problem, best.model, window)
                 if not beyond_noise(gain, n_bins):
                     log.info("Slit %s: the %s profile leaves residuals within the noise (coherent chi2 %.0f in %d "
                              "bins): no spline with knots every %g columns", slit.name, best.kind, gain, n_bins,
@@ -137,7 +137,7 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
             candidates.append(fitted)
     for candidate in candidates:
         if np.isnan(candidate.chi2_per_pixel):
-            candidate.chi2_per_pixel, n_pixels = _chi2(slit, candidate, trace, mean, params.background)
+            candidate.chi2_per_pixel, n_pixels = _chi2(problem, candidate)
     if params.profile_kind != "auto":
         return candidates[-1]
 
@@ -149,9 +149,9 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
 
 
 def _supported_shapes(slit: SlitData, gauss_fit: ProfileFit, params: FitParameters,
-                      mean: MeanImage) -> tuple[bool, list[float]]:
+                      problem: ProfileProblem) -> tuple[bool, list[float]]:
     """Whether ``auto`` may consider the Moffat, and which spline windows (see `supported_shapes`)."""
-    snr = median_column_snr(mean, gauss_fit.evaluate(slit.ny), params.background)
+    snr = median_column_snr(problem.scene(gauss_fit.model)[1])
     moffat, windows = supported_shapes(snr, slit.nx, params.window)
     considered = (["Moffat"] if moffat else []) + ([f"spline windows {windows}"] if windows else [])
     log.info("Slit %s: median S/N per column %.1f: %s", slit.name, snr,
@@ -216,17 +216,18 @@ def _fit_gaussian(slit: SlitData, params: FitParameters, start: np.ndarray | Non
         base = slit.source_trace
         trace_degree = params.wcs_offset_degree if base is not None else params.trace_degree
     simple = (None if trace_degree is None else min(trace_degree, 1), 0)
-    # The full model first: the simple one, started from its fit, converges at once where the data need the
-    # full one (and, poor there, would fight its outlier rejection for many steps from a cold start).
+    # The full model first; the simple one is started from it and judged on the same pixels: the full model's
+    # outliers are left out, and none of its own. Where the simple model is poor, rejecting its misfit as
+    # outliers would flatter its chi-square, and the changing rejection would stall its steps.
     fitted = {}
     for degrees in dict.fromkeys([(trace_degree, params.width_degree), simple]):
         previous = next(iter(fitted.values()), None)
         gaussian = core.fit_gaussian_profile(
-            mean.image, mean.good, mean.var_rnoise, mean.var_poisson, start if previous is None else previous.center,
+            mean.image, mean.good if previous is None else mean.good & previous.used, mean.var_rnoise,
+            mean.var_poisson, start if previous is None else previous.center,
             sigma_guess=params.psf_sigma if previous is None else previous.sigma, center_degree=degrees[0],
-            sigma_degree=degrees[1], reject_sigma=params.reject_sigma, base=base, background=params.background,
-            width_prior=params.psf_sigma if params.background.fitted else None,
-            first_rejection=3 if previous is None else 0,
+            sigma_degree=degrees[1], reject_sigma=params.reject_sigma if previous is None else None, base=base,
+            background=params.background, width_prior=params.psf_sigma if params.background.fitted else None,
         )
         if _plausible(gaussian, params.psf_sigma):
             fitted[degrees] = gaussian
@@ -298,10 +299,9 @@ def _plausible(profile: core.GaussianProfile, prior_sigma: float) -> bool:
     )
 
 
-def _chi2(slit: SlitData, profile: ProfileFit, trace: TraceFit, mean: MeanImage,
-          background: SceneBackground) -> tuple[float, int]:
+def _chi2(problem: ProfileProblem, profile: ProfileFit) -> tuple[float, int]:
     """Chi-square per pixel of the mean image about the profile on the trace (see `chi2_per_pixel`)."""
-    return chi2_per_pixel(mean, profile.evaluate(slit.ny, trace.center), background)
+    return chi2_per_pixel(problem, *problem.scene(profile.model))
 
 
 def _negative_trace_mask(ny: int, trace: TraceFit, gaussian: core.GaussianProfile) -> np.ndarray:

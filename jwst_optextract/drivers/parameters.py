@@ -217,7 +217,8 @@ class CombineParameters(StepParameters):
     width_degree: int = reference_default("width_degree")
     psf_sigma: float = reference_default("psf_sigma")
     profile_kind: str = "auto"
-    """``auto`` (the Moffat where Akaike's criterion prefers it to the Gaussian), ``gaussian`` or ``moffat``."""
+    """``auto`` (the best by Akaike's criterion of the Gaussian, the Moffat and, from a median S/N of 3 per column,
+    the spline), ``gaussian``, ``moffat`` or ``spline`` (`~jwst_optextract.core.joint_spline`)."""
     background_method: str = "smooth"
     keep_rectified: bool = False
     """Also resample every exposure about its trace and average them, for display (`rectified_image`)."""

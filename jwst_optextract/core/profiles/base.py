@@ -10,7 +10,7 @@ plots) asks the profile itself, so it needs no edit for a new kind.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -103,10 +103,24 @@ class ProfileProblem:
     """``(ny, nx)`` wavelength of every pixel, or None."""
     template: ProfileTemplate | None = None
     template_stretch: bool = True
+    _scenes: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def ny(self) -> int:
         return self.image.shape[0]
+
+    def scene(self, profile: Profile) -> tuple[np.ndarray, Any]:
+        """``profile`` about the trace, and the fit of ``image`` with it (`amplitudes`, every column kept).
+
+        Several choices look at the fit of one profile (the Gaussian's: the S/N
+        gate, the Moffat's start, the spline's support, Akaike's criterion): it
+        is made once per profile and kept with the problem.
+        """
+        key = id(profile)
+        if key not in self._scenes:
+            P = profile.evaluate(self.ny, self.center)
+            self._scenes[key] = (profile, P, amplitudes(self, P, self.background, min_coverage=0.0))
+        return self._scenes[key][1:]
 
     @property
     def variances(self) -> Variances:
@@ -140,6 +154,5 @@ def less_background(problem: ProfileProblem, parametric: Profile) -> ProfileProb
     """
     if not problem.background.fitted:
         return problem
-    scene = amplitudes(problem, parametric.evaluate(problem.ny, problem.center), problem.background,
-                       min_coverage=0.0)
+    _, scene = problem.scene(parametric)
     return replace(problem, image=np.where(problem.good, problem.image - scene.background, 0.0))

@@ -10,8 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..pixels import Variances
-from ..scene import SceneBackground
-from .base import amplitudes
 
 __all__ = ["COHERENT_SIGMAS", "MOFFAT_MIN_SNR", "SHAPES_MIN_SNR", "WINDOWS_MIN_SNR", "akaike", "beyond_noise",
            "chi2_per_pixel", "median_column_snr", "supported_shapes"]
@@ -46,14 +44,14 @@ def akaike(chi2: float, n_parameters: float) -> float:
     return chi2 + 2 * n_parameters
 
 
-def median_column_snr(mean, P: np.ndarray, background: SceneBackground) -> float:
-    """Median over the columns of the signal to noise of the flux extracted from ``mean`` with profile ``P``.
+def median_column_snr(result, min_coverage: float = 0.3) -> float:
+    """Median over the columns of the signal to noise of an extraction ``result`` (`amplitudes`).
 
-    ``mean`` is anything with ``image``, ``good``, ``var_rnoise`` and ``var_poisson``.
+    Columns whose good pixels hold less than ``min_coverage`` of the profile are left out.
     """
-    result = amplitudes(mean, P, background)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return float(np.nanmedian(result.flux / np.sqrt(result.var_total)))
+        snr = np.where(result.coverage >= min_coverage, result.flux / np.sqrt(result.var_total), np.nan)
+        return float(np.nanmedian(snr))
 
 
 def supported_shapes(snr: float, nx: int, window: float) -> tuple[bool, list[float]]:
@@ -73,16 +71,16 @@ def supported_shapes(snr: float, nx: int, window: float) -> tuple[bool, list[flo
     return snr >= MOFFAT_MIN_SNR, windows
 
 
-def chi2_per_pixel(mean, P: np.ndarray, background: SceneBackground) -> tuple[float, int]:
+def chi2_per_pixel(mean, P: np.ndarray, result) -> tuple[float, int]:
     """Chi-square per pixel of ``mean`` about ``f P`` (plus the fitted background), each term capped at 25.
 
     Over every good pixel of ``mean`` and with the same weights (the pixel
     variances) whatever the profile, so that profiles compare fairly: a
     Gaussian that is exactly zero far from the trace is judged on those pixels
     too. ``mean`` is anything with ``image``, ``good``, ``var_rnoise`` and
-    ``var_poisson``. Returns the chi-square per pixel and the number of pixels.
+    ``var_poisson``; ``result`` is its fit with ``P`` (`amplitudes`, every column kept). Returns the
+    chi-square per pixel and the number of pixels.
     """
-    result = amplitudes(mean, P, background, min_coverage=0.0)
     sky = getattr(result, "background", 0.0)
     variance = Variances(mean.var_rnoise, mean.var_poisson).total()
     use = mean.good & (variance > 0) & np.isfinite(result.flux)[None, :]

@@ -6,7 +6,7 @@ falls back to it when the data cannot support more.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -90,6 +90,8 @@ class GaussianProfile(LegendreCentre, Profile):
     chi2: float = np.nan
     """Weighted chi-square of the fit, summed over the pixels used."""
     n_pixels: int = 0
+    used: np.ndarray | None = field(default=None, repr=False, compare=False)
+    """The pixels of the fit's (mean) image it used: good and not rejected as outliers."""
 
     @property
     def sigma(self) -> np.ndarray:
@@ -208,9 +210,9 @@ def fit_gaussian_profile(
         return _gaussian_derivatives(ny, values["center"], values["width"])
 
     prior = None if width_prior is None else {"width": width_prior_terms(width_prior, sigma_degree)}
-    coeffs, chi2, n_pixels = fit_shape(image, mask, vr, vp, model, coeffs, about, limits, reject_sigma,
-                                       max_iterations, first_rejection, background=background, prior=prior)
+    coeffs, chi2, n_pixels, used = fit_shape(image, mask, vr, vp, model, coeffs, about, limits, reject_sigma,
+                                             max_iterations, first_rejection, background=background, prior=prior)
     return GaussianProfile(center_coeffs=coeffs.get("center", np.zeros(1)), sigma_coeffs=coeffs["width"],
-                           nx=nx, ny=ny, base=base, chi2=chi2, n_pixels=n_pixels)
+                           nx=nx, ny=ny, base=base, chi2=chi2, n_pixels=n_pixels, used=used)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 from numpy.polynomial import legendre
@@ -24,8 +25,8 @@ from ..pixels import Variances
 from ..scene import SceneBackground
 from ..trace import _scaled, collapse_integrations
 
-__all__ = ["LegendreCentre", "center_start", "constant_series", "fit_shape", "legendre_from_values", "mean_data",
-           "normalised"]
+__all__ = ["LegendreCentre", "ShapeFit", "center_start", "constant_series", "fit_shape", "legendre_from_values",
+           "mean_data", "normalised"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,19 @@ class LegendreCentre:
 
 
 
+class ShapeFit(NamedTuple):
+    """What `fit_shape` returns."""
+
+    coeffs: dict
+    """Fitted Legendre coefficients of each parameter."""
+    chi2: float
+    """Weighted chi-square over the pixels used (without the prior's term)."""
+    n_pixels: int
+    """Number of pixels used."""
+    used: np.ndarray
+    """``(ny, nx)``: True for the pixels used (good, not rejected as outliers)."""
+
+
 def fit_shape(
     image: np.ndarray,
     mask: np.ndarray,
@@ -71,7 +85,7 @@ def fit_shape(
     first_rejection: int = 3,
     background: SceneBackground | None = None,
     prior: dict | None = None,
-) -> tuple[dict, float, int]:
+) -> ShapeFit:
     """Gauss-Newton fit of a profile's shape parameters to all pixels of a 2D image, vectorised over columns.
 
     The model is ``D = f(x) G(y, x)``; the amplitudes ``f`` are the optimal
@@ -123,12 +137,8 @@ def fit_shape(
 
     Returns
     -------
-    coeffs : dict
-        Fitted coefficients.
-    chi2 : float
-        Weighted chi-square over the pixels used.
-    n_pixels : int
-        Pixels used.
+    ShapeFit
+        The coefficients, the chi-square and the pixels it is summed over.
     """
     names = list(coeffs)
     nx = image.shape[1]
@@ -201,11 +211,13 @@ def fit_shape(
                         "penalty": penalty(coeffs)}
             damping = damping / 10.0 if damping > 1e-6 else 0.0
         for _ in range(_MAX_DAMPINGS):
-            try:
-                step = np.linalg.solve(normal + damping * np.diag(np.diag(normal)), rhs)
-            except np.linalg.LinAlgError:
-                log.warning("Profile fit: singular normal equations; keeping the current values")
-                step = np.zeros_like(rhs)
+            damped = normal + damping * np.diag(np.diag(normal))
+            step = _solve_free(damped, rhs, np.ones(rhs.size, bool))
+            # A constant at a limit that the step pushes beyond is held there (and the others solved without
+            # it): clipped, the step would not do what it predicts, and would fail until the damping ran out.
+            held = _held_at_limits(coeffs, np.split(step, sizes), limits)
+            if held.any():
+                step = _solve_free(damped, rhs, ~held)
             trial, change = _stepped(coeffs, np.split(step, sizes), limits)
             if _within(trial, limits, t):
                 break
@@ -214,6 +226,8 @@ def fit_shape(
             break
         coeffs = trial
         predicted = float(step @ rhs)
+        log.debug("Profile fit: iteration %d, chi2 %.2f, damping %.0e, predicted decrease %.3f",
+                  iteration, chi2, damping, predicted)
         # Converged when the step changes the coefficients by nothing, or the
         # chi-square by less than a hundredth: a parameter moves by a tenth of its error.
         if change < 1e-5 or predicted < _CHI2_TOLERANCE:
@@ -221,7 +235,8 @@ def fit_shape(
             break
     if not converged and accepted is not None:
         coeffs = accepted["coeffs"]
-    return coeffs, accepted["chi2"] - penalty(accepted["coeffs"]), int(np.sum(accepted["iv"] > 0))
+    used = accepted["iv"] > 0
+    return ShapeFit(coeffs, accepted["chi2"] - penalty(accepted["coeffs"]), int(np.sum(used)), used)
 
 
 _MAX_DAMPINGS = 8
@@ -231,6 +246,26 @@ _MAX_FAILURES = 3
 
 _CHI2_TOLERANCE = 0.01
 """A step predicted to lower the chi-square by less than this ends the fit."""
+
+
+def _solve_free(normal: np.ndarray, rhs: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """The Gauss-Newton step of the ``free`` coefficients (the others held: zero step)."""
+    step = np.zeros_like(rhs)
+    try:
+        step[free] = np.linalg.solve(normal[np.ix_(free, free)], rhs[free])
+    except np.linalg.LinAlgError:
+        log.warning("Profile fit: singular normal equations; keeping the current values")
+    return step
+
+
+def _held_at_limits(coeffs: dict, steps: list, limits: dict) -> np.ndarray:
+    """True for the coefficients of constant parameters at a limit that their step pushes beyond."""
+    held = []
+    for (name, value), part in zip(coeffs.items(), steps):
+        low, high = limits.get(name, (-np.inf, np.inf))
+        at_limit = value.size == 1 and ((value[0] <= low and part[0] < 0) or (value[0] >= high and part[0] > 0))
+        held.append(np.full(value.size, at_limit))
+    return np.concatenate(held)
 
 
 def _improved(accepted: dict, iv: np.ndarray, resid: np.ndarray, penalty: float) -> bool:

@@ -27,7 +27,7 @@ from scipy.sparse.linalg import spsolve
 
 from ..optimal import optimal_extract
 from ..scene import SceneBackground
-from .base import PROFILES, Profile, ProfileProblem, amplitudes, register
+from .base import PROFILES, Profile, ProfileProblem, register
 
 __all__ = ["Spline2DProfile", "SplineProfile", "coherent_gain", "fit_spline_profile", "offset_knots", "support_knots"]
 
@@ -195,16 +195,15 @@ def _support(problem: ProfileProblem, width: float) -> float:
     support = _SUPPORT_SIGMA * width + _SUPPORT_MARGIN
     if not problem.background.fitted:
         return support
-    scene = amplitudes(problem, problem.gaussian.evaluate(problem.ny, problem.center), problem.background,
-                       min_coverage=0.0)
+    _, scene = problem.scene(problem.gaussian)
     variance = problem.variances.total()
     extent = light_extent(problem.image - scene.background, problem.good, variance, problem.center)
     return max(support, extent + _SUPPORT_MARGIN)
 
 
-def coherent_gain(problem: ProfileProblem, profile: np.ndarray, window: float | None = None,
+def coherent_gain(problem: ProfileProblem, model: Profile, window: float | None = None,
                   cap: float = 5.0) -> tuple[float, int]:
-    """What a spline could gain over ``profile``: the chi-square of its scene fit's coherent residuals.
+    """What a spline could gain over the profile ``model``: the chi-square of its scene fit's coherent residuals.
 
     A spline changes the profile, the same in every column of a window; noise
     does not repeat from column to column. The residuals of the scene fit
@@ -221,7 +220,7 @@ def coherent_gain(problem: ProfileProblem, profile: np.ndarray, window: float | 
     ny, nx = problem.image.shape
     width = float(problem.gaussian.sigma.max())
     support = _support(problem, width) if problem.background.fitted else ny
-    scene = amplitudes(problem, profile, problem.background, min_coverage=0.0)
+    profile, scene = problem.scene(model)
     flux = np.nan_to_num(scene.flux)
     sky = getattr(scene, "background", 0.0)
     variance = problem.variances.total()
