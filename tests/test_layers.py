@@ -10,7 +10,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "jwst_optextract"
 RELEASED_TOOL_PATHS = {"batch.py", "plotting.py", "demo.py", "__main__.py"}
 """Top-level modules that are the tools' released names (thin re-exports) and the console entry."""
-LAZY_TOOL_IMPORTS = {("steps/base.py", "save_plot")}
+LAZY_TOOL_IMPORTS = {("steps/base.py", "save_plot"), ("steps/base.py", "save_scene_plot")}
 """The functions allowed to import a tool when called: the steps' optional plots."""
 
 

@@ -2,8 +2,8 @@
 
 Pipeline independent: plain arrays shaped ``(..., ny, nx)`` and integer DQ
 bit masks; the datamodel layer turns DQ flag names into bits. Every function
-returns a boolean array that is True for *good* pixels, except `source_mask`,
-which is True *on the source*.
+returns a boolean array that is True for *good* pixels, except `source_mask`
+and `profile_mask`, which are True *on the source*.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ __all__ = [
     "finite_mask",
     "good_pixel_mask",
     "hot_pixel_mask",
+    "profile_mask",
     "saturation_mask",
     "source_mask",
 ]
@@ -199,3 +200,36 @@ def source_mask(ny: int, center: np.ndarray | float, half_width: float) -> np.nd
     rows = np.arange(ny, dtype=np.float64)[:, None]
     return np.abs(rows - center[..., None, :]) <= half_width
 
+
+
+def profile_mask(profile: np.ndarray, threshold: float, peak: np.ndarray | None = None) -> np.ndarray:
+    """True where a source's profile exceeds a fraction of its peak, column by column.
+
+    The mask follows the fitted profile: a wide or winged source masks more
+    rows than a narrow one, and the mask changes along the dispersion as the
+    profile's width does.
+
+    Parameters
+    ----------
+    profile : ndarray
+        ``(..., ny, nx)`` source image per unit flux (negative nod images,
+        with their negative weights, are masked by their absolute value).
+    threshold : float
+        Fraction of the peak, in (0, 1].
+    peak : ndarray, optional
+        ``(..., nx)`` peak of the source in every column; the maximum of
+        ``profile`` over the rows by default (give the positive image's peak
+        when ``profile`` holds negative images too).
+
+    Returns
+    -------
+    ndarray of bool
+        Shape of ``profile``: True on the source.
+    """
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"the source threshold must be in (0, 1], not {threshold}")
+    profile = np.nan_to_num(np.asarray(profile, dtype=np.float64))
+    if peak is None:
+        peak = profile.max(axis=-2)
+    peak = np.asarray(peak, dtype=np.float64)[..., None, :]
+    return (np.abs(profile) >= threshold * peak) & (peak > 0)

@@ -172,7 +172,10 @@ class BackgroundParameters(StepParameters):
     """
 
     method: str = "smooth"
-    source_half_width: float = 5.0
+    source_threshold: float = 0.05
+    """The source mask: pixels where the fitted profile exceeds this fraction of its peak in the column."""
+    source_half_width: float | None = None
+    """If given, the mask is the rows within it of the trace instead (and no source light is modelled)."""
     source_ystart: float | None = None
     source_ystop: float | None = None
     poly_degree: int = 2

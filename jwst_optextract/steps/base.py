@@ -18,6 +18,7 @@ from stdatamodels import DataModel
 from stdatamodels.jwst import datamodels
 
 from ..exceptions import InputError, OutputError
+from ..drivers.parameters import SceneParameters
 from ..drivers.runner import SlitRun
 from ..io.opening import open_datamodel
 from ..io.writing import write_fits
@@ -199,19 +200,36 @@ class OptxStep(AtomicSaveMixin, OfflineMixin, JwstStep):
 
 
 class PlottingMixin:
-    """``save_plots``: one diagnostic PNG per slit, named after the output.
+    """``save_plots``: diagnostic PNGs per slit, named after the output.
 
-    `save_plot` is the one place where a step uses ``tools``: it imports
-    ``tools.plotting`` (and so matplotlib) when a plot is saved, so that no step
-    module depends on the tools otherwise (``tests/test_layers.py``).
+    `save_plot` and `save_scene_plot` are the only places where a step uses
+    ``tools``: they import ``tools.plotting`` (and so matplotlib) when a plot
+    is saved, so that no step module depends on the tools otherwise
+    (``tests/test_layers.py``).
     """
 
     _plot_lock = threading.Lock()  # pyplot is not thread safe (slits may run in threads)
 
     def save_plot(self, slit, trace, profile=None):
-        from ..tools.plotting import save_slit_plot
+        """The trace and profile fit plot (`plot_slit`) and, with a profile, the scene plot (`plot_scene`)."""
+        from ..tools.plotting import save_scene_plot, save_slit_plot, slit_scene
 
-        name = "".join(c if c.isalnum() or c in "-." else "-" for c in slit.name)
-        path = self.make_output_path(suffix=f"{name}_{self.default_suffix()}", ext="png")
         with self._plot_lock:
-            save_slit_plot(path, slit, trace, profile)
+            save_slit_plot(self._plot_path(slit, self.default_suffix()), slit, trace, profile)
+            if profile is not None:
+                background = SceneParameters(getattr(self, "scene_background", "none"),
+                                             getattr(self, "scene_degree", 2),
+                                             getattr(self, "scene_knot_spacing", 32.0)).background
+                save_scene_plot(self._plot_path(slit, "scene"), slit, slit_scene(slit, trace, profile, background))
+
+    def save_scene_plot(self, slit, parts, source_mask=None, background_label="background model"):
+        """The scene plot (`plot_scene`) of given scene parts, e.g. a background step's source and background."""
+        from ..tools.plotting import save_scene_plot
+
+        with self._plot_lock:
+            save_scene_plot(self._plot_path(slit, f"{self.default_suffix()}_scene"), slit, parts,
+                            source_mask=source_mask, background_label=background_label)
+
+    def _plot_path(self, slit, suffix: str) -> str:
+        name = "".join(c if c.isalnum() or c in "-." else "-" for c in slit.name)
+        return self.make_output_path(suffix=f"{name}_{suffix}", ext="png")

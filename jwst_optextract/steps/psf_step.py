@@ -71,7 +71,7 @@ class PsfFitStep(PlottingMixin, OptxStep):
     scene_background = option("none", "smooth", "column", default="none")  # background fitted together with the source (the scene model), for data that still hold theirs: smooth (polynomial across the slit times a spline along it), column (a polynomial in every column), none (the data are background-subtracted); optx_spec sets smooth
     scene_degree = integer(default=2, min=0)  # scene model: polynomial degree of the background across the slit (2: a background with curvature across the slit, which a line leaves in the source)
     scene_knot_spacing = float(default=32.0, min=2)  # scene model, smooth: columns between the background's spline knots along the dispersion
-    save_plots = boolean(default=False)  # write a diagnostic PNG per slit (needs matplotlib)
+    save_plots = boolean(default=False)  # write two diagnostic PNGs per slit (needs matplotlib): the trace and profile fit (<output>_<slit>_psf.png) and the scene model, part by part against wavelength: data, source with negative nod images, background, residual (<output>_<slit>_scene.png)
     maximum_cores = string(default="none")  # cores to use: none, quarter, half, all or a number (worker processes over the slits); the result does not depend on it
     output_ext = string(default=".asdf")  # the profile product is an ASDF file
     """)  # noqa: E501

@@ -1,10 +1,17 @@
-"""Diagnostic figures of the trace and profile fits (matplotlib, optional).
+"""Diagnostic figures of the trace and profile fits and of the scene model (matplotlib, optional).
 
 `plot_slit` draws, for one slit: the 2D data with the fitted trace (and the
 negative traces), the profile fit against the normalised pixels in trace
 offset, the residual image (data minus model) in units of sigma, and the
 optimal spectrum against the box spectrum with their errors. Steps with ``save_plots`` write it as
 ``<output>_<slit>_<kind>.png``.
+
+`plot_scene` draws the scene model of one slit part by part, wavelength on
+the x axis: the data, the source (with its negative nod images), the
+background and the residual (data minus model) in units of sigma.
+``optx_psf --save_plots`` writes it as ``<output>_<slit>_scene.png``, and
+``optx_background --save_plots`` as ``<output>_<slit>_bsub_scene.png`` (its
+background is the step's estimate, and the pixels it masked are outlined).
 """
 
 from __future__ import annotations
@@ -15,10 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from .. import core
+from ..core.scene import SceneBackground
+from ..core.scene_parts import SceneParts, negative_images, profile_in_slit, scene_parts
 from ..drivers.fit import ProfileFit, TraceFit
 from ..io import SlitData
 
-__all__ = ["plot_slit", "save_slit_plot"]
+__all__ = ["column_wavelength", "plot_scene", "plot_slit", "save_scene_plot", "save_slit_plot", "slit_scene"]
 
 log = logging.getLogger(__name__)
 
@@ -125,4 +134,133 @@ def save_slit_plot(path: str | Path, slit: SlitData, trace: TraceFit, profile: P
     fig.savefig(path, dpi=90)
     plt.close(fig)
     log.info("Slit %s: diagnostic plot saved in %s", slit.name, path)
+    return Path(path)
+
+
+def slit_scene(slit: SlitData, trace: TraceFit, profile: ProfileFit,
+               background: SceneBackground | None = None) -> SceneParts:
+    """The scene model of a slit's mean image for its fitted trace and profile (`scene_parts`).
+
+    The negative nod images that the trace fit found are modelled with the
+    same profile, at offsets refined to a fraction of a pixel and with
+    fitted weights (`~jwst_optextract.core.scene_parts.negative_images`); ``background`` is the one fitted with
+    the source (none: the data are background-subtracted).
+    """
+    mean = slit.mean_image()
+    background = background or SceneBackground("none")
+
+    def image_at(offset):
+        return profile_in_slit(profile, slit.ny, trace.center + offset)
+
+    _, negatives, _ = negative_images(mean.image, mean.good, mean.var_rnoise, mean.var_poisson, image_at,
+                                      trace.negative_offsets, background)
+    return scene_parts(mean.image, mean.good, mean.var_rnoise, mean.var_poisson, image_at(0.0), negatives,
+                       background)
+
+
+def column_wavelength(slit: SlitData) -> np.ndarray | None:
+    """``(nx,)`` wavelength of every column (median over the rows, interpolated over gaps), or None.
+
+    None when fewer than two columns have a wavelength or it is not
+    monotonic along the dispersion (it cannot then label the x axis).
+    """
+    wavelength = np.asarray(slit.wavelength, float)
+    if wavelength.ndim != 2 or wavelength.shape[-1] != slit.nx:
+        return None
+    finite = np.isfinite(wavelength)
+    counts = finite.sum(axis=0)
+    column = np.divide(np.where(finite, wavelength, 0).sum(axis=0), counts, out=np.full(slit.nx, np.nan),
+                       where=counts > 0)
+    known = np.isfinite(column)
+    if known.sum() < 2:
+        return None
+    x = np.arange(slit.nx)
+    column = np.interp(x, x[known], column[known])
+    steps = np.diff(column[known.argmax():len(known) - known[::-1].argmax()])
+    if not (np.all(steps > 0) or np.all(steps < 0)):
+        return None
+    # beyond the first and last known columns, extend linearly (np.interp holds the end values)
+    slope = (column[known][-1] - column[known][0]) / max(x[known][-1] - x[known][0], 1)
+    column = np.where(x < x[known][0], column[known][0] + slope * (x - x[known][0]), column)
+    return np.where(x > x[known][-1], column[known][-1] + slope * (x - x[known][-1]), column)
+
+
+def plot_scene(slit: SlitData, parts: SceneParts, source_mask: np.ndarray | None = None,
+               background_label: str = "background model"):
+    """A figure of one slit's scene model, part by part, wavelength on the x axis.
+
+    Four panels: the data (the mean of the integrations), the source model
+    (flux times profile, with the negative nod images where there are some),
+    the background model, on one colour scale; and the residual, data minus
+    the whole model, in units of sigma. Without a usable wavelength the x
+    axis is the dispersion pixel (and says so).
+
+    Parameters
+    ----------
+    slit : SlitData
+        The slit (its name and wavelengths).
+    parts : SceneParts
+        Its scene model (`slit_scene`, or `~jwst_optextract.core.scene_parts.scene_parts`).
+    source_mask : ndarray of bool, optional
+        ``(ny, nx)`` pixels kept out of a background fit, outlined on the data.
+    background_label : str
+        Title of the background panel.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.colors
+    import matplotlib.pyplot as plt
+
+    wavelength = column_wavelength(slit)
+    if wavelength is None:
+        x_edges, x_label = np.arange(slit.nx + 1) - 0.5, "dispersion pixel (no wavelength)"
+    else:
+        middle = 0.5 * (wavelength[1:] + wavelength[:-1])
+        x_edges = np.concatenate([[2 * wavelength[0] - middle[0]], middle, [2 * wavelength[-1] - middle[-1]]])
+        x_label = "wavelength (µm)"
+    y_edges = np.arange(slit.ny + 1) - 0.5
+    shown = parts.data[parts.good] if parts.good.any() else np.zeros(1)
+    low, high = np.nanpercentile(shown, [2, 99.5]) if np.isfinite(shown).any() else (0.0, 1.0)
+    negatives = " and its negative nod images" if np.any(parts.weights) else ""
+    source = parts.source + parts.negative
+    # symmetric and logarithmic beyond 1 % of the peak: the wings (and negative images) show, not only the core
+    peak = max(float(np.nanpercentile(np.abs(source), 99.9)), 1e-30)
+    source_scale = matplotlib.colors.SymLogNorm(linthresh=0.01 * peak, vmin=-peak, vmax=peak)
+    panels = [
+        (parts.data, f"slit {slit.name}: data" + (" (mean of the integrations)" if slit.n_integrations else ""),
+         "viridis", {"vmin": low, "vmax": high}),
+        (source, f"source model: flux x profile{negatives} (logarithmic beyond 1 % of the peak)", "PuOr_r",
+         {"norm": source_scale}),
+        (parts.background, background_label + " (the data's colour scale)", "viridis", {"vmin": low, "vmax": high}),
+        (parts.residual, "residual (data - model) / sigma", "RdBu_r", {"vmin": -5.0, "vmax": 5.0}),
+    ]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 2.6 * len(panels)), squeeze=False)
+    for ax, (image, title, cmap, scale) in zip(axes[:, 0], panels):
+        mesh = ax.pcolormesh(x_edges, y_edges, image, cmap=cmap, shading="flat", rasterized=True, **scale)
+        fig.colorbar(mesh, ax=ax, fraction=0.025, pad=0.01)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(x_label)
+        ax.set_ylabel("cross-dispersion pixel")
+    if source_mask is not None:
+        x_centres = 0.5 * (x_edges[1:] + x_edges[:-1])
+        axes[0, 0].contour(x_centres, np.arange(slit.ny), np.broadcast_to(source_mask, parts.data.shape).astype(float),
+                           levels=[0.5], colors="white", linewidths=0.6)
+        axes[0, 0].set_title(panels[0][1] + "; white: the source mask of the background fit", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def save_scene_plot(path: str | Path, slit: SlitData, parts: SceneParts, **kwargs) -> Path:
+    """Write `plot_scene` to ``path`` (PNG); returns the path. ``kwargs`` go to `plot_scene`."""
+    import matplotlib.pyplot as plt
+
+    fig = plot_scene(slit, parts, **kwargs)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    log.info("Slit %s: scene plot saved in %s", slit.name, path)
     return Path(path)

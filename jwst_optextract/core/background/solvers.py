@@ -302,7 +302,10 @@ def fit_along_rows(data, mask, noise, basis, solver, clip_sigma, max_iterations)
     basis = basis.astype(np.float32)
     used = mask.copy()
     counts = np.count_nonzero(used, axis=-2)
-    usable = max(np.count_nonzero(mask), 1)
+    usable = np.maximum(np.count_nonzero(mask, axis=(-2, -1)), 1)
+    # Each integration clips until its own pixels converge and is then held (its pixels and weights), so that
+    # its result does not depend on the integrations fitted with it (a time series is fitted in groups).
+    active = np.ones(data.shape[:-2], dtype=bool)
     # First weights: the noise of each column's mean level (signal independent).
     with np.errstate(invalid="ignore", divide="ignore"):
         level = data.sum(axis=-2, keepdims=True) / counts[..., None, :]
@@ -320,12 +323,15 @@ def fit_along_rows(data, mask, noise, basis, solver, clip_sigma, max_iterations)
             # Cosmic rays and hot pixels pull the first fit up: reject only pixels far above it first.
             np.fmax(residual, 0, out=residual)
         residual *= residual
+        revised = noise.total(model, out=weights)  # the weights are recomputed from the variance next
         with np.errstate(invalid="ignore"):  # NaN in unconstrained columns
-            residual /= noise.total(model, out=variance)
+            residual /= revised
             keep = mask & (residual <= np.float32(clip_sigma**2))
-        if np.count_nonzero(keep ^ used) <= _CONVERGED * usable:
+        active &= np.count_nonzero(keep ^ used, axis=(-2, -1)) > _CONVERGED * usable
+        if not active.any():
             break
-        used = keep
+        np.copyto(used, keep, where=active[..., None, None])
+        np.copyto(variance, revised, where=active[..., None, None])
         counts = np.count_nonzero(used, axis=-2)
     weight_pairs = np.where(first == second, 1.0, 2.0).astype(np.float32)  # a != b appear twice in phi^T C phi
     var_model = np.matmul(products.T * weight_pairs, solver.covariance().astype(np.float32), out=variance)
