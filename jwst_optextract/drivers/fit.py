@@ -244,7 +244,7 @@ def _fit_gaussian(slit: SlitData, params: FitParameters, start: np.ndarray | Non
             return akaike(g.chi2 / max(g.n_pixels, 1) / max(reference, 1e-12) * n, n_center + g.sigma_coeffs.size)
 
         gaussian = min(candidates, key=score)
-        if _snr(slit, gaussian, mask, params.background) >= params.detection_snr:
+        if _snr(slit, gaussian, mask, params.background, params.reject_sigma) >= params.detection_snr:
             log.info("Slit %s: trace at row %.2f (%.2f to %.2f)%s, Gaussian sigma %.2f to %.2f px",
                      slit.name, gaussian.center.mean(), gaussian.center.min(), gaussian.center.max(),
                      _about(slit, params), gaussian.sigma.min(), gaussian.sigma.max())
@@ -277,10 +277,15 @@ def _trace_method(params: FitParameters) -> str:
 
 
 def _snr(slit: SlitData, gaussian: core.GaussianProfile, mask: np.ndarray | None,
-         background: SceneBackground) -> float:
-    """Total signal to noise of the slit's flux extracted with this profile (and the background, if fitted)."""
+         background: SceneBackground, reject_sigma: float | None) -> float:
+    """Total signal to noise of the slit's flux extracted with this profile (and the background, if fitted).
+
+    With outlier rejection: a background fitted with the source takes up an unflagged cosmic ray or hot pixel
+    over many columns, and pushed the flux of a faint source below zero.
+    """
     mean = slit.mean_image(mask)
-    result = amplitudes(mean, gaussian.evaluate(gaussian.ny, gaussian.center), background, reject_sigma=None)
+    result = amplitudes(mean, gaussian.evaluate(gaussian.ny, gaussian.center), background,
+                        reject_sigma=reject_sigma)
     ok = result.valid
     total_var = np.sum(result.var_total[ok])
     return float(np.sum(result.flux[ok]) / np.sqrt(total_var)) if total_var > 0 else 0.0
