@@ -274,7 +274,7 @@ def fit_moffat_profile(
 
     # started from a fitted Gaussian: outliers can be rejected from the first iteration
     coeffs, chi2, n_pixels, _ = fit_shape(image, mask, vr, vp, model, coeffs, about, limits, reject_sigma,
-                                       max_iterations, first_rejection=0, background=background)
+                                          max_iterations, first_rejection=0, background=background)
     coeffs["beta"] = 1.0 / coeffs["inverse_beta"]
     coeffs["width"] = coeffs["width"] / _half_width_per_alpha(float(coeffs["beta"][0]))
     beta = float(np.clip(coeffs["beta"][0], *beta_limits))

@@ -247,8 +247,8 @@ def fit_template_profile(
         return g, {"stretch": d_stretch}
 
     coeffs, chi2, n_pixels, _ = fit_shape(image, mask, vr, vp, model, {"stretch": np.ones(1)},
-                                       np.asarray(center, float), {"stretch": stretch_limits}, reject_sigma,
-                                       max_iterations, first_rejection=0)
+                                          np.asarray(center, float), {"stretch": stretch_limits}, reject_sigma,
+                                          max_iterations, first_rejection=0)
     profile.stretch, profile.chi2, profile.n_pixels = float(coeffs["stretch"][0]), chi2, n_pixels
     log.info("Template profile: fitted stretch %.4f", profile.stretch)
     return profile
