@@ -85,6 +85,22 @@ def test_unflagged_cosmic_rays_are_rejected_and_do_not_bias():
     assert result.flux.var() / cramer_rao.mean() < 1.05
 
 
+def test_a_second_cosmic_ray_in_a_column_is_found_once_the_first_is_gone():
+    """A bright ray pulls its column's model up, above a fainter one beside it in the core."""
+    rng = np.random.default_rng(4)
+    nx = 400
+    data, P, vr, vp, cramer_rao = _scene(rng, nx, 500.0, 10.0, 5.0)
+    columns = np.arange(10, nx - 10, 20)
+    core = np.argmax(P[:, 0])
+    sigma = np.sqrt(500 * P[core, 0] + 35)
+    data[core, columns] += 1000 * sigma  # the bright one
+    data[core + 1, columns] += 40 * sigma  # hidden below the model the bright one inflates
+    result = optimal_extract(data, P, vr, vp, reject_sigma=5.0)
+    assert result.rejected[core, columns].all() and result.rejected[core + 1, columns].all()
+    errors = (result.flux[columns] - 500.0) / np.sqrt(cramer_rao[columns])
+    assert np.abs(errors).max() < 5
+
+
 def test_unextractable_columns_are_nan_and_never_finite():
     ny, nx = 20, 50
     P = gaussian_profile(ny, np.full(nx, 10.0), np.full(nx, 1.0))

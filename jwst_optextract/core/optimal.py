@@ -384,7 +384,10 @@ def _reject_outliers(D, P, vr, vf, terms, good, sol, coverage, out, reject_sigma
     ``out["n_rejected"]`` set. After the full first pass only the columns with
     an outlier are gathered, as ``(n_columns, ny, 1)`` arrays, and solved again;
     each iteration keeps only the columns that still have one. The modelled
-    Poisson variance of a column follows its flux as outliers leave it.
+    Poisson variance of a column follows its flux as outliers leave it, and
+    its outliers are looked for again against each new solution: a second
+    cosmic ray in a column, below its model while the first one pulled it up,
+    shows only once the first is gone.
     """
     threshold = reject_sigma
     # Signed: only pixels above the model are outliers. Cosmic rays and hot
@@ -407,6 +410,7 @@ def _reject_outliers(D, P, vr, vf, terms, good, sol, coverage, out, reject_sigma
         return
     sel = tuple(index[keep] for index in columns)
     c, z = c[keep], z[keep]
+    neighbours = _neighbour_residuals(chi, sol["flux"], sel)
     d, p, r, f, g = (_gather(a, sel) for a in (D, P, vr, vf, good))
     p_pos = np.maximum(p, 0)
     a_col, q_col = (None, None) if terms is None else (terms[0][sel][:, None], terms[1][sel][:, None])
@@ -424,7 +428,12 @@ def _reject_outliers(D, P, vr, vf, terms, good, sol, coverage, out, reject_sigma
         g[todo] = ~bad
         for k in _RESULT_KEYS:
             result[k][todo] = s[k]
-        chi_t = np.where(c[todo], (d_t - s["flux"][..., None, :] * p_t) * np.sqrt(s["iv"]), -np.inf)
+        if poisson is not None:  # judged with the variance of the new flux, no longer pulled up by the outlier
+            V = _model_variance(d_t.shape, r[todo], f_t, (poisson[0], poisson[1], s["flux"]), p_pos[todo], out=V)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            chi_t = (d_t - s["flux"][..., None, :] * p_t) / np.sqrt(V)
+        sharp = _sharper_than(chi_t[..., 0], s["flux"][:, 0], *(a[todo] for a in neighbours), threshold)
+        chi_t = np.where(g[todo] & sharp[..., None], chi_t, -np.inf)
         row = np.argmax(chi_t, axis=-2)[:, 0]
         still = chi_t[np.arange(todo.size), row, 0] > threshold
         todo, row = todo[still], row[still]
@@ -444,6 +453,29 @@ def _gather(a, columns):
         return None
     picked = a.T[columns[1]] if a.ndim == 2 else a[columns[0], :, columns[1]]
     return picked[..., None]
+
+
+def _neighbour_residuals(chi: np.ndarray, flux: np.ndarray, columns: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """The residuals ``(n_columns, 2, ny)`` of the columns either side of ``columns`` and their fluxes ``(n, 2)``.
+
+    Beyond the slit's ends the residual is infinite (no neighbour to stand out from).
+    """
+    i, x = columns
+    nx = chi.shape[-1]
+    sides = np.stack([x - 1, x + 1], axis=-1)  # (n, 2)
+    inside = (sides >= 0) & (sides < nx)
+    sides = np.clip(sides, 0, nx - 1)
+    residuals = np.where(inside[..., None], np.moveaxis(chi[i[:, None], :, sides], -1, -1), np.inf)
+    return residuals, flux[i[:, None], sides]
+
+
+def _sharper_than(chi: np.ndarray, flux: np.ndarray, residuals: np.ndarray, fluxes: np.ndarray,
+                  threshold: float) -> np.ndarray:
+    """`_sharp_along_dispersion` of whole columns ``chi`` ``(n, ny)`` of flux ``(n,)`` against their neighbours."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where((flux[:, None] > 0) & (fluxes > 0), np.clip(flux[:, None] / fluxes, 0.5, 2.0), 1.0)
+    best = np.min(residuals * ratio[..., None], axis=1)  # (n, ny)
+    return chi - best > threshold
 
 
 def _sharp_along_dispersion(chi: np.ndarray, flux: np.ndarray, pixels: tuple, threshold: float) -> np.ndarray:
