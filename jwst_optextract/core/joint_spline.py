@@ -31,6 +31,7 @@ from scipy import ndimage, sparse
 from .combine import ExposureStack, negative_images, source_model
 from .joint import JointShape, joint_shape, refine_jointly
 from .profiles.choice import SHAPES_MIN_SNR, akaike, beyond_noise
+from .profiles.moffat import sigma_for_alpha
 from .profiles.shape import normalised
 from .profiles.spline import (
     _BACKGROUND_ROWS,
@@ -44,6 +45,7 @@ from .profiles.spline import (
     _shift_basis,
     _solve_joint,
     _wing_taper,
+    binned_coherent_chi2,
     column_knots,
     light_extent,
     support_knots,
@@ -235,22 +237,13 @@ def _coherent_gain(work: ExposureStack, centers: np.ndarray, profile: np.ndarray
     root = np.sqrt(iv)
     chi = np.clip((data - flux * model) * root, -cap, cap)
     fw = np.broadcast_to(flux, data.shape) * root
-    step = 0.5
-    offset_bin = np.floor((u + support) / step).astype(int)
-    n_offsets = int(np.ceil(2 * support / step)) + 1
-    block = np.broadcast_to(np.minimum(np.arange(nx) * 2 // nx, 1), data.shape)
-    index = (offset_bin * 2 + block)[use]
-    a = np.bincount(index, (fw * chi)[use], n_offsets * 2)
-    b = np.bincount(index, (fw * fw)[use], n_offsets * 2)
-    informative = b > 0
-    return float(np.sum(a[informative] ** 2 / b[informative])), int(informative.sum())
+    block = np.minimum(np.arange(nx) * 2 // nx, 1)
+    return binned_coherent_chi2(u, block, 2, chi, fw, use, support, step=0.5)
 
 
 def _sigma_of(shape: JointShape) -> np.ndarray:
     """The Gaussian sigma of the same FWHM as ``shape``, per column."""
-    if shape.kind == "moffat":
-        return shape.width * 2.0 * np.sqrt(2.0 ** (1.0 / shape.beta) - 1.0) / (2.0 * np.sqrt(2.0 * np.log(2.0)))
-    return shape.width
+    return sigma_for_alpha(shape.width, shape.beta) if shape.kind == "moffat" else shape.width
 
 
 def _column_snr(work: ExposureStack, profile: np.ndarray) -> float:

@@ -418,25 +418,30 @@ def _reject_outliers(D, P, vr, vf, terms, good, sol, coverage, out, reject_sigma
     result = {k: sol[k][sel][:, None] for k in _RESULT_KEYS}
     todo = np.arange(len(g))
     row = np.argmax(np.where(c, z, -np.inf), axis=-2)[:, 0]
+
+    def variance(todo, flux):
+        """The modelled variance of the columns ``todo`` for their ``flux``."""
+        poisson = None if terms is None else (a_col[todo], q_col[todo], flux)
+        return _model_variance(d[todo].shape, r[todo], None if f is None else f[todo], poisson, p_pos[todo])
+
+    V = variance(todo, result["flux"])
     for _ in range(max_iterations):
         g[todo, row] = False
         rej[todo, row] = True
         d_t, p_t, f_t = d[todo], p[todo], None if f is None else f[todo]
-        poisson = None if terms is None else (a_col[todo], q_col[todo], result["flux"][todo])
-        V = _model_variance(d_t.shape, r[todo], f_t, poisson, p_pos[todo])
         s, bad = solve_columns(d_t, p_t, r[todo], f_t, V, ~g[todo])
         g[todo] = ~bad
         for k in _RESULT_KEYS:
             result[k][todo] = s[k]
-        if poisson is not None:  # judged with the variance of the new flux, no longer pulled up by the outlier
-            V = _model_variance(d_t.shape, r[todo], f_t, (poisson[0], poisson[1], s["flux"]), p_pos[todo], out=V)
+        # judged, and solved next, with the variance of the new flux, no longer pulled up by the outlier
+        V = variance(todo, s["flux"])
         with np.errstate(invalid="ignore", divide="ignore"):
             chi_t = (d_t - s["flux"][..., None, :] * p_t) / np.sqrt(V)
         sharp = _sharper_than(chi_t[..., 0], s["flux"][:, 0], *(a[todo] for a in neighbours), threshold)
         chi_t = np.where(g[todo] & sharp[..., None], chi_t, -np.inf)
         row = np.argmax(chi_t, axis=-2)[:, 0]
         still = chi_t[np.arange(todo.size), row, 0] > threshold
-        todo, row = todo[still], row[still]
+        todo, row, V = todo[still], row[still], V[still]
         if todo.size == 0:
             break
     for k in _RESULT_KEYS:

@@ -15,8 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import minimize
 
 from .fitted import ProfileFit
+from .pixels import Variances
 from .scene import SceneBackground
 
 __all__ = ["SceneParts", "negative_image_weights", "negative_images", "profile_in_slit", "refine_offsets",
@@ -68,9 +70,7 @@ def negative_image_weights(
     """
     if not len(negatives):
         return np.zeros(0)
-    from scipy.optimize import minimize
-
-    variance = var_rnoise + (0.0 if var_poisson is None else np.clip(np.nan_to_num(var_poisson), 0, None))
+    variance = Variances(var_rnoise, var_poisson).total()
     first = background.fit(image, positive, var_rnoise, var_poisson, mask=good, min_coverage=0.0)
     if not np.nansum(np.where(first.valid, first.flux, 0.0)) > 0:
         return np.zeros(len(negatives))
@@ -164,7 +164,7 @@ def negative_images(
     offsets = np.array(offsets, dtype=float)
     if not offsets.size:
         return offsets, np.zeros((0,) + positive.shape), np.zeros(0)
-    variance = var_rnoise + (0.0 if var_poisson is None else np.clip(np.nan_to_num(var_poisson), 0, None))
+    variance = Variances(var_rnoise, var_poisson).total()
     images = np.array([image_at(offset) for offset in offsets])
     weights = negative_image_weights(image, good, var_rnoise, var_poisson, positive, images, background)
     # Each offset is refined on the data less the background and everything else, all fitted together (a
@@ -205,6 +205,20 @@ class SceneParts:
         """The whole scene model."""
         return self.source + self.negative + self.background
 
+    @classmethod
+    def of(cls, image: np.ndarray, good: np.ndarray, variance: np.ndarray, flux: np.ndarray, positive: np.ndarray,
+           negative_profile: np.ndarray, background: np.ndarray, weights: np.ndarray) -> SceneParts:
+        """The parts of ``image`` for a source of ``flux`` per column, its images per unit flux and a background.
+
+        The residual is shown on every good pixel, the rejected ones too: a
+        diagnostic shows what the fit left out.
+        """
+        source, negative = np.nan_to_num(flux) * positive, np.nan_to_num(flux) * negative_profile
+        shown = good & np.isfinite(image) & (variance > 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            residual = np.where(shown, (image - source - negative - background) / np.sqrt(variance), np.nan)
+        return cls(np.where(good, image, np.nan), good, source, negative, background, residual, flux, weights)
+
 
 def scene_parts(
     image: np.ndarray, good: np.ndarray, var_rnoise: np.ndarray, var_poisson: np.ndarray | None,
@@ -234,12 +248,5 @@ def scene_parts(
     negative_profile = np.einsum("k,kyx->yx", weights, negatives) if len(weights) else np.zeros(positive.shape)
     fit = background.fit(image, positive + negative_profile, var_rnoise, var_poisson, mask=good,
                          reject_sigma=reject_sigma)
-    flux = np.nan_to_num(fit.flux)
-    source, negative = flux * positive, flux * negative_profile
-    # every good pixel, the rejected ones too: a diagnostic shows what the fit left out
-    variance = var_rnoise + (0.0 if var_poisson is None else np.clip(np.nan_to_num(var_poisson), 0, None))
-    shown = good & np.isfinite(image) & (variance > 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        residual = np.where(shown, (image - source - negative - fit.background) / np.sqrt(variance), np.nan)
-    return SceneParts(np.where(good, image, np.nan), good, source, negative, fit.background, residual, fit.flux,
-                      weights)
+    return SceneParts.of(image, good, Variances(var_rnoise, var_poisson).total(), fit.flux, positive,
+                         negative_profile, fit.background, weights)

@@ -228,14 +228,9 @@ class _SceneSums:
         flux = self.flux / (slit.n_integrations or 1)
         positive = plan.positive if plan.light is not None else np.zeros(background.shape)
         light = plan.light if plan.light is not None else np.zeros(background.shape)
-        source, negative = flux * positive, flux * (light - positive)
-        variance = mean.variances.total()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            residual = np.where(mean.good & (variance > 0), (mean.image - source - negative - background)
-                                / np.sqrt(variance), np.nan)
         weights = np.zeros(0) if plan.weights is None else plan.weights
-        return SceneParts(np.where(mean.good, mean.image, np.nan), mean.good, source, negative, background, residual,
-                          flux, weights)
+        return SceneParts.of(mean.image, mean.good, mean.variances.total(), flux, positive, light - positive,
+                             background, weights)
 
 
 _WRITTEN = ("data", "var_poisson", "var_rnoise", "var_flat", "err")
@@ -369,8 +364,8 @@ def source_region(
     inclusive) if given. Else the source is found in the data (`fit_source`:
     the package's trace fit, seeded by the WCS position, or the trace given in
     ``params.trace``) and, with ``source_half_width`` given, the rows within
-    it of the trace are masked; by default the mask is sized from the Moffat
-    profile fitted to the source: the pixels where the profile (and any
+    it of the trace are masked; by default the mask is sized from the profile
+    fitted to the source (``auto``: a Gaussian, Moffat or spline): the pixels where the profile (and any
     negative nod image) exceeds ``source_threshold`` of its peak in the
     column. The light of the fitted profile beyond that mask is then fitted
     and removed before the background fit (`source_flux`).
@@ -454,8 +449,9 @@ def fit_source(
     The trace is the package's trace fit (`~jwst_optextract.drivers.fit.fit_trace`:
     a joint fit of a Gaussian and the smooth background, about the WCS trace
     where there is one, which seeds but does not decide the position), unless
-    ``center`` is given; the profile a Moffat (its wings are the light a mask
-    misses) fitted jointly with the background about that trace, and any
+    ``center`` is given; the profile (``auto``: a Gaussian, Moffat or spline,
+    whose wings are the light a mask misses) is fitted jointly with the
+    background about that trace, and any
     negative images of nod-differenced data found by the trace fit get
     weights fitted to the data.
 

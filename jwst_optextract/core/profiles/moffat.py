@@ -16,7 +16,7 @@ from ..trace import _scaled
 from .base import Profile, ProfileProblem, less_background, register
 from .shape import LegendreCentre, center_start, fit_shape, legendre_from_values, mean_data, normalised
 
-__all__ = ["MoffatProfile", "fit_moffat_profile", "moffat_profile"]
+__all__ = ["MoffatProfile", "alpha_for_sigma", "fit_moffat_profile", "moffat_profile", "sigma_for_alpha"]
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,13 @@ START_BETA = 2.5
 
 def alpha_for_sigma(sigma: np.ndarray, beta: float) -> np.ndarray:
     """The Moffat width ``alpha`` whose FWHM, at index ``beta``, is that of a Gaussian of ``sigma``."""
-    return np.asarray(sigma, float) * _FWHM_PER_SIGMA / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+    return np.asarray(sigma, float) * _FWHM_PER_SIGMA / (2.0 * _half_width_per_alpha(beta))
+
+
+def sigma_for_alpha(alpha: np.ndarray, beta: float) -> np.ndarray:
+    """The Gaussian sigma whose FWHM is that of a Moffat of width ``alpha`` and index ``beta`` (`alpha_for_sigma`'s
+    inverse)."""
+    return np.asarray(alpha, float) * 2.0 * _half_width_per_alpha(beta) / _FWHM_PER_SIGMA
 
 
 def moffat_profile(ny: int, center: np.ndarray, alpha: np.ndarray, beta: float) -> np.ndarray:

@@ -29,7 +29,8 @@ from ..optimal import optimal_extract
 from ..scene import SceneBackground
 from .base import PROFILES, Profile, ProfileProblem, register
 
-__all__ = ["Spline2DProfile", "SplineProfile", "coherent_gain", "fit_spline_profile", "offset_knots", "support_knots"]
+__all__ = ["Spline2DProfile", "SplineProfile", "binned_coherent_chi2", "coherent_gain", "fit_spline_profile",
+           "offset_knots", "support_knots"]
 
 log = logging.getLogger(__name__)
 
@@ -229,13 +230,27 @@ def coherent_gain(problem: ProfileProblem, model: Profile, window: float | None 
     sigma = np.sqrt(np.where(use, variance, 1.0))
     chi = np.clip(np.where(use, problem.image - flux * profile - sky, 0.0) / sigma, -cap, cap)
     fw = np.broadcast_to(flux, (ny, nx)) / sigma  # the profile correction's derivative, in sigma
-    step = 1.0 / problem.oversample
-    offset_bin = np.floor((u + support) / step).astype(int)
-    n_offsets = int(np.ceil(2 * support / step)) + 1
     blocks = 2 if window is None or window >= nx else max(1, round(nx / window))
     block = np.minimum(np.arange(nx) * blocks // nx, blocks - 1)
-    index = (offset_bin * blocks + block[None, :])[use]
-    size = n_offsets * blocks
+    return binned_coherent_chi2(u, block[None, :], blocks, chi, fw, use, support, 1.0 / problem.oversample)
+
+
+def binned_coherent_chi2(offset: np.ndarray, block: np.ndarray, n_blocks: int, chi: np.ndarray, fw: np.ndarray,
+                         use: np.ndarray, support: float, step: float) -> tuple[float, int]:
+    """The chi-square a correction of the profile, constant in each bin, would remove, and the number of bins.
+
+    Pixels ``use`` are binned by ``offset`` from the trace (bins of ``step``
+    over ``[-support, support]``) and by ``block`` of columns (``0`` to
+    ``n_blocks - 1``, broadcast to ``offset``); a bin's best correction,
+    ``f(x)`` times a constant, lowers the chi-square by ``(sum fw chi)**2 /
+    sum fw**2``, with ``chi`` the residuals and ``fw`` the amplitudes, both
+    in units of sigma. Shared by `coherent_gain` and the joint fit of
+    `optx_combine`.
+    """
+    offset_bin = np.floor((offset + support) / step).astype(int)
+    n_offsets = int(np.ceil(2 * support / step)) + 1
+    index = (offset_bin * n_blocks + block)[use]
+    size = n_offsets * n_blocks
     a = np.bincount(index, (fw * chi)[use], size)
     b = np.bincount(index, (fw * fw)[use], size)
     informative = b > 0
