@@ -76,6 +76,11 @@ def joint_shape(work: ExposureStack, centers: np.ndarray, gaussian: JointShape, 
     return best_centers, best
 
 
+def _plausible_width(width: np.ndarray) -> bool:
+    """Whether a width along the dispersion is one a profile can have: above 0.3 px, varying by less than 3 times."""
+    return bool(np.all(np.isfinite(width)) and width.min() > 0.3 and width.max() < 3 * width.min())
+
+
 def refine_jointly(work: ExposureStack, centers: np.ndarray, shape: JointShape, degree: int,
                     detection_snr: float = 5.0, iterations: int = 8
                     ) -> tuple[np.ndarray, JointShape, float | None, float]:
@@ -135,6 +140,12 @@ def refine_jointly(work: ExposureStack, centers: np.ndarray, shape: JointShape, 
         if np.max(np.abs(delta)) < 1e-4:
             break
     fitted = shaped(theta)
+    if degree > 0 and not _plausible_width(fitted.width):
+        # As the trace fit of one slit: a width law the data cannot carry (a faint source's ran from 0.09 to
+        # 5.8 px and lost half its flux) gives way to a width constant along the dispersion.
+        log.info("Joint fit of all exposures: a width of %.2f to %.2f px is implausible; a constant width instead",
+                 fitted.width.min(), fitted.width.max())
+        return refine_jointly(work, centers, shape, 0, detection_snr, iterations)
     log.info("Joint fit of all exposures (S/N %.0f): traces shifted by %+.3f px, %s (from %s)", snr, theta[0],
              fitted.describe(), shape.describe())
     column_snr = float(np.median(flux[seen] * np.sqrt(information[seen])))
