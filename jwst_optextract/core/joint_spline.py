@@ -444,7 +444,7 @@ def _fit_passes(work: ExposureStack, iv: np.ndarray, centers: np.ndarray, profil
 
 def _light_extent(work: ExposureStack, centers: np.ndarray, profile: np.ndarray, data: np.ndarray,
                   iv: np.ndarray) -> float:
-    """How far from the traces light is seen (`light_extent`), the median over the exposures.
+    """How far from the traces light is seen (`light_extent`, its farther side), the median over the exposures.
 
     In a nod difference the source's negative images lie a throw away, within
     its wings: those of ``profile`` are added back first, so that the source
@@ -455,7 +455,7 @@ def _light_extent(work: ExposureStack, centers: np.ndarray, profile: np.ndarray,
         flux = _column_flux(data, iv, source_model(work, profile))
         alone = data + flux * negative_images(work.nods, profile)
     variance = np.where(iv > 0, 1.0 / np.where(iv > 0, iv, 1.0), 0.0)
-    return float(np.median([light_extent(alone[e], iv[e] > 0, variance[e], centers[e])
+    return float(np.median([max(light_extent(alone[e], iv[e] > 0, variance[e], centers[e]))
                             for e in range(data.shape[0])]))
 
 

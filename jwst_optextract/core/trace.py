@@ -54,7 +54,9 @@ def source_profile(image: np.ndarray, good: np.ndarray, degree: int = 2, clip_si
     The background is a polynomial of ``degree`` in the row fitted to the
     profile with its positive outliers (the source) clipped, a few times: the
     brightest row of a faint source over a background gradient is otherwise
-    the slit's brightest edge.
+    the slit's brightest edge. The first fit is to the fainter half of the
+    rows: fitted to all, the polynomial takes up a source that fills much of a
+    short slit, and its clipped residual peaks at the slit's edge.
     """
     with np.errstate(invalid="ignore"):
         collapsed = np.nanmedian(np.where(good, image, np.nan), axis=-1)
@@ -62,6 +64,8 @@ def source_profile(image: np.ndarray, good: np.ndarray, degree: int = 2, clip_si
     use = np.isfinite(collapsed)
     if use.sum() <= degree + 3:
         return collapsed
+    if use.sum() > 2 * (degree + 3):
+        use &= collapsed <= np.nanmedian(collapsed)
     t = 2.0 * rows / max(rows[-1], 1.0) - 1.0
     for _ in range(4):
         coeffs = np.polynomial.legendre.legfit(t[use], collapsed[use], degree)

@@ -30,7 +30,7 @@ from ..scene import SceneBackground
 from .base import PROFILES, Profile, ProfileProblem, register
 
 __all__ = ["Spline2DProfile", "SplineProfile", "binned_coherent_chi2", "coherent_gain", "fit_spline_profile",
-           "offset_knots", "support_knots"]
+           "light_extent", "offset_knots", "support_knots", "support_sides"]
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +67,10 @@ class SplineProfile(Profile):
         (`_wing_taper`); None for no light beyond the support.
     wing_scale : float
         The amount of ``wings`` in the profile, fitted.
-    support : float
-        Half-width in pixels about the trace of the spline's support
-        (infinite for a spline fitted to background-subtracted data).
+    support : float or (float, float)
+        Half-width in pixels about the trace of the spline's support, or its
+        half-widths below and above the trace (infinite for a spline fitted
+        to background-subtracted data).
     trace_correction : ndarray or None
         ``(nx,)`` rows added to any trace the spline is evaluated about: what
         the fit with a background found the trace it was given to be off by
@@ -85,7 +86,7 @@ class SplineProfile(Profile):
     sampled_center: np.ndarray | None = None
     wings: Profile | None = None
     wing_scale: float = 1.0
-    support: float = np.inf
+    support: float | tuple[float, float] = np.inf
     trace_correction: np.ndarray | None = None
 
     def evaluate(self, ny: int, center: np.ndarray) -> np.ndarray:
@@ -128,8 +129,8 @@ class SplineProfile(Profile):
     def to_entry(self) -> dict[str, Any]:
         entry = {"offset_knots": self.offset_knots, "column_knots": self.column_knots,
                  "column_degree": int(self.column_degree), "coefficients": self.coefficients}
-        if np.isfinite(self.support):
-            entry["support"] = float(self.support)
+        if np.all(np.isfinite(self.support)):
+            entry["support"] = np.array(support_sides(self.support))
         if self.wings is not None:
             entry["wings"] = {"kind": PROFILES.name_of(type(self.wings)), **self.wings.to_entry()}
             entry["wing_scale"] = float(self.wing_scale)
@@ -145,11 +146,11 @@ class SplineProfile(Profile):
         correction = getattr(entry, "trace_correction", None)
         if correction is not None and np.shape(correction) != np.shape(center):
             raise ValueError(f"the profile's trace correction has {np.size(correction)} columns for {np.size(center)}")
-        support = getattr(entry, "support", None)
+        support = getattr(entry, "support", None)  # one number: symmetric
         return cls(np.asarray(entry.offset_knots), np.asarray(entry.column_knots), int(entry.column_degree),
                    np.asarray(entry.coefficients), sampled_center=np.asarray(center, float), wings=wings,
                    wing_scale=float(getattr(entry, "wing_scale", 1.0)),
-                   support=np.inf if support is None else float(support),
+                   support=np.inf if support is None else support_sides(support),
                    trace_correction=None if correction is None else np.asarray(correction, float))
 
     @classmethod
@@ -186,12 +187,16 @@ class SplineProfile(Profile):
         return model if type(model) is cls else cls(**vars(model))
 
 
-def _support(problem: ProfileProblem, width: float) -> float:
-    """The half-width of a spline's support: the Gaussian's core, or as far as light is seen about the trace.
+def _support(problem: ProfileProblem, width: float) -> float | tuple[float, float]:
+    """The half-widths of a spline's support below and above the trace: the Gaussian's core, or as far as light is
+    seen on that side.
 
     A Gaussian fitted to one peak of a double-peaked source (or to the core of a
     very winged one) is narrower than the light: `light_extent` of the image
-    less the background of the Gaussian's scene finds how far it reaches.
+    less the background of the Gaussian's scene finds how far it reaches. Each
+    side ends where its light does: rows beyond, on both sides of a source near
+    the slit's edge, pin the background down where a symmetric support would
+    leave it to be extrapolated from one side.
     """
     support = _SUPPORT_SIGMA * width + _SUPPORT_MARGIN
     if not problem.background.fitted:
@@ -199,7 +204,13 @@ def _support(problem: ProfileProblem, width: float) -> float:
     _, scene = problem.scene(problem.gaussian)
     variance = problem.variances.total()
     extent = light_extent(problem.image - scene.background, problem.good, variance, problem.center)
-    return max(support, extent + _SUPPORT_MARGIN)
+    return tuple(max(support, side + _SUPPORT_MARGIN) for side in extent)
+
+
+def support_sides(support: float | tuple[float, float] | np.ndarray) -> tuple[float, float]:
+    """A support's half-widths below and above the trace, from one number (symmetric) or a pair."""
+    below, above = np.broadcast_to(np.asarray(support, float), (2,))
+    return float(below), float(above)
 
 
 def coherent_gain(problem: ProfileProblem, model: Profile, window: float | None = None,
@@ -220,19 +231,19 @@ def coherent_gain(problem: ProfileProblem, model: Profile, window: float | None 
     """
     ny, nx = problem.image.shape
     width = float(problem.gaussian.sigma.max())
-    support = _support(problem, width) if problem.background.fitted else ny
+    below, above = support_sides(_support(problem, width) if problem.background.fitted else ny)
     profile, scene = problem.scene(model)
     flux = np.nan_to_num(scene.flux)
     sky = getattr(scene, "background", 0.0)
     variance = problem.variances.total()
     u = np.arange(ny)[:, None] - np.asarray(problem.center, float)[None, :]
-    use = problem.good & (variance > 0) & (np.abs(u) < support) & np.isfinite(problem.image)
+    use = problem.good & (variance > 0) & (u > -below) & (u < above) & np.isfinite(problem.image)
     sigma = np.sqrt(np.where(use, variance, 1.0))
     chi = np.clip(np.where(use, problem.image - flux * profile - sky, 0.0) / sigma, -cap, cap)
     fw = np.broadcast_to(flux, (ny, nx)) / sigma  # the profile correction's derivative, in sigma
     blocks = 2 if window is None or window >= nx else max(1, round(nx / window))
     block = np.minimum(np.arange(nx) * blocks // nx, blocks - 1)
-    return binned_coherent_chi2(u, block[None, :], blocks, chi, fw, use, support, 1.0 / problem.oversample)
+    return binned_coherent_chi2(u, block[None, :], blocks, chi, fw, use, max(below, above), 1.0 / problem.oversample)
 
 
 def binned_coherent_chi2(offset: np.ndarray, block: np.ndarray, n_blocks: int, chi: np.ndarray, fw: np.ndarray,
@@ -258,9 +269,9 @@ def binned_coherent_chi2(offset: np.ndarray, block: np.ndarray, n_blocks: int, c
 
 
 def light_extent(source: np.ndarray, good: np.ndarray, variance: np.ndarray, center: np.ndarray,
-                 threshold: float = 4.0, fraction: float = 0.01) -> float:
-    """How far from the trace light is seen: the outermost whole-row offset whose median over the columns is
-    significant, in a run of significant offsets from the trace.
+                 threshold: float = 4.0, fraction: float = 0.01) -> tuple[float, float]:
+    """How far below and above the trace light is seen: on each side, the outermost whole-row offset whose median
+    over the columns is significant, in a run of significant offsets from the trace.
 
     The median over the columns of the ``(ny, nx)`` ``source`` (background
     subtracted) at each integer offset from ``center`` is significant when it
@@ -281,16 +292,16 @@ def light_extent(source: np.ndarray, good: np.ndarray, variance: np.ndarray, cen
             level[index] = np.median(source[at])
             noise[index] = 1.25 * np.sqrt(np.median(variance[at]) / at.sum())
     significant = (level > threshold * noise) & (level > fraction * level.max())
-    extent = 0.0
-    for direction in (1, -1):  # walk out from the trace while significant (one gap allowed)
+    extent = {-1: 0.0, 1: 0.0}
+    for direction in extent:  # walk out from the trace while significant (one gap allowed)
         offset, gap = 0, 0
         while 0 <= offset - lowest < significant.size and gap < 2:
             if significant[offset - lowest]:
-                extent, gap = max(extent, abs(offset)), 0
+                extent[direction], gap = max(extent[direction], abs(offset)), 0
             else:
                 gap += 1
             offset += direction
-    return float(extent)
+    return extent[-1], extent[1]
 
 
 @register("spline2d")
@@ -463,8 +474,8 @@ def _fit_with_background(data, good, var_rnoise, var_poisson, center, start_prof
     ny, nx = data.shape
     center = np.asarray(center, float)
     rows = np.arange(ny, dtype=float)[:, None]
-    support = min(support, _background_room(np.abs(rows - center[None, :])))
-    knots_u = support_knots(min(core_half_width, support), support, oversample)
+    support = _within_room(support, rows - center[None, :])
+    knots_u = support_knots(core_half_width, support, oversample)
     knots_x = column_knots(nx, window, column_degree)
     n_u = len(knots_u) - _DEGREE_U - 1
     n_x = len(knots_x) - column_degree - 1
@@ -485,7 +496,7 @@ def _fit_with_background(data, good, var_rnoise, var_poisson, center, start_prof
         iv = scene.inverse_variance
         effective_center = center + correction
         u = rows - effective_center[None, :]
-        beyond = np.abs(u) > support
+        beyond = (u < -support[0]) | (u > support[1])
         if (iv > 0)[~beyond].sum() < 2 * len(knots_u) or not flux.any():
             raise ValueError("too few pixels with signal to fit a spline profile")
         last = iteration == iterations - 1
@@ -494,18 +505,19 @@ def _fit_with_background(data, good, var_rnoise, var_poisson, center, start_prof
             extra.append(flux[None, :] * _wing_taper(u, support) * wings.evaluate(ny, effective_center))
         if model is not None and not last:
             extra.extend(_shift_images(model, flux, center, ny))
-        extra = np.array(extra) if extra else None
-        design, pixels = _joint_design(u, iv > 0, flux, knots_u, knots_x, column_degree, sky_design, extra)
-        weights = iv[pixels]
-        for _ in range(_REJECT_PASSES):
-            solution, chi2, effective = _solve_joint(design, data[pixels], weights, penalty, n_u, n_x, last)
-            # Outliers against this spline (the scene fit judged them against the last profile, or not at all).
-            outliers = (weights > 0) & ((data[pixels] - design @ solution) * np.sqrt(weights)
-                                        > (reject_sigma or np.inf))
-            if not outliers.any():
-                break
-            weights = np.where(outliers, 0.0, weights)
         n_spline, n_sky = n_u * n_x, sky_design.shape[1]
+        design, pixels = _joint_design(u, iv > 0, flux, knots_u, knots_x, column_degree, sky_design,
+                                       np.array(extra) if extra else None)
+        solution, chi2, effective = _solve_rejecting(design, data[pixels], iv[pixels], penalty, n_u, n_x, last,
+                                                     reject_sigma)
+        if wings is not None and solution[n_spline + n_sky] < 0:
+            # Light beyond the support is never negative: wings fitted below zero trade with the background.
+            log.debug("spline pass %d: the wings' amount fitted below zero; no wings", iteration)
+            wings, extra, scale = None, extra[1:], 0.0
+            design, pixels = _joint_design(u, iv > 0, flux, knots_u, knots_x, column_degree, sky_design,
+                                           np.array(extra) if extra else None)
+            solution, chi2, effective = _solve_rejecting(design, data[pixels], iv[pixels], penalty, n_u, n_x, last,
+                                                         reject_sigma)
         coefficients = solution[:n_spline].reshape(n_u, n_x)
         amounts = solution[n_spline + n_sky:]
         if wings is not None:
@@ -516,8 +528,8 @@ def _fit_with_background(data, good, var_rnoise, var_poisson, center, start_prof
                               sampled_center=center, wings=wings, wing_scale=scale, support=support,
                               trace_correction=correction)
         profile = model.evaluate(ny, center)
-        log.debug("spline pass %d: support %.2f px, chi2 %.3f, wing scale %.3f, trace correction %.3f to %.3f px",
-                  iteration, support, chi2, scale, correction.min(), correction.max())
+        log.debug("spline pass %d: support %.2f to %.2f px, chi2 %.3f, wing scale %.3f, trace correction %.3f to "
+                  "%.3f px", iteration, -support[0], support[1], chi2, scale, correction.min(), correction.max())
     return model
 
 
@@ -525,7 +537,7 @@ _TAPER_WIDTH = 2.0
 """Pixels inside the spline's support over which the wings rise from nothing to whole."""
 
 
-def _wing_taper(offset: np.ndarray, support: float) -> np.ndarray:
+def _wing_taper(offset: np.ndarray, support: float | tuple[float, float]) -> np.ndarray:
     """The share of the wings at each offset from the trace: none well inside the support, all beyond it.
 
     The rise (a smoothstep over `_TAPER_WIDTH` pixels) lies where the spline
@@ -533,18 +545,28 @@ def _wing_taper(offset: np.ndarray, support: float) -> np.ndarray:
     edge; the core stays the spline's alone, so the wings' amount is set by
     the light beyond the core, not by the spline's penalty.
     """
-    t = np.clip((np.abs(offset) - (support - _TAPER_WIDTH)) / _TAPER_WIDTH, 0.0, 1.0)
+    below, above = support_sides(support)
+    edge = np.where(offset < 0, below, above)
+    t = np.clip((np.abs(offset) - (edge - _TAPER_WIDTH)) / _TAPER_WIDTH, 0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)
 
 
-def _background_room(distance: np.ndarray) -> float:
-    """The largest support half-width that leaves `_BACKGROUND_ROWS` rows outside it, in the median column.
+def _within_room(support: float | tuple[float, float], offset: np.ndarray, step: float = 0.25) -> tuple[float, float]:
+    """``support`` (below and above the trace) narrowed until `_BACKGROUND_ROWS` rows lie outside it in the median
+    column, the wider side first.
 
-    ``distance`` is ``(ny, nx)``, each pixel's distance in rows from the trace.
+    ``offset`` is ``(ny, nx)``, each pixel's signed offset in rows from the trace.
     """
-    keep = min(_BACKGROUND_ROWS, distance.shape[0] - 1)
-    farthest = np.sort(distance, axis=0)[-keep]  # the keep-th largest distance of every column
-    return float(np.median(farthest)) - 0.5
+    below, above = support_sides(support)
+    keep = min(_BACKGROUND_ROWS, offset.shape[0] - 1)
+    lowest, highest = np.sort(offset, axis=0)[[0, -1]]
+    below, above = min(below, float(np.median(-lowest)) + 0.5), min(above, float(np.median(highest)) + 0.5)
+    while np.median(np.sum((offset < -below) | (offset > above), axis=0)) < keep and max(below, above) > step:
+        if below >= above:
+            below -= step
+        else:
+            above -= step
+    return below, above
 
 
 _REJECT_PASSES = 3
@@ -565,14 +587,20 @@ def _shift_images(model: SplineProfile, flux: np.ndarray, center: np.ndarray, ny
     return slope[None, :, :] * _shift_basis(center.size).T[:, None, :]
 
 
-def support_knots(half_core: float, support: float, oversample: float = 4.0, wing_spacing: float = 2.0) -> np.ndarray:
-    """Cubic knots on ``[-support, support]``: ``1/oversample`` pixel steps within ``half_core``, coarser beyond."""
+def support_knots(half_core: float, support: float | tuple[float, float], oversample: float = 4.0,
+                  wing_spacing: float = 2.0) -> np.ndarray:
+    """Cubic knots on ``[-below, above]`` of ``support``: ``1/oversample`` pixel steps within ``half_core`` (and the
+    support), coarser beyond."""
+    below, above = support_sides(support)
     step = 1.0 / oversample
-    core = np.arange(-half_core, half_core + step / 2, step)
-    gap = support - core[-1]
-    n_wing = int(np.ceil(gap / wing_spacing - 1e-9)) if gap > 1e-9 else 0
-    right = core[-1] + gap * np.arange(1, n_wing + 1) / max(n_wing, 1)
-    interior = np.concatenate([-right[::-1], core, right])
+    core = np.arange(-min(half_core, below), min(half_core, above) + step / 2, step)
+
+    def wing(start: float, end: float) -> np.ndarray:  # from the core's last knot out to the support's edge
+        gap = end - start
+        n_wing = int(np.ceil(gap / wing_spacing - 1e-9)) if gap > 1e-9 else 0
+        return start + gap * np.arange(1, n_wing + 1) / max(n_wing, 1)
+
+    interior = np.concatenate([-wing(-core[0], below)[::-1], core, wing(core[-1], above)])
     return np.concatenate([[interior[0]] * _DEGREE_U, interior, [interior[-1]] * _DEGREE_U])
 
 
@@ -652,6 +680,21 @@ def _joint_design(u, use, flux, knots_u, knots_x, degree_x, sky_design, extra=No
     sky = sky_design[y_idx * u.shape[1] + x_idx]
     blocks = [spline, sky] + ([] if extra is None else [sparse.csr_array(extra[:, y_idx, x_idx].T)])
     return sparse.hstack(blocks, format="csr"), pixels
+
+
+def _solve_rejecting(design, target, weights, penalty, n_u, n_x, with_effective, reject_sigma):
+    """`_solve_joint`, again without the pixels it leaves more than ``reject_sigma`` above the model, a few times.
+
+    The outliers are judged against this spline (the scene fit judged them against the last profile, or not at
+    all).
+    """
+    for _ in range(_REJECT_PASSES):
+        solution, chi2, effective = _solve_joint(design, target, weights, penalty, n_u, n_x, with_effective)
+        outliers = (weights > 0) & ((target - design @ solution) * np.sqrt(weights) > (reject_sigma or np.inf))
+        if not outliers.any():
+            break
+        weights = np.where(outliers, 0.0, weights)
+    return solution, chi2, effective
 
 
 def _solve_joint(design, target, weights, penalty, n_u, n_x, with_effective):
