@@ -269,7 +269,8 @@ def binned_coherent_chi2(offset: np.ndarray, block: np.ndarray, n_blocks: int, c
 
 
 def light_extent(source: np.ndarray, good: np.ndarray, variance: np.ndarray, center: np.ndarray,
-                 threshold: float = 4.0, fraction: float = 0.01) -> tuple[float, float]:
+                 threshold: float = 4.0, fraction: float = 0.01, baseline_degree: int = 2,
+                 passes: int = 3) -> tuple[float, float]:
     """How far below and above the trace light is seen: on each side, the outermost whole-row offset whose median
     over the columns is significant, in a run of significant offsets from the trace.
 
@@ -280,6 +281,12 @@ def light_extent(source: np.ndarray, good: np.ndarray, variance: np.ndarray, cen
     (a bright source's far wings are seen, but are no reason to widen a
     spline that the background must then be told apart from). Medians are
     blind to the cosmic rays that a sum over the columns would see everywhere.
+
+    The background subtracted is a first guess (a Gaussian's scene takes part
+    of a double-peaked source into its background, and leaves a bowl about
+    the trace): a polynomial of ``baseline_degree`` in the offset, fitted to
+    the medians beyond the light found so far, is taken out of them, over a
+    few ``passes``.
     """
     ny, nx = source.shape
     offsets = np.rint(np.arange(ny)[:, None] - center[None, :]).astype(int)
@@ -291,9 +298,29 @@ def light_extent(source: np.ndarray, good: np.ndarray, variance: np.ndarray, cen
         if at.sum() >= max(8, nx // 4):
             level[index] = np.median(source[at])
             noise[index] = 1.25 * np.sqrt(np.median(variance[at]) / at.sum())
-    significant = (level > threshold * noise) & (level > fraction * level.max())
+    offset_of = np.arange(level.size) + lowest
+    measured = np.isfinite(level)
+    extent = (0.0, 0.0)
+    for _ in range(passes):
+        significant = (level > threshold * noise) & (level > fraction * level.max())
+        found = _significant_run(significant, lowest)
+        if found == extent:
+            break
+        extent = found
+        beyond = measured & ((offset_of < -extent[0] - 1) | (offset_of > extent[1] + 1))
+        degree = min(baseline_degree, int(beyond.sum()) - 3)
+        if degree < 0:
+            break
+        weights = 1.0 / noise[beyond]
+        coeffs = np.polynomial.polynomial.polyfit(offset_of[beyond], level[beyond], degree, w=weights)
+        level = np.where(measured, level - np.polynomial.polynomial.polyval(offset_of, coeffs), level)
+    return extent
+
+
+def _significant_run(significant: np.ndarray, lowest: int) -> tuple[float, float]:
+    """The farthest significant offsets below and above zero, walking out from it (one gap allowed)."""
     extent = {-1: 0.0, 1: 0.0}
-    for direction in extent:  # walk out from the trace while significant (one gap allowed)
+    for direction in extent:
         offset, gap = 0, 0
         while 0 <= offset - lowest < significant.size and gap < 2:
             if significant[offset - lowest]:
@@ -485,7 +512,7 @@ def _fit_with_background(data, good, var_rnoise, var_poisson, center, start_prof
     total = start_profile.sum(axis=0)
     profile = np.divide(start_profile, total, out=np.zeros_like(start_profile, dtype=float), where=total > 0)
     correction = np.zeros(nx) if start_correction is None else np.asarray(start_correction, float)
-    scale, model = 0.0, None
+    model = None
     for iteration in range(iterations):
         # Outliers are judged against a spline, not against the start: a double-peaked source is many sigma
         # from the Gaussian in its core, and rejecting its peaks would hide them from the spline.
@@ -500,32 +527,31 @@ def _fit_with_background(data, good, var_rnoise, var_poisson, center, start_prof
         if (iv > 0)[~beyond].sum() < 2 * len(knots_u) or not flux.any():
             raise ValueError("too few pixels with signal to fit a spline profile")
         last = iteration == iterations - 1
-        extra = []
-        if wings is not None:
-            extra.append(flux[None, :] * _wing_taper(u, support) * wings.evaluate(ny, effective_center))
-        if model is not None and not last:
-            extra.extend(_shift_images(model, flux, center, ny))
         n_spline, n_sky = n_u * n_x, sky_design.shape[1]
-        design, pixels = _joint_design(u, iv > 0, flux, knots_u, knots_x, column_degree, sky_design,
-                                       np.array(extra) if extra else None)
-        solution, chi2, effective = _solve_rejecting(design, data[pixels], iv[pixels], penalty, n_u, n_x, last,
-                                                     reject_sigma)
-        if wings is not None and solution[n_spline + n_sky] < 0:
-            # Light beyond the support is never negative: wings fitted below zero trade with the background.
-            log.debug("spline pass %d: the wings' amount fitted below zero; no wings", iteration)
-            wings, extra, scale = None, extra[1:], 0.0
+        shifts = _shift_images(model, flux, center, ny) if model is not None and not last else []
+        pass_wings = wings
+        while True:
+            extra = list(shifts)
+            if pass_wings is not None:
+                extra.insert(0, flux[None, :] * _wing_taper(u, support) * pass_wings.evaluate(ny, effective_center))
             design, pixels = _joint_design(u, iv > 0, flux, knots_u, knots_x, column_degree, sky_design,
                                            np.array(extra) if extra else None)
             solution, chi2, effective = _solve_rejecting(design, data[pixels], iv[pixels], penalty, n_u, n_x, last,
                                                          reject_sigma)
+            if pass_wings is None or solution[n_spline + n_sky] >= 0:
+                break
+            # Light beyond the support is never negative: wings fitted below zero trade with the background.
+            log.debug("spline pass %d: the wings' amount fitted below zero; none in this pass", iteration)
+            pass_wings = None
         coefficients = solution[:n_spline].reshape(n_u, n_x)
         amounts = solution[n_spline + n_sky:]
-        if wings is not None:
+        scale = 0.0
+        if pass_wings is not None:
             scale, amounts = float(amounts[0]), amounts[1:]
         if amounts.size:
             correction = correction + _shift_basis(nx) @ amounts
         model = SplineProfile(knots_u, knots_x, column_degree, coefficients, chi2, effective,
-                              sampled_center=center, wings=wings, wing_scale=scale, support=support,
+                              sampled_center=center, wings=pass_wings, wing_scale=scale, support=support,
                               trace_correction=correction)
         profile = model.evaluate(ny, center)
         log.debug("spline pass %d: support %.2f to %.2f px, chi2 %.3f, wing scale %.3f, trace correction %.3f to "
@@ -552,8 +578,8 @@ def _wing_taper(offset: np.ndarray, support: float | tuple[float, float]) -> np.
 
 
 def _within_room(support: float | tuple[float, float], offset: np.ndarray, step: float = 0.25) -> tuple[float, float]:
-    """``support`` (below and above the trace) narrowed until `_BACKGROUND_ROWS` rows lie outside it in the median
-    column, the wider side first.
+    """``support`` (below and above the trace) narrowed until `_BACKGROUND_ROWS` rows lie wholly outside it in the
+    median column, the wider side first.
 
     ``offset`` is ``(ny, nx)``, each pixel's signed offset in rows from the trace.
     """
@@ -561,7 +587,10 @@ def _within_room(support: float | tuple[float, float], offset: np.ndarray, step:
     keep = min(_BACKGROUND_ROWS, offset.shape[0] - 1)
     lowest, highest = np.sort(offset, axis=0)[[0, -1]]
     below, above = min(below, float(np.median(-lowest)) + 0.5), min(above, float(np.median(highest)) + 0.5)
-    while np.median(np.sum((offset < -below) | (offset > above), axis=0)) < keep and max(below, above) > step:
+    def outside(below, above):  # rows wholly outside, in the median column
+        return np.median(np.sum((offset < -below - 0.5) | (offset > above + 0.5), axis=0))
+
+    while outside(below, above) < keep and max(below, above) > step:
         if below >= above:
             below -= step
         else:
