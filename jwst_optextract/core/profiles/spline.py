@@ -177,7 +177,7 @@ class SplineProfile(Profile):
                 core_half_width=max(3.0 * width, 2.0), window=window, column_degree=cls.column_degree_fitted,
                 oversample=problem.oversample, smoothing=problem.smoothing, reject_sigma=problem.reject_sigma,
                 background=problem.background if problem.background.fitted else None, wings=wings,
-                support=start.support if warm else _support(problem, width),
+                support=start.support if warm else _support(problem),
                 iterations=_WARM_PASSES if warm else _PASSES,
                 start_correction=start.trace_correction if warm else None,
             )
@@ -187,18 +187,20 @@ class SplineProfile(Profile):
         return model if type(model) is cls else cls(**vars(model))
 
 
-def _support(problem: ProfileProblem, width: float) -> float | tuple[float, float]:
-    """The half-widths of a spline's support below and above the trace: the Gaussian's core, or as far as light is
-    seen on that side.
+def _support(problem: ProfileProblem) -> float | tuple[float, float]:
+    """The half-widths of a spline's support below and above the trace: as far as light is seen on that side, and
+    at least the Gaussian's core.
 
     A Gaussian fitted to one peak of a double-peaked source (or to the core of a
     very winged one) is narrower than the light: `light_extent` of the image
     less the background of the Gaussian's scene finds how far it reaches. Each
     side ends where its light does: rows beyond, on both sides of a source near
     the slit's edge, pin the background down where a symmetric support would
-    leave it to be extrapolated from one side.
+    leave it to be extrapolated from one side. The core is the Gaussian's
+    median width (its widest, fitted across the two peaks of a double, would
+    reach over the rows that pin the background).
     """
-    support = _SUPPORT_SIGMA * width + _SUPPORT_MARGIN
+    support = _SUPPORT_SIGMA * float(np.median(problem.gaussian.sigma)) + _SUPPORT_MARGIN
     if not problem.background.fitted:
         return support
     _, scene = problem.scene(problem.gaussian)
@@ -230,8 +232,7 @@ def coherent_gain(problem: ProfileProblem, model: Profile, window: float | None 
     cosmic rays are no one's profile).
     """
     ny, nx = problem.image.shape
-    width = float(problem.gaussian.sigma.max())
-    below, above = support_sides(_support(problem, width) if problem.background.fitted else ny)
+    below, above = support_sides(_support(problem) if problem.background.fitted else ny)
     profile, scene = problem.scene(model)
     flux = np.nan_to_num(scene.flux)
     sky = getattr(scene, "background", 0.0)
