@@ -14,8 +14,9 @@ from importlib import resources
 __all__ = ["PACKAGED_PARAMETERS", "PACKAGED_REFERENCES", "exp_type_values", "load_reference", "packaged_defaults",
            "packaged_parameters_file", "packaged_reference"]
 
-PACKAGED_REFERENCES = {"optxextract": "optx_extract_defaults.json"}
-"""Reference types of this package and their packaged default files."""
+PACKAGED_REFERENCES = {"optxextract": "optx_extract_defaults.json", "optxpsf": "optx_psf_prior.json"}
+"""Reference types of this package and their packaged default files (``optxpsf``: the cross-dispersion PSF prior,
+read with `jwst_optextract.core.psf_prior.psf_prior_for`)."""
 
 PACKAGED_PARAMETERS = {"OptimalExtractionPipeline": "optx_spec_parameters.cfg"}
 """Classes whose parameter defaults differ from their steps' own, and the packaged parameter file that holds
