@@ -71,6 +71,58 @@ def test_fisher_bounds_vectorised_over_integrations():
         np.testing.assert_allclose(cube[1][i], frame[1])
 
 
+def _cropped(scene, nx):
+    """The scene's first ``nx`` columns, its FWHM law evaluated over them (as `shape_bound` reads it)."""
+    import dataclasses
+
+    fwhm = np.linspace(*scene.extras["fwhm"], scene.nx)[[0, nx - 1]]
+    extras = {**scene.extras, "fwhm": tuple(fwhm)}
+    kwargs = {k: extras[k] for k in ("separation", "ratio") if k in extras}
+    if "beta" in extras:
+        kwargs["beta"] = extras["beta"]
+    profile = scenes.pixel_profile(scene.kind, scene.ny, scene.trace[:nx], np.linspace(*fwhm, nx), **kwargs)
+    columns = {k: getattr(scene, k)[..., :nx] for k in ("data", "dq", "var_poisson", "var_rnoise", "var_flat",
+                                                        "wavelength", "flux", "background", "variance", "bad",
+                                                        "trace")}
+    return dataclasses.replace(scene, profile=profile, extras=extras, **columns)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "moffat", "double"])
+def test_shape_bound_matches_the_whole_fisher_matrix(kind):
+    """`shape_bound`'s Schur complement against the inverse of the whole Fisher matrix of a few columns."""
+    rng = np.random.default_rng(11)
+    scene = _cropped(scenes.draw_slit(rng, "S001", 1, with_wcs=False, kind=kind, snr=5.0), 9)
+    ny, nx = scene.ny, scene.nx
+    e = scene.extras
+    names = ["f0", "f1", "offset"] + (["ib"] if kind == "moffat" else []) + (["sep", "ratio"] if kind == "double"
+                                                                            else [])
+    theta0 = {"f0": np.log(e["fwhm"][0]), "f1": np.log(e["fwhm"][1]), "offset": 0.0, "ib": 1 / e.get("beta", 3.0),
+              "sep": e.get("separation", 3.0), "ratio": e.get("ratio", 0.5)}
+    yy = np.linspace(-1, 1, ny)
+
+    def mean(vector):  # t(x) Q(y, x; shape) + sum_k b_k(x) y**k, all parameters in one vector
+        t, b = vector[:nx], vector[nx:4 * nx].reshape(3, nx)
+        shape = {**theta0, **dict(zip(names, vector[4 * nx:]))}
+        kwargs = {"beta": 1 / shape["ib"]} if kind == "moffat" else {}
+        if kind == "double":
+            kwargs = {"separation": shape["sep"], "ratio": shape["ratio"]}
+        fwhm = np.linspace(np.exp(shape["f0"]), np.exp(shape["f1"]), nx)
+        P = scenes.pixel_profile(kind, ny, scene.trace + shape["offset"], fwhm, **kwargs)
+        return t * P / P.sum(axis=0) + np.einsum("ky,kx->yx", yy[None, :] ** np.arange(3)[:, None], b)
+
+    vector = np.concatenate([scene.truth, np.ones(3 * nx), [theta0[n] for n in names]])
+    step = 1e-5
+    jacobian = np.array([(mean(vector + step * u) - mean(vector - step * u)).ravel() / (2 * step)
+                         for u in np.eye(vector.size)])
+    weights = np.where(scene.bad, 0.0, 1.0 / scene.variance).ravel()
+    covariance = np.linalg.inv(jacobian @ (weights[:, None] * jacobian.T))
+    total = np.r_[np.ones(nx), np.zeros(vector.size - nx)]
+    expected = total @ covariance @ total
+    assert scorecard.shape_bound(scene) == pytest.approx(expected, rel=1e-4)
+    _, _, crb_joint = scorecard.scene_bounds(scene)
+    assert scorecard.shape_bound(scene) >= crb_joint.sum()  # learning the shape never helps
+
+
 @pytest.mark.parametrize("kind", ["gaussian", "moffat", "double"])
 def test_profiles_have_unit_flux_and_the_drawn_width(kind):
     ny = 401
