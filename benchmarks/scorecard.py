@@ -533,8 +533,8 @@ def run_scorecard(seed: int | None = None, n_slits: int = 100, n_nods: int = 3, 
 
 
 _ROW = ("{name:>6} {kind:>8} {ny:>3}x{nx:<4} {snr:6.1f} {wcs:>6} {extracted:5.3f} {bias_percent:8.3f} "
-        "{bias_sigma:7.2f} {bias_sigma_shape:7.2f} {var_crb_true:7.3f} {var_crb_joint:7.3f} {var_crb_joint_robust:7.3f} "
-        "{coverage:6.3f} {err2_crb:6.3f} {flag}")
+        "{bias_sigma:7.2f} {bias_sigma_shape:7.2f} {var_crb_true:7.3f} {var_crb_joint:7.3f} "
+        "{var_crb_joint_robust:7.3f} {coverage:6.3f} {err2_crb:6.3f} {flag}")
 _HEADER = (f"{'slit':>6} {'profile':>8} {'ny x nx':>8} {'S/N':>6} {'wcs':>6} {'extr':>5} {'bias%':>8} "
            f"{'bias σ':>7} {'σshape':>7} {'v/CRBt':>7} {'v/CRBj':>7} {'robust':>7} {'cover':>6} {'e2/CRB':>6}")
 
