@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -91,3 +92,18 @@ def test_psf_step_kind_is_the_deprecated_name_of_profile_kind(caplog):
     assert params.profile_kind == "spline"
     assert "deprecated" not in caplog.text
     assert PsfFitStep().fit_parameters(model).profile_kind == "auto"
+
+
+def test_fits_take_the_psf_prior_of_the_exposure_and_an_override(tmp_path):
+    """The ``optxpsf`` reference's entry for the model's instrument and disperser, or the file given instead."""
+    model, _ = simulate.make_slit(nx=64, seed=1)
+    model.meta.instrument.name, model.meta.instrument.grating, model.meta.instrument.filter = "NIRSPEC", "G395M", \
+        "F290LP"
+    priors = [PsfFitStep().fit_parameters(model).psf_prior, TraceStep().fit_parameters(model).psf_prior,
+              ExtractionParameters.from_step(OptimalExtractStep(), model).fit_parameters().psf_prior]
+    assert [prior.source for prior in priors] == ["NIRSPEC G395M/F290LP"] * 3
+    own = {"default": {"sigma_0": 2.0, "k": 0.0, "beta": 4.0, "width_sd": 0.5, "inverse_beta_sd": 0.1}}
+    path = tmp_path / "my_optxpsf.json"
+    path.write_text(json.dumps(own))
+    prior = PsfFitStep(override_optxpsf=str(path)).fit_parameters(model).psf_prior
+    assert (prior.source, prior.beta) == ("default", 4.0)

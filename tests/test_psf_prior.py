@@ -268,3 +268,24 @@ def test_the_reference_entry_is_what_the_script_writes(measure):
     assert entry["disperser"]["PRISM/CLEAR"]["sigma_0"] == round(0.4281 * 1.025, 3)
     prior = psf_prior_for({"instrument": {"NIRSPEC": entry}}, "NIRSPEC", "PRISM", "CLEAR")
     assert prior.beta == 2.22 and prior.width_sd == measure.WIDTH_SD
+
+
+def test_a_faint_moffat_index_shrinks_toward_the_prior_and_a_bright_one_does_not():
+    """``fit_moffat_profile``'s ``inverse_beta_prior``: the data decide where they can, the prior where they cannot."""
+    from jwst_optextract.core.profiles.moffat import alpha_for_sigma, fit_moffat_profile
+
+    ny, nx, beta = 25, 300, 3.5
+    center = np.full(nx, 12.3)
+    alpha = alpha_for_sigma(np.full(nx, 1.2), beta)
+    profile = moffat_profile(ny, center, alpha, beta)
+    rng = np.random.default_rng(8)
+    fitted = {}
+    for flux in (3.0, 3000.0):
+        data = rng.normal(flux * profile, 1.0)
+        for prior in (None, (0.5, 0.02)):
+            fit = fit_moffat_profile(data, np.ones((ny, nx), bool), np.ones((ny, nx)), None, center,
+                                     alpha_guess=alpha, beta_guess=2.5, alpha_degree=0, inverse_beta_prior=prior)
+            fitted[flux, prior] = fit.beta
+    assert abs(1 / fitted[3.0, (0.5, 0.02)] - 0.5) < 0.03  # faint: the prior's 1/beta within its sd
+    assert abs(fitted[3000.0, (0.5, 0.02)] - beta) < 0.15  # bright: the data's beta whatever the prior
+    assert abs(fitted[3000.0, None] - beta) < 0.15

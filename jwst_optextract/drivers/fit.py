@@ -169,7 +169,7 @@ def _problem(slit: SlitData, trace: TraceFit, gaussian: core.GaussianProfile, me
         slit.name, mean.image, mean.good, mean.var_rnoise, mean.var_poisson, trace.center, gaussian, trace.detected,
         params.background, reject_sigma=params.reject_sigma, width_degree=params.width_degree, window=params.window,
         oversample=params.oversample, smoothing=params.smoothing, wavelength=slit.wavelength, template=template,
-        template_stretch=params.template_stretch,
+        template_stretch=params.template_stretch, psf_prior=params.psf_prior,
     )
 
 

@@ -22,14 +22,24 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from ..core.profiles import ProfileTemplate
+from ..core.psf_prior import PsfPrior, psf_prior_for
 from ..io.dq import DO_NOT_USE
 from ..reference_files import exp_type_values, load_reference, packaged_defaults
 
-__all__ = ["REFERENCE_TYPE", "BackgroundParameters", "CombineParameters", "ExtractionParameters", "FitParameters",
-           "SceneParameters", "StepParameters", "reference_default"]
+__all__ = ["PSF_PRIOR_TYPE", "REFERENCE_TYPE", "BackgroundParameters", "CombineParameters", "ExtractionParameters",
+           "FitParameters", "SceneParameters", "StepParameters", "exposure_psf_prior", "reference_default"]
 
 REFERENCE_TYPE = "optxextract"
 """The reference type that holds the per-exposure-type defaults."""
+PSF_PRIOR_TYPE = "optxpsf"
+"""The reference type of the cross-dispersion PSF prior (`~jwst_optextract.core.psf_prior`)."""
+
+
+def exposure_psf_prior(path: str, model) -> PsfPrior:
+    """The PSF prior of ``model``'s instrument and disperser from the ``optxpsf`` reference at ``path``."""
+    instrument = getattr(getattr(model, "meta", None), "instrument", None)
+    return psf_prior_for(load_reference(path), *(getattr(instrument, key, None) for key in ("name", "grating",
+                                                                                            "filter")))
 
 _PACKAGED_DEFAULTS = packaged_defaults(REFERENCE_TYPE)
 
@@ -66,11 +76,14 @@ class StepParameters:
         """
         names = {field.name for field in dataclasses.fields(cls)} - set(derived)
         values = {name: getattr(step, name) for name in names & set(type(step).load_spec_file())}
-        if model is not None and cls.reference_type in getattr(step, "reference_file_types", ()):
+        references = getattr(step, "reference_file_types", ())
+        if model is not None and cls.reference_type in references:
             reference = exp_type_values(load_reference(step.get_reference_file(model, cls.reference_type)),
                                         model.meta.exposure.type)
             values.update({name: reference[name] for name, value in values.items()
                            if value is None and reference.get(name) is not None})
+        if model is not None and "psf_prior" in names and PSF_PRIOR_TYPE in references:
+            values["psf_prior"] = exposure_psf_prior(step.get_reference_file(model, PSF_PRIOR_TYPE), model)
         return cls(**{name: value for name, value in values.items() if value is not None}, **derived)
 
 
@@ -120,6 +133,8 @@ class FitParameters(SceneParameters, StepParameters):
     template: str | ProfileTemplate | None = None
     """A profile template, or its file (see `~jwst_optextract.io.products.read_template`)."""
     template_stretch: bool = True
+    psf_prior: PsfPrior | None = None
+    """The instrument's cross-dispersion PSF prior (the step's ``optxpsf`` reference), or None for none."""
 
     def __post_init__(self):
         self.reject_sigma = self.reject_sigma or None  # 0 disables the rejection
@@ -151,6 +166,8 @@ class ExtractionParameters(SceneParameters, StepParameters):
     template: str | None = None
     chunk_pixels: int = 1 << 19
     keep_scene: bool = False
+    psf_prior: PsfPrior | None = None
+    """The instrument's cross-dispersion PSF prior, for the profile fits (see `FitParameters`)."""
 
     def __post_init__(self):
         self.reject_sigma = self.reject_sigma or None  # 0 disables the rejection
@@ -159,7 +176,7 @@ class ExtractionParameters(SceneParameters, StepParameters):
         """The trace and profile fit settings these imply (the same outlier rejection, or none)."""
         return FitParameters(trace_degree=self.trace_degree, width_degree=self.width_degree,
                              psf_sigma=self.psf_sigma, profile_kind=self.profile_kind, template=self.template,
-                             reject_sigma=self.reject_sigma, **self.scene_values())
+                             reject_sigma=self.reject_sigma, psf_prior=self.psf_prior, **self.scene_values())
 
 
 @dataclasses.dataclass

@@ -63,7 +63,7 @@ class OptimalExtractStep(OptxStep):
     save_white_light = boolean(default=False)  # for integrations, also save the white-light curve (flux summed over the good wavelengths) as an ECSV table (suffix whitelight)
     """)  # noqa: E501
 
-    reference_file_types = ["optxextract"]
+    reference_file_types = ["optxextract", "optxpsf"]
 
     def default_suffix(self):
         return "x1d"

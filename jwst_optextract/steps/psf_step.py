@@ -76,7 +76,7 @@ class PsfFitStep(PlottingMixin, OptxStep):
     output_ext = string(default=".asdf")  # the profile product is an ASDF file
     """)  # noqa: E501
 
-    reference_file_types = ["optxextract"]
+    reference_file_types = ["optxextract", "optxpsf"]
 
     def default_suffix(self):
         return "psf"

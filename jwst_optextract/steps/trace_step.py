@@ -54,7 +54,7 @@ class TraceStep(PlottingMixin, OptxStep):
     output_ext = string(default=".asdf")  # the trace product is an ASDF file
     """  # noqa: E501
 
-    reference_file_types = ["optxextract"]
+    reference_file_types = ["optxextract", "optxpsf"]
 
     def default_suffix(self):
         return "trace"

@@ -103,6 +103,9 @@ class ProfileProblem:
     """``(ny, nx)`` wavelength of every pixel, or None."""
     template: ProfileTemplate | None = None
     template_stretch: bool = True
+    psf_prior: Any = None
+    """The instrument's `~jwst_optextract.core.psf_prior.PsfPrior`, or None: shapes shrink toward it where the
+    data do not say."""
     _scenes: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property

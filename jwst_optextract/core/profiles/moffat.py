@@ -179,13 +179,18 @@ class MoffatProfile(LegendreCentre, Profile):
     def fit(cls, problem: ProfileProblem) -> MoffatProfile:
         """A Moffat profile about the trace, started from the Gaussian of the same half width.
 
+        With the instrument's PSF prior (``problem.psf_prior``), the index
+        starts from the prior's and is held toward it as far as the data
+        leave it free.
+
         Its width varies along the dispersion with the degree the Gaussian fit
         chose, and, where that is lower, also with ``problem.width_degree``; the
         lower Akaike criterion wins. A Gaussian that is the wrong shape can prefer
         a constant width that the Moffat does not.
         """
         gaussian = problem.gaussian
-        beta = START_BETA
+        prior = problem.psf_prior
+        beta = START_BETA if prior is None else prior.beta
         alpha = alpha_for_sigma(gaussian.sigma, beta)
         # With the background in the data, a joint fit started far off can trade the wings against the
         # background and settle on a broad, Gaussian-like minimum: first fit the data less the
@@ -202,6 +207,7 @@ class MoffatProfile(LegendreCentre, Profile):
                     alpha_guess=alpha if moffat is None else moffat.alpha,
                     beta_guess=beta if moffat is None else moffat.beta, alpha_degree=degree,
                     reject_sigma=problem.reject_sigma, background=background,
+                    inverse_beta_prior=None if prior is None else (prior.inverse_beta, prior.inverse_beta_sd),
                 )
             fits.append(moffat)
         n = fits[0].n_pixels
@@ -210,8 +216,10 @@ class MoffatProfile(LegendreCentre, Profile):
             return fit.chi2 / max(fit.n_pixels, 1) * n + 2 * (fit.alpha_coeffs.size + 1)
 
         moffat = min(fits, key=aic)
-        log.info("Slit %s: Moffat profile, alpha %.2f to %.2f px, beta %.2f", problem.name, moffat.alpha.min(),
-                 moffat.alpha.max(), moffat.beta)
+        log.info("Slit %s: Moffat profile, alpha %.2f to %.2f px, beta %.2f%s", problem.name, moffat.alpha.min(),
+                 moffat.alpha.max(), moffat.beta, "" if prior is None else
+                 f" (prior {prior.beta:.2f}, 1/beta {prior.inverse_beta:.2f} +- {prior.inverse_beta_sd:.2f}, "
+                 f"{prior.source})")
         return moffat
 
 
@@ -233,6 +241,7 @@ def fit_moffat_profile(
     beta_limits: tuple[float, float] = (1.0, 20.0),
     base: np.ndarray | None = None,
     background: SceneBackground | None = None,
+    inverse_beta_prior: tuple[float, float] | None = None,
 ) -> MoffatProfile:
     """Fit a Moffat profile of smoothly varying centre and width, and one ``beta``, to a slit.
 
@@ -257,6 +266,11 @@ def fit_moffat_profile(
         fit's parameters are the half width and ``1 / beta``, which trade far
         less than ``alpha`` and ``beta``), and ``beta`` within its limits (at
         the upper one the data cannot tell the profile from a Gaussian).
+    inverse_beta_prior : (float, float), optional
+        Mean and standard deviation of a Gaussian prior on ``1 / beta`` (the
+        instrument's, `~jwst_optextract.core.psf_prior.PsfPrior`): where the
+        data do not say (a faint source's wings trade with the background),
+        the index shrinks toward it. None: no prior.
 
     Returns
     -------
@@ -279,8 +293,12 @@ def fit_moffat_profile(
         return _half_width_derivatives(ny, values["center"], values["width"], float(values["inverse_beta"][0]))
 
     # started from a fitted Gaussian: outliers can be rejected from the first iteration
+    prior = None
+    if inverse_beta_prior is not None:
+        mean, sd = inverse_beta_prior
+        prior = {"inverse_beta": (np.array([float(mean)]), np.array([1.0 / float(sd) ** 2]))}
     coeffs, chi2, n_pixels, _ = fit_shape(image, mask, vr, vp, model, coeffs, about, limits, reject_sigma,
-                                          max_iterations, first_rejection=0, background=background)
+                                          max_iterations, first_rejection=0, background=background, prior=prior)
     coeffs["beta"] = 1.0 / coeffs["inverse_beta"]
     coeffs["width"] = coeffs["width"] / _half_width_per_alpha(float(coeffs["beta"][0]))
     beta = float(np.clip(coeffs["beta"][0], *beta_limits))
