@@ -182,3 +182,22 @@ def test_fits_in_worker_processes_give_the_serial_products_and_log(multislit, ca
     assert any("profile chi2/pixel" in r.getMessage() for r in worker_records)
     skips = [r for r in caplog.records if r.getMessage().startswith("Skipping")]
     assert len(skips) == 1 and skips[0].processName == "MainProcess"
+
+
+def test_workers_are_started_early_for_multislit_files_only(multislit, cube, tmp_path, monkeypatch):
+    """`start_workers` starts the fits' worker processes before a MultiSlitModel is opened, and only then."""
+    from jwst_optextract.steps import base
+
+    started = []
+    monkeypatch.setattr(base, "warm_workers", started.append)
+    monkeypatch.setattr(base, "worker_count", lambda cores, announce=True: 1 if cores == "none" else 2)
+    paths = {}
+    for name, (model, _) in (("multi", multislit), ("cube", cube)):
+        paths[name] = str(tmp_path / f"{name}.fits")
+        model.save(paths[name])
+    base.start_workers(paths["multi"], "all")
+    base.start_workers(multislit[0], "all")
+    base.start_workers(paths["cube"], "all")
+    base.start_workers(str(tmp_path / "missing.fits"), "all")
+    base.start_workers(paths["multi"], "none")
+    assert started == [2, 2]

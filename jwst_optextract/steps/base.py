@@ -13,20 +13,21 @@ import tempfile
 import threading
 from pathlib import Path
 
+from astropy.io import fits
 from jwst.stpipe.core import JwstStep
 from stdatamodels import DataModel
 from stdatamodels.jwst import datamodels
 
 from ..exceptions import InputError, OutputError
 from ..drivers.parameters import SceneParameters
-from ..drivers.runner import SlitRun
+from ..drivers.runner import SlitRun, warm_workers
 from ..io.opening import open_datamodel
 from ..io.writing import write_fits
 from ..reference_files import PACKAGED_REFERENCES, load_reference, packaged_reference
 from .offline import LOGGER_NAME, OfflineMixin
 
 __all__ = ["LOGGER_NAME", "PACKAGED_REFERENCES", "AtomicSaveMixin", "OfflineMixin", "OptxStep", "load_reference",
-           "log_summary", "open_model", "open_product", "packaged_reference", "worker_count",
+           "log_summary", "open_model", "open_product", "packaged_reference", "start_workers", "worker_count",
            "write_atomically"]
 
 log = logging.getLogger(__name__)
@@ -62,10 +63,11 @@ CORE_FRACTIONS = {"none": 0, "one": 0, "quarter": 4, "half": 2, "all": 1}
 """``maximum_cores`` names, as in jwst, and the fraction (1/n) of the available cores they mean (0: one core)."""
 
 
-def worker_count(maximum_cores: str) -> int:
+def worker_count(maximum_cores: str, announce: bool = True) -> int:
     """Workers for ``maximum_cores``: none | quarter | half | all | a number, at most the cores available.
 
-    The step runs them as threads or as worker processes (its ``maximum_cores`` help says which).
+    The step runs them as threads or as worker processes (its ``maximum_cores`` help says which);
+    ``announce`` logs how many.
 
     Raises
     ------
@@ -81,9 +83,31 @@ def worker_count(maximum_cores: str) -> int:
                          f"not {maximum_cores!r}")
     fraction = CORE_FRACTIONS[value]
     workers = available // fraction if fraction else 1
-    if workers > 1:
+    if workers > 1 and announce:
         log.info("Using %d cores (maximum_cores=%s, %d available)", workers, value, available)
     return max(workers, 1)
+
+
+def start_workers(input_data, maximum_cores: str) -> None:
+    """Start the fits' worker processes before a multi-slit input is opened, so that they import while it is read.
+
+    See `~jwst_optextract.drivers.runner.warm_workers`; nothing is started for
+    one core or for an input that is not a MultiSlitModel (or its FITS file).
+    """
+    workers = worker_count(maximum_cores, announce=False)
+    if workers > 1 and _is_multislit(input_data):
+        warm_workers(workers)
+
+
+def _is_multislit(input_data) -> bool:
+    if isinstance(input_data, datamodels.MultiSlitModel):
+        return True
+    if isinstance(input_data, (str, os.PathLike)) and Path(input_data).suffix.lower() in (".fits", ".fit"):
+        try:
+            return fits.getval(input_data, "DATAMODL") == "MultiSlitModel"
+        except (OSError, KeyError):  # opening it will say what is wrong
+            return False
+    return False
 
 
 def log_summary(run: SlitRun, verb: str) -> None:

@@ -11,7 +11,7 @@ from stdatamodels.jwst import datamodels
 from ..io import geometry_cache
 from ..io.products import ProfileModel, TraceModel
 from .background_step import BackgroundStep
-from .base import AtomicSaveMixin, open_model
+from .base import AtomicSaveMixin, open_model, start_workers
 from .extract_step import OptimalExtractStep
 from .offline import OfflinePipelineMixin
 from .psf_step import PsfFitStep
@@ -53,11 +53,12 @@ class OptimalExtractionPipeline(AtomicSaveMixin, OfflinePipelineMixin, JwstPipel
 
     def process(self, input_data):
         """Run the chain on one exposure; returns a MultiSpecModel or TSOMultiSpecModel."""
-        model = open_model(input_data)
         steps = (self.optx_background, self.optx_trace, self.optx_psf, self.optx_extract)
         for step in steps:
             if str(step.maximum_cores).lower() == "none":
                 step.maximum_cores = self.maximum_cores
+        start_workers(input_data, self.optx_trace.maximum_cores)
+        model = open_model(input_data)
         log.info("optx_spec: background %s", "skipped" if self.optx_background.skip else self.optx_background.method)
         with geometry_cache():  # each slit's WCS is evaluated once, not by every step
             # a model the pipeline opened itself is nobody else's: the background is subtracted in place

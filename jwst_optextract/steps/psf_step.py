@@ -14,6 +14,7 @@ from .base import (
     log_summary,
     open_model,
     open_product,
+    start_workers,
     worker_count,
 )
 from .spec import RegistrySpec
@@ -83,6 +84,7 @@ class PsfFitStep(PlottingMixin, OptxStep):
 
     def process(self, input_data, trace=None):
         """Fit the profile of every slit; ``trace`` may be a TraceModel (or its file)."""
+        start_workers(input_data, self.maximum_cores)
         model = open_model(input_data)
         traces = open_product(trace if trace is not None else self.trace, TraceModel)
         try:

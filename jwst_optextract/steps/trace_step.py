@@ -11,6 +11,7 @@ from .base import (
     PlottingMixin,
     log_summary,
     open_model,
+    start_workers,
     worker_count,
 )
 
@@ -61,6 +62,7 @@ class TraceStep(PlottingMixin, OptxStep):
 
     def process(self, input_data):
         """Fit the traces of every slit of the input; returns a TraceModel."""
+        start_workers(input_data, self.maximum_cores)
         model = open_model(input_data)
         try:
             params = self.fit_parameters(model)
