@@ -588,6 +588,7 @@ def _within_room(support: float | tuple[float, float], offset: np.ndarray, step:
     keep = min(_BACKGROUND_ROWS, offset.shape[0] - 1)
     lowest, highest = np.sort(offset, axis=0)[[0, -1]]
     below, above = min(below, float(np.median(-lowest)) + 0.5), min(above, float(np.median(highest)) + 0.5)
+
     def outside(below, above):  # rows wholly outside, in the median column
         return np.median(np.sum((offset < -below - 0.5) | (offset > above + 0.5), axis=0))
 
