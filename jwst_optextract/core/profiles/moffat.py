@@ -194,14 +194,14 @@ class MoffatProfile(LegendreCentre, Profile):
         alpha = alpha_for_sigma(gaussian.sigma, beta)
         # With the background in the data, a joint fit started far off can trade the wings against the
         # background and settle on a broad, Gaussian-like minimum: first fit the data less the
-        # Gaussian scene's background, then refine jointly from there.
-        seeded = less_background(problem, gaussian)
+        # Gaussian scene's background, then refine jointly from there. A second width degree starts
+        # from the first's joint fit, which is as close.
+        joint = (problem.image, problem.background if problem.background.fitted else None)
+        first_stages = [(less_background(problem, gaussian).image, None)] + ([joint] if joint[1] else [])
         fits = []
         for degree in sorted({gaussian.sigma_coeffs.size - 1, problem.width_degree}):
-            moffat = None
-            for image, background in ((seeded.image, None), (problem.image, problem.background)):
-                if background is not None and not background.fitted:
-                    break
+            moffat = fits[-1] if fits else None
+            for image, background in ([joint] if fits else first_stages):
                 moffat = fit_moffat_profile(
                     image, problem.good, problem.var_rnoise, problem.var_poisson, problem.center,
                     alpha_guess=alpha if moffat is None else moffat.alpha,
