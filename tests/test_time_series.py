@@ -79,6 +79,15 @@ def test_shifted_spline_is_held_within_the_rows_each_column_sampled(flat_series)
     assert np.abs(P - truth.profile).max() < 0.01
 
 
+def test_mean_profile_is_the_mean_of_the_per_integration_profiles(flat_series):
+    """`ProfileFit.mean_for_trace` (the time series' one background is fitted with it) without the cube."""
+    slit, truth, trace, profile = flat_series
+    assert trace.shifts.size == slit.n_integrations and np.ptp(trace.shifts) > 0
+    np.testing.assert_allclose(profile.mean_for_trace(slit.ny, trace), profile.for_trace(slit.ny, trace).mean(axis=0),
+                               atol=1e-6)
+    assert np.abs(profile.mean_for_trace(slit.ny, trace) - truth.profile.mean(axis=0)).max() < 0.01
+
+
 def test_central_differences_are_exact_for_polynomials_of_their_order():
     coefficients = np.array([0.3, -1.2, 0.7, 2.0, -0.4])  # degree 4
     value = np.polynomial.Polynomial(coefficients)

@@ -66,6 +66,21 @@ class ProfileFit:
         dP, d2P = self.derivatives(ny, trace.center, reference)
         return shifted_profiles(P0, dP, d2P, trace.shifts).astype(np.float32)
 
+    def mean_for_trace(self, ny: int, trace: TraceFit) -> np.ndarray:
+        """The mean over the integrations of `for_trace`, ``(ny, nx)``, without making the cube.
+
+        The per-integration profiles are a second-order expansion in the shift
+        ``d`` (`shifted_profiles`), so their mean is the expansion's with the
+        mean of ``d`` and of ``d**2``.
+        """
+        P0 = self.evaluate(ny, trace.center)
+        if not trace.shifts.size:
+            return P0
+        reference = None if trace.gaussian is None else ProfileFit(self.name, "gaussian", self.center, trace.gaussian)
+        dP, d2P = self.derivatives(ny, trace.center, reference)
+        shifts = np.asarray(trace.shifts, float)
+        return P0 + shifts.mean() * dP + 0.5 * np.mean(shifts**2) * d2P
+
     def derivatives(self, ny: int, center: np.ndarray, reference: ProfileFit | None = None):
         """First and second derivatives ``(ny, nx)`` of the profile with respect to the trace centre."""
         step = self.model.derivative_step

@@ -196,6 +196,12 @@ class _Weights:
             return self._profile
         return self._masked_profile(replace(self.trace, shifts=self.trace.shifts[index]))
 
+    def mean_profile(self) -> np.ndarray | None:
+        """``(ny, nx)``: the mean over all integrations of `profile_for` (computed without the cube)."""
+        if self.profile is None or self._profile is not None:
+            return self._profile
+        return np.where(self.use, self.profile.mean_for_trace(self.ny, self.trace), 0.0)
+
     def box_for(self, index: slice) -> np.ndarray | None:
         """Box aperture weights, ``(ny, nx)`` or ``(n, ny, nx)`` for a trace that shifts."""
         if not self.is_box or self._box is not None:
@@ -238,8 +244,7 @@ def _constant_background(slit: SlitData, weights: _Weights, params: ExtractionPa
     constant in time instead, fitted with the source to the mean image.
     """
     mean = slit.mean_image()
-    P = weights.profile_for(slice(None))
-    P = P.mean(axis=0) if P.ndim == 3 else P
+    P = weights.mean_profile()
     total = P.sum(axis=0)
     shape = np.divide(P, total, out=np.zeros_like(P), where=total != 0)
     scene = params.background.fit(mean.image, shape, mean.var_rnoise, mean.var_poisson, mask=mean.good,
