@@ -10,7 +10,7 @@ import pytest
 from jwst.extract_1d import source_location
 
 from jwst_optextract import OptimalExtractionPipeline, simulate
-from jwst_optextract.io import geometry_cache, iter_slits, read_slit
+from jwst_optextract.io import geometry_cache, iter_slits, read_slit, slit_store
 from jwst_optextract.steps import pipelines
 
 
@@ -94,3 +94,21 @@ def test_optx_spec_gives_the_same_x1d_with_and_without_the_cache(exposure, monke
         for name in a.spec_table.dtype.names:
             assert np.array_equal(a.spec_table[name], b.spec_table[name], equal_nan=True), name
         assert (a.name, a.slit_ra, a.extraction_ystart) == (b.name, b.slit_ra, b.extraction_ystart)
+
+
+def test_a_slit_store_reads_each_slit_once_and_its_steady_pixels_once():
+    """Inside `slit_store` every read of a slit is the same `SlitData` (its `steady` computed once); outside, not."""
+    model, _ = simulate.make_tso(nints=12, nx=128, ny=16, flux=30.0, cosmic_ray_fraction=0.01, seed=2)
+    (name, slit), = iter_slits(model)
+    with slit_store():
+        first = read_slit(slit, model, name)
+        steady = first.steady
+        again = read_slit(slit, model, name)
+        assert again is first and again.steady is steady
+        with slit_store():  # nested: the same store
+            assert read_slit(slit, model, name) is first
+        assert read_slit(slit, model, name) is first
+    outside = read_slit(slit, model, name)
+    assert outside is not first
+    np.testing.assert_array_equal(outside.steady, steady)
+    assert not steady.all()  # the cosmic rays are left out of the mean

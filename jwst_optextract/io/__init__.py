@@ -1,7 +1,7 @@
 """The datamodel I/O layer: the only part of the package that touches stdatamodels."""
 
 from .opening import open_datamodel
-from .slits import SlitData, geometry_cache, iter_slits, read_slit
+from .slits import SlitData, geometry_cache, iter_slits, read_slit, slit_store
 from .spectra import FluxUnits, Spectrum, flux_units, make_output_model, to_specmodel
 
 __all__ = [
@@ -14,5 +14,6 @@ __all__ = [
     "make_output_model",
     "open_datamodel",
     "read_slit",
+    "slit_store",
     "to_specmodel",
 ]

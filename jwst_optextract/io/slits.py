@@ -25,7 +25,8 @@ from ..exceptions import InputError, SlitError
 from .dq import DO_NOT_USE, dq_bits
 
 __all__ = ["MeanImage", "SlitData", "describe_model", "dq_bits", "geometry_cache", "integration_groups",
-           "iter_slits", "read_slit", "scene_models", "slit_count", "slit_models", "slit_views", "write_slit"]
+           "iter_slits", "read_slit", "scene_models", "slit_count", "slit_models", "slit_store", "slit_views",
+           "write_slit"]
 
 log = logging.getLogger(__name__)
 
@@ -281,6 +282,19 @@ def read_slit(
         When the slit cannot be extracted: no data, no dispersion direction,
         no wavelengths, shape mismatches, or no usable pixel.
     """
+    store = _STORE
+    if store is not None:
+        nodes = getattr(slit, "_instance", slit), getattr(parent, "_instance", parent)
+        entry = store.get((id(nodes[0]), id(nodes[1]), name))
+        if entry is not None and entry[0] is nodes[0] and entry[1] is nodes[1]:  # held: their ids are not reused
+            return entry[2]
+        read = _read_slit(slit, parent, name)
+        store[(id(nodes[0]), id(nodes[1]), name)] = (*nodes, read)
+        return read
+    return _read_slit(slit, parent, name)
+
+
+def _read_slit(slit, parent, name: str) -> SlitData:
     data = _array(slit, "data")
     if data is None or data.size == 0 or data.ndim not in (2, 3):
         shape = None if data is None else data.shape
@@ -341,6 +355,38 @@ def read_slit(
         **dict(zip(("source_row", "source_trace"), source)),
         **{k: canonical(v) for k, v in variances.items()},
     )
+
+
+_STORE: dict[tuple[int, int, str], tuple[Any, Any, SlitData]] | None = None
+"""The slits `read_slit` read, while a `slit_store` is open (else None)."""
+_STORE_LOCK = threading.Lock()
+_STORE_USERS = 0
+
+
+@contextmanager
+def slit_store():
+    """Within this block `read_slit` reads each slit once: every later read of it gets the same `SlitData`.
+
+    What is derived from a slit's arrays and kept with them (a time series'
+    `SlitData.steady` pixels, its mean image's inputs) is then computed once
+    for all the steps of a pipeline, not by every step. The `SlitData` is
+    shared, so no reader may change it (`process_slits` asks that of its work
+    anyway), and the block must not be open while a slit's data, DQ or
+    variances change (a background subtraction). Blocks may nest and be open
+    in several threads: the store lives until the last one closes.
+    """
+    global _STORE, _STORE_USERS
+    with _STORE_LOCK:
+        _STORE_USERS += 1
+        if _STORE is None:
+            _STORE = {}
+    try:
+        yield
+    finally:
+        with _STORE_LOCK:
+            _STORE_USERS -= 1
+            if _STORE_USERS == 0:
+                _STORE = None
 
 
 _GEOMETRY: dict[tuple[int, int], tuple[Any, Any, dict]] | None = None

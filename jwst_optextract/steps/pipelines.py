@@ -8,7 +8,7 @@ from jwst.pipeline import Spec2Pipeline, Spec3Pipeline
 from jwst.stpipe.core import JwstPipeline
 from stdatamodels.jwst import datamodels
 
-from ..io import geometry_cache
+from ..io import geometry_cache, slit_store
 from ..io.products import ProfileModel, TraceModel
 from .background_step import BackgroundStep
 from .base import AtomicSaveMixin, open_model, start_workers
@@ -28,8 +28,10 @@ class OptimalExtractionPipeline(AtomicSaveMixin, OfflinePipelineMixin, JwstPipel
     Each step's parameters are settable (``--steps.optx_psf.profile_kind=spline``) and
     each step can be skipped (``--steps.optx_background.skip=True``, e.g. for
     data whose background is already subtracted). The trace and the profile
-    pass in memory, and each slit's wavelengths and WCS source position are
-    computed once for all the steps (`~jwst_optextract.io.geometry_cache`);
+    pass in memory, each slit's wavelengths and WCS source position are
+    computed once for all the steps (`~jwst_optextract.io.geometry_cache`), and
+    after the background step each slit is read once for the three others
+    (`~jwst_optextract.io.slit_store`);
     with ``--steps.optx_trace.save_results=True`` (and the same for the
     others) they are written too. Defaults per exposure type come from
     the ``optxextract`` reference (packaged in ``reference_files/``).
@@ -63,9 +65,10 @@ class OptimalExtractionPipeline(AtomicSaveMixin, OfflinePipelineMixin, JwstPipel
         with geometry_cache():  # each slit's WCS is evaluated once, not by every step
             # a model the pipeline opened itself is nobody else's: the background is subtracted in place
             model = self.optx_background.run(model, model is not input_data)
-            trace = _product(self.optx_trace.run(model), TraceModel)
-            psf = _product(self.optx_psf.run(model, trace), ProfileModel)
-            result = self.optx_extract.run(model, trace, psf)
+            with slit_store():  # the data change no more: each slit is read once for the three steps
+                trace = _product(self.optx_trace.run(model), TraceModel)
+                psf = _product(self.optx_psf.run(model, trace), ProfileModel)
+                result = self.optx_extract.run(model, trace, psf)
         self.suffix = "x1dints" if isinstance(result, datamodels.TSOMultiSpecModel) else "x1d"
         return result
 
