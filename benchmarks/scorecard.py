@@ -257,11 +257,12 @@ def shape_bound(scene: scenes.Scene, degree: int = BACKGROUND_DEGREE, step: floa
     if scene.kind == "double":
         base.update(separation=extras["separation"], ratio=extras["ratio"])
 
-    def profile(values):
-        fwhm = np.linspace(np.exp(values["log_fwhm_start"]), np.exp(values["log_fwhm_end"]), nx)
-        kwargs = {"beta": 1.0 / values["inverse_beta"]} if "inverse_beta" in values else {}
-        kwargs.update({k: values[k] for k in ("separation", "ratio") if k in values})
-        return scenes.pixel_profile(scene.kind, ny, scene.trace + values["offset"], fwhm, **kwargs)
+    def profile(values):  # the scene's drawn profile with these numbers
+        params = {**extras, "fwhm": (np.exp(values["log_fwhm_start"]), np.exp(values["log_fwhm_end"]))}
+        params.update({k: values[k] for k in ("separation", "ratio") if k in values})
+        if "inverse_beta" in values:
+            params["beta"] = 1.0 / values["inverse_beta"]
+        return scenes.profile_of(params, ny, scene.trace + values["offset"])
 
     P = profile(base)
     if not np.allclose(P, scene.profile, rtol=1e-6, atol=1e-9):

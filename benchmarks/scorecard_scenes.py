@@ -246,7 +246,8 @@ def _profile_parameters(rng: np.random.Generator, kind: str | None = None) -> di
     return params
 
 
-def _profile_of(params: dict, ny: int, trace: np.ndarray) -> np.ndarray:
+def profile_of(params: dict, ny: int, trace: np.ndarray) -> np.ndarray:
+    """The pixel profile of drawn ``params`` (kind, FWHM at both ends, and beta or separation and ratio)."""
     nx = trace.shape[-1]
     fwhm = np.linspace(params["fwhm"][0], params["fwhm"][1], nx)
     extra = {k: params[k] for k in ("beta", "separation", "ratio") if k in params}
@@ -317,7 +318,7 @@ def draw_slit(rng: np.random.Generator, name: str, source_id: int, with_wcs: boo
     coeffs = _geometry(rng, ny, nx)
     trace = _trace(coeffs, nx)
     params = _profile_parameters(rng, kind)
-    profile = _profile_of(params, ny, trace)
+    profile = profile_of(params, ny, trace)
     read_noise = float(rng.uniform(0.005, 0.02))  # DN/s per pixel (5-20 e in 1000 s)
     bkg_level = float(10 ** rng.uniform(np.log10(0.005), np.log10(0.5)))  # DN/s per pixel
     snr = float(10 ** rng.uniform(0.0, 2.0)) if snr is None else float(snr)
@@ -366,7 +367,7 @@ def draw_nod_set(rng: np.random.Generator, source_id: int, n_nods: int = 3) -> l
     for k in range(n_nods):
         coeffs = (base[0] + (k - (n_nods - 1) / 2.0) * throw, base[1], base[2])
         trace = _trace(coeffs, nx)
-        profile = _profile_of(params, ny, trace)
+        profile = profile_of(params, ny, trace)
         if flux is None:
             peak = _peak_counts(snr, bkg_level / EXPTIME + read_noise**2)
             flux = spectrum * peak / profile.max(axis=0).mean()
@@ -398,7 +399,7 @@ def draw_tso(rng: np.random.Generator, nints: int = 50, ny: int = 32, nx: int = 
     jitter = rng.normal(0.0, jitter_rms, nints)
     trace = trace0[None, :] + jitter[:, None]
     params = _profile_parameters(rng, kind="gaussian" if rng.random() < 0.5 else "moffat")
-    profile = _profile_of(params, ny, trace)  # (nints, ny, nx)
+    profile = profile_of(params, ny, trace)  # (nints, ny, nx)
     read_noise = float(rng.uniform(0.005, 0.02))
     bkg_level = float(10 ** rng.uniform(np.log10(0.002), np.log10(0.05)))
     snr = float(rng.uniform(30.0, 100.0))

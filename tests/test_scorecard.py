@@ -77,10 +77,7 @@ def _cropped(scene, nx):
 
     fwhm = np.linspace(*scene.extras["fwhm"], scene.nx)[[0, nx - 1]]
     extras = {**scene.extras, "fwhm": tuple(fwhm)}
-    kwargs = {k: extras[k] for k in ("separation", "ratio") if k in extras}
-    if "beta" in extras:
-        kwargs["beta"] = extras["beta"]
-    profile = scenes.pixel_profile(scene.kind, scene.ny, scene.trace[:nx], np.linspace(*fwhm, nx), **kwargs)
+    profile = scenes.profile_of(extras, scene.ny, scene.trace[:nx])
     columns = {k: getattr(scene, k)[..., :nx] for k in ("data", "dq", "var_poisson", "var_rnoise", "var_flat",
                                                         "wavelength", "flux", "background", "variance", "bad",
                                                         "trace")}

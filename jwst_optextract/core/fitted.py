@@ -59,12 +59,9 @@ class ProfileFit:
 
     def for_trace(self, ny: int, trace: TraceFit) -> np.ndarray:
         """``(ny, nx)``, or ``(nints, ny, nx)`` following the trace's per-integration shifts."""
-        P0 = self.evaluate(ny, trace.center)
         if not trace.shifts.size:
-            return P0
-        reference = None if trace.gaussian is None else ProfileFit(self.name, "gaussian", self.center, trace.gaussian)
-        dP, d2P = self.derivatives(ny, trace.center, reference)
-        return shifted_profiles(P0, dP, d2P, trace.shifts).astype(np.float32)
+            return self.evaluate(ny, trace.center)
+        return shifted_profiles(*self._expansion(ny, trace), trace.shifts).astype(np.float32)
 
     def mean_for_trace(self, ny: int, trace: TraceFit) -> np.ndarray:
         """The mean over the integrations of `for_trace`, ``(ny, nx)``, without making the cube.
@@ -73,13 +70,16 @@ class ProfileFit:
         ``d`` (`shifted_profiles`), so their mean is the expansion's with the
         mean of ``d`` and of ``d**2``.
         """
-        P0 = self.evaluate(ny, trace.center)
         if not trace.shifts.size:
-            return P0
-        reference = None if trace.gaussian is None else ProfileFit(self.name, "gaussian", self.center, trace.gaussian)
-        dP, d2P = self.derivatives(ny, trace.center, reference)
+            return self.evaluate(ny, trace.center)
+        P0, dP, d2P = self._expansion(ny, trace)
         shifts = np.asarray(trace.shifts, float)
         return P0 + shifts.mean() * dP + 0.5 * np.mean(shifts**2) * d2P
+
+    def _expansion(self, ny: int, trace: TraceFit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The profile about the trace and its first and second derivatives in the trace's shift."""
+        reference = None if trace.gaussian is None else ProfileFit(self.name, "gaussian", self.center, trace.gaussian)
+        return (self.evaluate(ny, trace.center), *self.derivatives(ny, trace.center, reference))
 
     def derivatives(self, ny: int, center: np.ndarray, reference: ProfileFit | None = None):
         """First and second derivatives ``(ny, nx)`` of the profile with respect to the trace centre."""

@@ -282,16 +282,12 @@ def read_slit(
         When the slit cannot be extracted: no data, no dispersion direction,
         no wavelengths, shape mismatches, or no usable pixel.
     """
-    store = _STORE
-    if store is not None:
-        nodes = getattr(slit, "_instance", slit), getattr(parent, "_instance", parent)
-        entry = store.get((id(nodes[0]), id(nodes[1]), name))
-        if entry is not None and entry[0] is nodes[0] and entry[1] is nodes[1]:  # held: their ids are not reused
-            return entry[2]
-        read = _read_slit(slit, parent, name)
-        store[(id(nodes[0]), id(nodes[1]), name)] = (*nodes, read)
-        return read
-    return _read_slit(slit, parent, name)
+    read = _STORE.values(slit, parent)
+    if read is None:
+        return _read_slit(slit, parent, name)
+    if name not in read:
+        read[name] = _read_slit(slit, parent, name)
+    return read[name]
 
 
 def _read_slit(slit, parent, name: str) -> SlitData:
@@ -357,10 +353,49 @@ def _read_slit(slit, parent, name: str) -> SlitData:
     )
 
 
-_STORE: dict[tuple[int, int, str], tuple[Any, Any, SlitData]] | None = None
-"""The slits `read_slit` read, while a `slit_store` is open (else None)."""
-_STORE_LOCK = threading.Lock()
-_STORE_USERS = 0
+class _SlitCache:
+    """Values kept per slit (its and its exposure's metadata nodes, by identity) while any block holds it open.
+
+    `open` blocks may nest and be open in several threads: the values live
+    until the last one closes.
+    """
+
+    def __init__(self):
+        self._entries: dict[tuple[int, int], tuple[Any, Any, dict]] | None = None
+        self._users = 0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def open(self):
+        with self._lock:
+            self._users += 1
+            if self._entries is None:
+                self._entries = {}
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0:
+                    self._entries = None
+
+    def values(self, slit, parent) -> dict | None:
+        """The slit's dictionary of kept values, or None when no block is open."""
+        entries = self._entries
+        if entries is None:
+            return None
+        nodes = getattr(slit, "_instance", slit), getattr(parent, "_instance", parent)
+        ident = (id(nodes[0]), id(nodes[1]))
+        entry = entries.get(ident)
+        if entry is None or entry[0] is not nodes[0] or entry[1] is not nodes[1]:  # held: their ids are not reused
+            entry = entries[ident] = (*nodes, {})
+        return entry[2]
+
+
+_STORE = _SlitCache()
+"""The slits `read_slit` read (by name), while a `slit_store` is open."""
+_GEOMETRY = _SlitCache()
+"""What `read_slit` computed from each slit's WCS, while a `geometry_cache` is open."""
 
 
 @contextmanager
@@ -373,26 +408,10 @@ def slit_store():
     shared, so no reader may change it (`process_slits` asks that of its work
     anyway), and the block must not be open while a slit's data, DQ or
     variances change (a background subtraction). Blocks may nest and be open
-    in several threads: the store lives until the last one closes.
+    in several threads.
     """
-    global _STORE, _STORE_USERS
-    with _STORE_LOCK:
-        _STORE_USERS += 1
-        if _STORE is None:
-            _STORE = {}
-    try:
+    with _STORE.open():
         yield
-    finally:
-        with _STORE_LOCK:
-            _STORE_USERS -= 1
-            if _STORE_USERS == 0:
-                _STORE = None
-
-
-_GEOMETRY: dict[tuple[int, int], tuple[Any, Any, dict]] | None = None
-"""What `read_slit` computed from each slit's WCS, while a `geometry_cache` is open (else None)."""
-_GEOMETRY_LOCK = threading.Lock()
-_GEOMETRY_USERS = 0
 
 
 @contextmanager
@@ -407,20 +426,10 @@ def geometry_cache():
     identity) and handed out as copies, so the slits read are those read
     without it. A pipeline opens it around its steps; it must not be open
     while a slit's WCS or WAVELENGTH array is changed. Blocks may nest and be
-    open in several threads: the cache lives until the last one closes.
+    open in several threads.
     """
-    global _GEOMETRY, _GEOMETRY_USERS
-    with _GEOMETRY_LOCK:
-        _GEOMETRY_USERS += 1
-        if _GEOMETRY is None:
-            _GEOMETRY = {}
-    try:
+    with _GEOMETRY.open():
         yield
-    finally:
-        with _GEOMETRY_LOCK:
-            _GEOMETRY_USERS -= 1
-            if _GEOMETRY_USERS == 0:
-                _GEOMETRY = None
 
 
 def _remembered(slit, parent, key: tuple, compute: Callable[[], Any]) -> Any:
@@ -428,17 +437,12 @@ def _remembered(slit, parent, key: tuple, compute: Callable[[], Any]) -> Any:
 
     Arrays are returned as copies, so that no reader can change another's.
     """
-    cache = _GEOMETRY
-    if cache is None:
+    kept = _GEOMETRY.values(slit, parent)
+    if kept is None:
         return compute()
-    nodes = getattr(slit, "_instance", slit), getattr(parent, "_instance", parent)
-    ident = (id(nodes[0]), id(nodes[1]))
-    entry = cache.get(ident)
-    if entry is None or entry[0] is not nodes[0] or entry[1] is not nodes[1]:  # held: their ids are not reused
-        entry = cache[ident] = (*nodes, {})
-    if key not in entry[2]:
-        entry[2][key] = compute()
-    return _copied(entry[2][key])
+    if key not in kept:
+        kept[key] = compute()
+    return _copied(kept[key])
 
 
 def _copied(value):

@@ -10,6 +10,7 @@ plots) asks the profile itself, so it needs no edit for a new kind.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -106,7 +107,7 @@ class ProfileProblem:
     psf_prior: Any = None
     """The instrument's `~jwst_optextract.core.psf_prior.PsfPrior`, or None: shapes shrink toward it where the
     data do not say."""
-    _scenes: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _kept: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def ny(self) -> int:
@@ -119,11 +120,17 @@ class ProfileProblem:
         gate, the Moffat's start, the spline's support, Akaike's criterion): it
         is made once per profile and kept with the problem.
         """
-        key = id(profile)
-        if key not in self._scenes:
+        def fit():
             P = profile.evaluate(self.ny, self.center)
-            self._scenes[key] = (profile, P, amplitudes(self, P, self.background, min_coverage=0.0))
-        return self._scenes[key][1:]
+            return profile, P, amplitudes(self, P, self.background, min_coverage=0.0)  # the profile held: id kept
+
+        return self.kept(("scene", id(profile)), fit)[1:]
+
+    def kept(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()``, made once per problem and ``key``: what several fits of the same slit look at."""
+        if key not in self._kept:
+            self._kept[key] = compute()
+        return self._kept[key]
 
     @property
     def variances(self) -> Variances:

@@ -203,10 +203,13 @@ def _support(problem: ProfileProblem) -> float | tuple[float, float]:
     support = _SUPPORT_SIGMA * float(np.median(problem.gaussian.sigma)) + _SUPPORT_MARGIN
     if not problem.background.fitted:
         return support
-    _, scene = problem.scene(problem.gaussian)
-    variance = problem.variances.total()
-    extent = light_extent(problem.image - scene.background, problem.good, variance, problem.center)
-    return tuple(max(support, side + _SUPPORT_MARGIN) for side in extent)
+
+    def extent():
+        _, scene = problem.scene(problem.gaussian)
+        return light_extent(problem.image - scene.background, problem.good, problem.variances.total(),
+                            problem.center)
+
+    return tuple(max(support, side + _SUPPORT_MARGIN) for side in problem.kept("light extent", extent))
 
 
 def support_sides(support: float | tuple[float, float] | np.ndarray) -> tuple[float, float]:
