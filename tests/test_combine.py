@@ -9,7 +9,7 @@ import pytest
 from stdatamodels.jwst import datamodels
 from stdatamodels.jwst.datamodels import dqflags
 
-from jwst_optextract import InputError, SlitCombineStep, simulate
+from jwst_optextract import InputError, SlitCombineStep, SlitError, simulate
 from jwst_optextract.drivers.combine import CombineParameters, combine_source
 from jwst_optextract.core import combine
 from jwst_optextract.io.sources import group_sources
@@ -47,7 +47,7 @@ def runs():
     for seed in range(4):
         models, truths = mos_nods(seed)
         (group,), _ = group_sources(models)
-        for background in ("model", "nod"):
+        for background in ("scene", "model", "nod"):
             result = combine_source(group, CombineParameters(background=background))
             results.setdefault(background, []).append((result, truths, models))
     return results
@@ -64,6 +64,16 @@ def _statistics(runs):
         var_ratio.append(np.mean(diff**2) / np.mean(cramer_rao(truths, models)[ok]))
         chi2.append(np.mean(diff**2 / variance))
     return np.array(bias), float(np.mean(var_ratio)), float(np.mean(chi2))
+
+
+def test_scene_background_reaches_the_cramer_rao_bound_of_all_exposures(runs):
+    """The default: each exposure's background fitted with its source, the flux the mean of the exposures'.
+    Measured: var/CR 1.035 (nod differences 1.40), chi2 1.01."""
+    bias, var_ratio, chi2 = _statistics(runs["scene"])
+    print(f"scene background: bias {bias[:, 0]}, var/CR {var_ratio:.3f}, chi2 {chi2:.3f}")
+    assert np.all((np.abs(bias[:, 0]) < 0.002) | (np.abs(bias[:, 0]) < 3 * bias[:, 1]))
+    assert var_ratio < 1.10
+    assert 0.85 < chi2 < 1.15
 
 
 def test_model_background_reaches_the_cramer_rao_bound_of_all_exposures(runs):
@@ -83,17 +93,18 @@ def test_nod_differences_are_unbiased_with_honest_errors(runs):
     assert 0.85 < chi2 < 1.15
 
 
-def test_a_winged_source_is_combined_with_its_wings():
-    """A Moffat source in a short slit: the shared Moffat models its wings in the source and in its negative
-    nod images, where a Gaussian left them to the nod differences (several percent low). (With
-    ``background="model"`` the background model still takes part of the wings: 1.4 % low here.)"""
-    background = "nod"
+@pytest.mark.parametrize("background, max_var_ratio", [("scene", 1.3), ("nod", 1.6)])
+def test_a_winged_source_is_combined_with_its_wings(background, max_var_ratio):
+    """A Moffat source in a short slit: the shared Moffat models its wings in the source (and in its negative
+    nod images), where a Gaussian left them to the nod differences (several percent low). (With
+    ``background="model"`` the background model still takes part of the wings: 1.4 % low here.) Measured
+    var/CR (background known): scene 1.19, nod differences 1.51, which cost the noise of the other nods."""
     runs = []
     for seed in range(3):
         models, truths = simulate.make_nods(3, 1, seed=20 + seed, **{**MOS, "profile": "moffat", "moffat_beta": 2.0,
                                                                     "width": (1.2, 1.6), "flux": 40.0})
         (group,), _ = group_sources(models)
-        gaussian = combine_source(group, CombineParameters(background=background, profile_kind="gaussian"))
+        gaussian = combine_source(group, CombineParameters(background="nod", profile_kind="gaussian"))
         runs.append((combine_source(group, CombineParameters(background=background)), truths, models))
     bias, var_ratio, chi2 = _statistics(runs)
     gaussian_bias = np.nansum(gaussian.spectrum.flux - truths[0].flux) / truths[0].flux.sum()
@@ -101,7 +112,7 @@ def test_a_winged_source_is_combined_with_its_wings():
     assert gaussian_bias < -0.02  # what the Gaussian gave: the test sees the wings
     assert np.all((np.abs(bias[:, 0]) < 0.003) | (np.abs(bias[:, 0]) < 3 * bias[:, 1]))
     assert 0.8 < chi2 < 1.2
-    assert var_ratio < 1.6  # nod differences cost the noise of the other nods, as for the Gaussian source
+    assert var_ratio < max_var_ratio
 
 
 DOUBLE = {**MOS, "ny": 35, "profile": "double", "double_separation": 3.0, "double_ratio": 0.6}
@@ -282,10 +293,17 @@ def test_weight_types_all_give_unbiased_spectra():
     models, truths = simulate.make_nods(3, 1, seed=5, **{**MOS, "cosmic_ray_fraction": 0.0})
     (group,), _ = group_sources(models)
     for weight_type in ("ivm", "poisson", "exptime", "mask"):
-        spectrum = combine_source(group, CombineParameters(weight_type=weight_type)).spectrum
+        spectrum = combine_source(group, CombineParameters(background="nod", weight_type=weight_type)).spectrum
         ok = np.isfinite(spectrum.flux)
         sigma = np.sqrt(np.sum(spectrum.var_rnoise[ok] + spectrum.var_poisson[ok]))
         assert abs(np.sum(spectrum.flux[ok] - truths[0].flux[ok])) < 4 * sigma, weight_type
+
+
+def test_the_scene_model_takes_only_inverse_variance_weights():
+    models, _ = simulate.make_nods(3, 1, seed=5, **{**MOS, "cosmic_ray_fraction": 0.0})
+    (group,), _ = group_sources(models)
+    with pytest.raises(SlitError, match="weight_type 'exptime' needs background nod"):
+        combine_source(group, CombineParameters(weight_type="exptime"))
 
 
 def test_nod_positions_from_the_measured_rows_when_metadata_are_silent():
@@ -298,7 +316,7 @@ def test_nod_positions_from_the_measured_rows_when_metadata_are_silent():
     (group,), _ = group_sources(models)
     assert group.position_origin == "none"
     result = combine_source(group, CombineParameters())
-    assert result.background == "nod"
+    assert result.background == "scene"
     true_centers = np.array([t.trace for t in truths])
     assert np.sqrt(np.mean((result.centers - true_centers) ** 2)) < 0.05
 

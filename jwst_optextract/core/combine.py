@@ -18,6 +18,7 @@ import numpy as np
 
 from .optimal import optimal_extract
 from .pixels import VarianceComponents, Variances
+from .scene import SceneBackground, SceneResult
 
 __all__ = [
     "CombinedResult",
@@ -32,6 +33,7 @@ __all__ = [
     "pooled_extract",
     "rectified_image",
     "repeated_outliers",
+    "scene_extract",
     "sharpness",
     "source_model",
     "weighted_wavelength",
@@ -243,6 +245,57 @@ def pooled_extract(data: np.ndarray, profile: np.ndarray, weights: np.ndarray, v
         n_exposures=np.sum(used.any(axis=1), axis=0),
         **{key: var.get(key, np.zeros_like(flux)) + nan for key in VARIANCES},
     )
+
+
+def scene_extract(stack: ExposureStack, profile: np.ndarray, background: SceneBackground,
+                  reject_sigma: float | None, min_coverage: float = 0.3) -> tuple[CombinedResult, SceneResult]:
+    """The flux of every column from the scene model of each exposure: its own background, the shared profile.
+
+    Every exposure is fitted as ``D_e = f_e P_e + B_e``
+    (`~jwst_optextract.core.scene.fit_scene`, its background ``B_e`` the
+    smooth or per-column polynomial of ``background``, its outliers rejected),
+    and the combined flux is the inverse-variance mean of the ``f_e``, their
+    variances marginalised over each background. The exposures' noises are
+    independent and no exposure is subtracted from another, so the variance is
+    that of all exposures with their backgrounds fitted: nod differences
+    instead add every other exposure's noise where the background dominates.
+
+    Parameters
+    ----------
+    stack : ExposureStack
+        The exposures as they are (background not removed).
+    profile : ndarray
+        ``(n_exp, ny, nx)`` the source's profile in every exposure, normalised per column.
+    background : SceneBackground
+        How each exposure's background is modelled.
+    reject_sigma : float or None
+        Outlier rejection of the scene fits.
+    min_coverage : float
+        An exposure's column whose good pixels hold less than this fraction of
+        the profile does not enter the mean.
+
+    Returns
+    -------
+    combined : CombinedResult
+    scenes : SceneResult
+        The exposures' fits (backgrounds, rejected pixels, final weights).
+    """
+    vr, vp, vf = (stack.variances[k] for k in ("var_rnoise", "var_poisson", "var_flat"))
+    scenes = background.fit(stack.data, profile, vr, vp, vf, mask=stack.good, reject_sigma=reject_sigma,
+                            min_coverage=min_coverage, return_inverse_variance=True)
+    info = np.divide(1.0, scenes.var_total, out=np.zeros(scenes.var_total.shape),
+                     where=scenes.valid & (scenes.var_total > 0))
+    total = info.sum(axis=0)
+    valid = total > 0
+    share = np.divide(info, total, out=np.zeros_like(info), where=valid)
+    nan = np.where(valid, 0.0, np.nan)
+    used = share > 0
+    return CombinedResult(
+        flux=np.sum(share * np.where(used, scenes.flux, 0.0), axis=0) + nan,
+        **{key: np.sum(share**2 * np.where(used, getattr(scenes, key), 0.0), axis=0) + nan for key in VARIANCES},
+        npixels=np.sum(np.where(used, scenes.npixels, 0.0), axis=0),
+        coverage=np.mean(scenes.coverage, axis=0), n_exposures=used.sum(axis=0), valid=valid,
+    ), scenes
 
 
 @dataclass

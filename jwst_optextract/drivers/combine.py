@@ -40,7 +40,7 @@ __all__ = ["BACKGROUNDS", "WEIGHT_TYPES", "CombineParameters", "SourceResult", "
 
 log = logging.getLogger(__name__)
 
-BACKGROUNDS = ("nod", "model", "none")
+BACKGROUNDS = ("scene", "nod", "model", "none")
 WEIGHT_TYPES = ("ivm", "poisson", "exptime", "mask")
 PROFILE_KINDS = {"auto": ("gaussian", "moffat", "spline"), "gaussian": ("gaussian",), "moffat": ("moffat",),
                  "spline": ("spline",)}
@@ -120,6 +120,9 @@ def combine_source(group: SourceGroup, params: CombineParameters) -> SourceResul
         raise SlitError(group.name, f"unknown background {params.background!r}; use one of {BACKGROUNDS}")
     if params.weight_type not in WEIGHT_TYPES:
         raise SlitError(group.name, f"unknown weight_type {params.weight_type!r}; use one of {WEIGHT_TYPES}")
+    if params.background == "scene" and params.weight_type != "ivm":
+        raise SlitError(group.name, f"weight_type {params.weight_type!r} needs background nod, model or none; the "
+                        "scene model weights pixels by their inverse variances (ivm)")
     if params.profile_kind not in PROFILE_KINDS:
         raise SlitError(group.name, f"unknown profile_kind {params.profile_kind!r}; use one of {tuple(PROFILE_KINDS)}")
     stack = _stack(group)
@@ -132,11 +135,15 @@ def combine_source(group: SourceGroup, params: CombineParameters) -> SourceResul
         flagged["repeated"] = int((repeated & stack.good).sum())
         stack.good = stack.good & ~repeated
     background = params.background
-    if background == "nod" and np.unique(positions).size < 2:
+    several = np.unique(positions).size >= 2
+    if background == "nod" and not several:
         log.warning("Source %s: all %d exposures are at one nod position; subtracting a smooth background "
                     "model from each instead of nod differences", group.key, len(group.slits))
         background = "model"
-    first = _background_removed(group, stack, positions, background, params)
+    # The profile is learnt from nod differences wherever there are nods: a pedestal under the source cancels
+    # there, so the shape is not traded against the background; the scene model then fits each exposure's own.
+    shaping = ("nod" if several else "model") if background == "scene" else background
+    first = _background_removed(group, stack, positions, shaping, params)
     # Each exposure's own trace is fitted with its background (the scene model), not on a nod difference,
     # whose negative images the trace fit would have to find first and could mistake for more of them.
     centers, sigma = _initial_trace(group, stack if first.nods is not None else first, params,
@@ -146,22 +153,34 @@ def combine_source(group: SourceGroup, params: CombineParameters) -> SourceResul
                                    params.reject_sigma)
     # Outliers are looked for in each exposure alone: in a nod difference the
     # other exposures' cosmic rays are negative spikes that pull the fit.
-    alone = first if background != "nod" else _subtract_model(group, stack, params)
+    alone = first if shaping != "nod" else _subtract_model(group, stack, params)
     profile = shape.profile(stack.data.shape[1], centers)
     outliers, counts = cosmic_rays(alone, profile, params.reject_sigma)
     flagged.update(counts)
     stack.good &= ~outliers
-    final = _background_removed(group, stack, positions, background, params) if background == "nod" else first
+    final = _background_removed(group, stack, positions, shaping, params) if shaping == "nod" else first
     final.good &= ~outliers
     centers, shape = _refine(final, centers, shape, params)
     profile = shape.profile(stack.data.shape[1], centers)
-    model = source_model(final, profile)
-    extra, counts = bright_or_extreme(final, profile, model, params.outside_factor, params.clip_percentiles)
-    flagged.update(counts)
-    final.good &= ~extra
-    weights = pixel_weights(params.weight_type, final, profile)
-    result = combine.pooled_extract(final.data, profile, weights, (stack if final.nods else final).variances,
-                                     model=model, nods=final.nods, min_coverage=params.min_coverage)
+    if background == "scene":
+        alone.good &= ~outliers
+        extra, counts = bright_or_extreme(alone, profile, profile, params.outside_factor, params.clip_percentiles)
+        flagged.update(counts)
+        stack.good &= ~extra
+        result, scenes = combine.scene_extract(stack, profile, params.scene_model, params.reject_sigma,
+                                               params.min_coverage)
+        flagged["scene"] = int(scenes.n_rejected.sum())
+        final = ExposureStack(stack.data - scenes.background, stack.good & ~scenes.rejected, stack.variances,
+                              stack.wavelength, stack.exptime)
+        model, weights = profile, np.where(final.good, scenes.inverse_variance, 0.0)
+    else:
+        model = source_model(final, profile)
+        extra, counts = bright_or_extreme(final, profile, model, params.outside_factor, params.clip_percentiles)
+        flagged.update(counts)
+        final.good &= ~extra
+        weights = pixel_weights(params.weight_type, final, profile)
+        result = combine.pooled_extract(final.data, profile, weights, (stack if final.nods else final).variances,
+                                         model=model, nods=final.nods, min_coverage=params.min_coverage)
     if not result.valid.any():
         raise SlitError(group.name, "no column could be combined (too little of the profile on good pixels in "
                         "every exposure); check the inputs' DQ and the trace")

@@ -222,7 +222,7 @@ class CombineParameters(StepParameters):
     disables ``reject_sigma``, ``repeat_sigma`` and ``outside_factor``.
     """
 
-    background: str = "nod"
+    background: str = "scene"
     weight_type: str = "ivm"
     reject_sigma: float | None = reference_default("reject_sigma")
     repeat_sigma: float | None = 5.0
@@ -245,6 +245,11 @@ class CombineParameters(StepParameters):
         self.repeat_sigma = self.repeat_sigma or None
         self.outside_factor = self.outside_factor or None
         self.clip_percentiles = tuple(self.clip_percentiles) if self.clip_percentiles else None
+
+    @property
+    def scene_model(self):
+        """How ``background="scene"`` models each exposure's background: as `optx_spec`'s scene model does."""
+        return SceneParameters(scene_background="smooth").background
 
     def fit_parameters(self) -> FitParameters:
         """The trace fit settings these imply (the same outlier rejection, or none)."""

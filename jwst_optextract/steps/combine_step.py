@@ -39,8 +39,8 @@ class SlitCombineStep(OptxStep):
     class_alias = "optx_combine"
 
     spec = """
-    background = option("nod", "model", "none", default="nod")  # nod: each exposure minus the mean of the exposures at the other nod positions; model: a smooth background model per exposure (optx_background smooth); none: already subtracted
-    weight_type = option("ivm", "poisson", "exptime", "mask", default="ivm")  # pixel weights: ivm = inverse of read noise plus a smooth Poisson model (signal-independent, optimal); poisson = inverse of the data-derived variances; exptime = exposure time; mask = equal
+    background = option("scene", "nod", "model", "none", default="scene")  # scene: each exposure's background fitted with its source (the scene model; the profile learnt from nod differences); nod: each exposure minus the mean of the exposures at the other nod positions; model: a smooth background model per exposure subtracted first (optx_background smooth); none: already subtracted
+    weight_type = option("ivm", "poisson", "exptime", "mask", default="ivm")  # pixel weights: ivm = inverse of read noise plus a smooth Poisson model (signal-independent, optimal; the only one of background=scene); poisson = inverse of the data-derived variances; exptime = exposure time; mask = equal
     reject_sigma = float(default=None)  # reject the worst pixel of a column of an exposure while it lies further than this many sigma above the profile model (cosmic rays); 0 disables (default from the optxextract reference)
     repeat_sigma = float(default=5.0, min=0)  # flag detector pixels sharper than this many sigma along the dispersion in exposures at two or more nod positions (hot and cold pixels); 0 disables
     outside_factor = float(default=1.0, min=0)  # flag pixels away from the trace brighter than this times the trace's peak in their column (and 5 sigma); 0 disables
