@@ -115,6 +115,32 @@ def test_a_winged_source_is_combined_with_its_wings(background, max_var_ratio):
     assert var_ratio < max_var_ratio
 
 
+def test_auto_takes_nod_differences_where_the_background_is_not_smooth_across_the_slit():
+    """Bar-shadow-like dips at fixed detector rows, the same in every exposure: no polynomial across the slit
+    describes them, the exposures' own background fits disagree, and ``auto`` takes the nod differences,
+    which remove them. Where the background is smooth ``auto`` keeps the scene model."""
+    models, truths = simulate.make_nods(3, 1, seed=7, **{**MOS, "cosmic_ray_fraction": 0.0})
+    (group,), _ = group_sources(models)
+    assert combine_source(group, CombineParameters()).background == "scene"
+    for model in models:
+        slit = model.slits[0]
+        slit.data[[3, 4, 20, 21], :] -= 0.6 * MOS["background"]
+    (group,), _ = group_sources(models)
+    scene = combine_source(group, CombineParameters(background="scene"))
+    result = combine_source(group, CombineParameters())
+    assert result.background == "nod"
+    truth = truths[0].flux
+    biases = []
+    for spectrum in (scene.spectrum, result.spectrum):
+        ok = np.isfinite(spectrum.flux)
+        bias = np.sum(spectrum.flux[ok] - truth[ok]) / truth[ok].sum()
+        sigma = np.sqrt(np.sum(spectrum.var_rnoise[ok] + spectrum.var_poisson[ok])) / truth[ok].sum()
+        biases.append((bias, sigma))
+    print(f"scene model {biases[0][0]:+.4f}, auto (nod) {biases[1][0]:+.4f} ({biases[1][0] / biases[1][1]:+.1f} sigma)")
+    assert abs(biases[0][0]) > 0.05  # measured +21.5 %: the test sees the shadows
+    assert abs(biases[1][0]) < max(0.004, 3 * biases[1][1])  # measured +0.06 %, 1.1 sigma
+
+
 DOUBLE = {**MOS, "ny": 35, "profile": "double", "double_separation": 3.0, "double_ratio": 0.6}
 
 
@@ -303,7 +329,8 @@ def test_the_scene_model_takes_only_inverse_variance_weights():
     models, _ = simulate.make_nods(3, 1, seed=5, **{**MOS, "cosmic_ray_fraction": 0.0})
     (group,), _ = group_sources(models)
     with pytest.raises(SlitError, match="weight_type 'exptime' needs background nod"):
-        combine_source(group, CombineParameters(weight_type="exptime"))
+        combine_source(group, CombineParameters(background="scene", weight_type="exptime"))
+    assert combine_source(group, CombineParameters(weight_type="exptime")).background == "nod"
 
 
 def test_nod_positions_from_the_measured_rows_when_metadata_are_silent():

@@ -49,3 +49,21 @@ def test_optimal_beats_box_on_the_ceers_nods(index):
         sigma = np.sqrt((optimal["FLUX_ERROR"][near] ** 2).sum() + (box["FLUX_ERROR"][near] ** 2).sum())
         assert f_opt > 10 * np.sqrt((optimal["FLUX_ERROR"][near] ** 2).sum())  # a clear detection
         assert abs(f_opt - f_box) < 4 * sigma + 0.1 * f_box, (line, f_opt, f_box, sigma)
+
+
+@pytest.mark.slow
+def test_the_ceers_nods_fall_back_to_nod_differences():
+    """The CEERS slitlet's background is not a smooth polynomial across its three shutters: fitted in each
+    exposure, it left the exposures' fluxes 6-30 sigma apart per wavelength bin (chi-square per degree of
+    freedom 243), so ``auto`` takes nod differences there."""
+    from jwst_optextract.core.combine import exposure_disagreement
+    from jwst_optextract.drivers.combine import CombineParameters, combine_source
+    from jwst_optextract.io.sources import group_sources
+
+    (group,), _ = group_sources([datamodels.open(path) for path in NODS])
+    scene = combine_source(group, CombineParameters(background="scene"))
+    chi2, dof = exposure_disagreement(*scene.exposure_flux)
+    assert chi2 > 50 and dof > 20, (chi2, dof)
+    result = combine_source(group, CombineParameters())
+    assert result.background == "nod"
+    assert result.exposure_flux is not None  # what the choice was made on

@@ -28,6 +28,7 @@ __all__ = [
     "bright_outside",
     "cosmic_rays",
     "difference_nods",
+    "exposure_disagreement",
     "negative_images",
     "pixel_weights",
     "pooled_extract",
@@ -296,6 +297,29 @@ def scene_extract(stack: ExposureStack, profile: np.ndarray, background: SceneBa
         npixels=np.sum(np.where(used, scenes.npixels, 0.0), axis=0),
         coverage=np.mean(scenes.coverage, axis=0), n_exposures=used.sum(axis=0), valid=valid,
     ), scenes
+
+
+def exposure_disagreement(flux: np.ndarray, variance: np.ndarray, block: int = 16) -> tuple[float, int]:
+    """How far the exposures' fluxes of one source are apart: chi-square per degree of freedom, and the freedom.
+
+    The columns are summed in blocks of ``block`` (wide enough that the
+    noise a smooth background spreads along the dispersion stays within a
+    block), and every exposure's block sum is compared with the
+    inverse-variance mean of the others' sums. Columns not fitted in every
+    exposure are left out. Returns ``(nan, 0)`` with fewer than two exposures
+    or no full block.
+    """
+    both = np.all(np.isfinite(flux) & np.isfinite(variance) & (variance > 0), axis=0)
+    columns = np.flatnonzero(both)
+    n_blocks = columns.size // block
+    if flux.shape[0] < 2 or n_blocks == 0:
+        return float("nan"), 0
+    picked = columns[: n_blocks * block].reshape(n_blocks, block)
+    sums, var = flux[:, picked].sum(axis=-1), variance[:, picked].sum(axis=-1)
+    info = 1.0 / var
+    mean = np.sum(info * sums, axis=0) / np.sum(info, axis=0)
+    dof = n_blocks * (flux.shape[0] - 1)
+    return float(np.sum(info * (sums - mean) ** 2) / dof), dof
 
 
 @dataclass

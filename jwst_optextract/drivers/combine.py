@@ -40,7 +40,9 @@ __all__ = ["BACKGROUNDS", "WEIGHT_TYPES", "CombineParameters", "SourceResult", "
 
 log = logging.getLogger(__name__)
 
-BACKGROUNDS = ("scene", "nod", "model", "none")
+BACKGROUNDS = ("auto", "scene", "nod", "model", "none")
+SCENE_BACKGROUNDS = ("auto", "scene")
+"""The ``background`` values that fit each exposure's background with its source (``auto`` may fall back to nods)."""
 WEIGHT_TYPES = ("ivm", "poisson", "exptime", "mask")
 PROFILE_KINDS = {"auto": ("gaussian", "moffat", "spline"), "gaussian": ("gaussian",), "moffat": ("moffat",),
                  "spline": ("spline",)}
@@ -63,6 +65,9 @@ class SourceResult:
     """The pixel table the spectrum was solved from (see `pixel_table`)."""
     rectified: tuple[np.ndarray, np.ndarray] | None = None
     """With ``keep_rectified``: the image and variance of `rectified_image`."""
+    exposure_flux: tuple[np.ndarray, np.ndarray] | None = None
+    """``background="scene"``: every exposure's own flux and its variance, ``(n_exp, nx)`` each (NaN where not
+    fitted), whose inverse-variance mean is the spectrum: to check that the exposures agree."""
 
 
 def run(exposures: list, params: CombineParameters, product_name: str, workers: int = 1,
@@ -136,13 +141,17 @@ def combine_source(group: SourceGroup, params: CombineParameters) -> SourceResul
         stack.good = stack.good & ~repeated
     background = params.background
     several = np.unique(positions).size >= 2
+    if background == "auto" and params.weight_type != "ivm":
+        log.info("Source %s: weights %s are those of nod differences (the scene model's are inverse variances)",
+                 group.key, params.weight_type)
+        background = "nod"
     if background == "nod" and not several:
         log.warning("Source %s: all %d exposures are at one nod position; subtracting a smooth background "
                     "model from each instead of nod differences", group.key, len(group.slits))
         background = "model"
     # The profile is learnt from nod differences wherever there are nods: a pedestal under the source cancels
     # there, so the shape is not traded against the background; the scene model then fits each exposure's own.
-    shaping = ("nod" if several else "model") if background == "scene" else background
+    shaping = ("nod" if several else "model") if background in SCENE_BACKGROUNDS else background
     first = _background_removed(group, stack, positions, shaping, params)
     # Each exposure's own trace is fitted with its background (the scene model), not on a nod difference,
     # whose negative images the trace fit would have to find first and could mistake for more of them.
@@ -162,18 +171,23 @@ def combine_source(group: SourceGroup, params: CombineParameters) -> SourceResul
     final.good &= ~outliers
     centers, shape = _refine(final, centers, shape, params)
     profile = shape.profile(stack.data.shape[1], centers)
-    if background == "scene":
-        alone.good &= ~outliers
-        extra, counts = bright_or_extreme(alone, profile, profile, params.outside_factor, params.clip_percentiles)
-        flagged.update(counts)
-        stack.good &= ~extra
-        result, scenes = combine.scene_extract(stack, profile, params.scene_model, params.reject_sigma,
-                                               params.min_coverage)
-        flagged["scene"] = int(scenes.n_rejected.sum())
-        final = ExposureStack(stack.data - scenes.background, stack.good & ~scenes.rejected, stack.variances,
-                              stack.wavelength, stack.exptime)
-        model, weights = profile, np.where(final.good, scenes.inverse_variance, 0.0)
-    else:
+    exposure_flux = None
+    if background in SCENE_BACKGROUNDS:
+        scene_result, scene_final, scene_weights, exposure_flux = _scene_extract(stack, alone, outliers, profile,
+                                                                                 params, flagged)
+        chi2, dof = combine.exposure_disagreement(*exposure_flux)
+        if background == "auto" and several and chi2 > params.max_disagreement:
+            log.warning("Source %s: the exposures' fluxes from their own background fits disagree (chi2 %.1f per "
+                        "degree of freedom in %d, blocks of 16 columns): their background is not a smooth "
+                        "polynomial across the slit (bar shadows, other sources in the slitlet?); using nod "
+                        "differences instead", group.key, chi2, dof)
+            background = "nod"
+        else:
+            log.info("Source %s: the exposures' fluxes from their own background fits agree to chi2 %.2f per "
+                     "degree of freedom (%d)", group.key, chi2, dof)
+            background = "scene"
+            result, final, model, weights = scene_result, scene_final, profile, scene_weights
+    if background != "scene":
         model = source_model(final, profile)
         extra, counts = bright_or_extreme(final, profile, model, params.outside_factor, params.clip_percentiles)
         flagged.update(counts)
@@ -198,7 +212,29 @@ def combine_source(group: SourceGroup, params: CombineParameters) -> SourceResul
     rectified = None
     if params.keep_rectified:
         rectified = rectified_image(final, centers, final.data.shape[1] // 2)
-    return SourceResult(spectrum, flagged, centers, profile, background, pixels, rectified)
+    return SourceResult(spectrum, flagged, centers, profile, background, pixels, rectified, exposure_flux)
+
+
+def _scene_extract(stack: ExposureStack, alone: ExposureStack, outliers: np.ndarray, profile: np.ndarray,
+                   params: CombineParameters, flagged: dict[str, int]):
+    """The flux from each exposure's scene model (`~jwst_optextract.core.combine.scene_extract`).
+
+    Pixels away from the traces brighter than them are flagged first, on
+    each exposure minus a smooth background model (``alone``). Returns the
+    combined result, the exposures less their fitted backgrounds (for the
+    pixel table and the rectified image), the final pixel weights, and every
+    exposure's own flux and variance.
+    """
+    alone.good &= ~outliers
+    extra, counts = bright_or_extreme(alone, profile, profile, params.outside_factor, params.clip_percentiles)
+    flagged.update(counts)
+    stack.good &= ~extra
+    result, scenes = combine.scene_extract(stack, profile, params.scene_model, params.reject_sigma,
+                                           params.min_coverage)
+    flagged["scene"] = int(scenes.n_rejected.sum())
+    final = ExposureStack(stack.data - scenes.background, stack.good & ~scenes.rejected, stack.variances,
+                          stack.wavelength, stack.exptime)
+    return result, final, np.where(final.good, scenes.inverse_variance, 0.0), (scenes.flux, scenes.var_total)
 
 
 def _refine(final: ExposureStack, centers: np.ndarray, shape: JointShape | JointSpline,

@@ -222,7 +222,10 @@ class CombineParameters(StepParameters):
     disables ``reject_sigma``, ``repeat_sigma`` and ``outside_factor``.
     """
 
-    background: str = "scene"
+    background: str = "auto"
+    max_disagreement: float = 5.0
+    """``background="auto"``: the exposures' scene-model fluxes may differ by up to this chi-square per degree of
+    freedom (`~jwst_optextract.core.combine.exposure_disagreement`) before nod differences are used instead."""
     weight_type: str = "ivm"
     reject_sigma: float | None = reference_default("reject_sigma")
     repeat_sigma: float | None = 5.0
