@@ -1,11 +1,12 @@
 """Combination of every exposure of a source into one spectrum: the glue between `io.sources` and `core.combine`.
 
 For each source (`~jwst_optextract.io.sources.SourceGroup`): cross-exposure
-outliers are flagged, the background is removed (nod differences, a smooth
-model per exposure, or nothing), one trace (its shape from the WCS or the
-fit, an offset per exposure) and one profile width are fitted to all
-exposures, and the flux of every column is the weighted least-squares fit of
-that profile to the pixels of all exposures at once, with no resampling.
+outliers are flagged, one trace (its shape from the WCS or the fit, an offset
+per exposure) and one profile are fitted to all exposures, and the flux of
+every column comes from all exposures at once, with no resampling: from each
+exposure's scene model (its background fitted with the source), or from the
+data with the background removed (nod differences, a smooth model per
+exposure, or nothing).
 """
 
 from __future__ import annotations
@@ -110,11 +111,14 @@ def run(exposures: list, params: CombineParameters, product_name: str, workers: 
 def combine_source(group: SourceGroup, params: CombineParameters) -> SourceResult:
     """Combine every exposure of one source into one spectrum.
 
-    The trace, the profile and the outliers are found on each exposure minus
-    a smooth background model (no negative images to confuse them; a cosmic
-    ray is flagged in the exposure it hit, before nod differences could turn
-    it into a negative spike in the others); the flux then comes from the
-    data with the background removed as asked.
+    The traces are fitted on each exposure with its background, the shared
+    profile on the nod differences (where there are nods), and the cosmic
+    rays on each exposure minus a smooth background model (a cosmic ray is
+    flagged in the exposure it hit, before nod differences could turn it
+    into a negative spike in the others). The flux then comes from each
+    exposure's scene model (``auto``, ``scene``; ``auto`` falls back to the
+    nod differences where the exposures' fluxes disagree) or from the data
+    with the background removed as asked (``nod``, ``model``, ``none``).
 
     Raises
     ------

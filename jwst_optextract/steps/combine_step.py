@@ -25,12 +25,13 @@ class SlitCombineStep(OptxStep):
     source row, dither position, or the measured source row). For every
     source: detector defects repeated at the same place at different nod
     positions are flagged; the trace (one shape, an offset per exposure), the
-    profile and the cosmic rays are found on each exposure minus a smooth
-    background model; the background is then removed by nod differences (or
-    that model); and the flux of every column is the weighted least-squares
-    fit of the profile to the pixels of all exposures at once, with errors
-    propagated exactly through the differences. No resampling enters the
-    spectrum.
+    profile and the cosmic rays are found from the nod differences and each
+    exposure minus a smooth background model; then (``background=auto``)
+    each exposure's background is fitted with its source and the exposures'
+    fluxes averaged, or, where those fits disagree, the flux of every column
+    is the weighted least-squares fit of the profile to the nod differences
+    of all exposures at once, with errors propagated exactly through the
+    differences. No resampling enters the spectrum.
 
     Output: one ``MultiSpecModel`` per source (``<product>_s<source_id>_x1d.fits``),
     with the columns and units of jwst ``extract_1d``.
