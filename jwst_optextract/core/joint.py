@@ -16,7 +16,7 @@ import numpy as np
 from .combine import ExposureStack, source_model
 from .profiles import gaussian_profile, moffat_profile
 from .profiles.choice import SHAPES_MIN_SNR, akaike
-from .profiles.moffat import START_BETA, alpha_for_sigma
+from .profiles.moffat import START_BETA, alpha_for_sigma, sigma_for_alpha
 
 __all__ = ["JointShape", "joint_shape", "refine_jointly"]
 
@@ -33,6 +33,9 @@ class JointShape:
     kind: str
     width: np.ndarray
     beta: float | None = None
+    inverse_beta_prior: tuple[float, float] | None = None
+    """Moffat: mean and standard deviation of the instrument's prior on ``1 / beta`` (`~jwst_optextract.core.psf_prior`)
+    that its fits hold the index toward; None: none."""
 
     def profile(self, ny: int, centers: np.ndarray) -> np.ndarray:
         """``(n_exposures, ny, nx)`` normalised profiles about each exposure's trace."""
@@ -48,22 +51,36 @@ class JointShape:
         text = f"{self.kind} width {self.width.min():.2f} to {self.width.max():.2f} px"
         return text + (f", beta {self.beta:.2f}" if self.beta is not None else "")
 
+    @property
+    def sigma(self) -> np.ndarray:
+        """The Gaussian sigma of the same FWHM, per column."""
+        return sigma_for_alpha(self.width, self.beta) if self.kind == "moffat" else self.width
+
+
+INVERSE_BETA_LIMITS = (1.0 / 20.0, 1.0)
+"""The Moffat index ``beta`` stays within 1-20, as in `optx_psf` (below 1 its wings hold more flux than its core)."""
+
 
 def joint_shape(work: ExposureStack, centers: np.ndarray, gaussian: JointShape, degree: int, kinds: tuple[str, ...],
-                 detection_snr: float = 5.0) -> tuple[np.ndarray, JointShape]:
+                 detection_snr: float = 5.0, psf_prior=None) -> tuple[np.ndarray, JointShape]:
     """The trace shift and shape fitted to all exposures, of the best of ``kinds`` (gaussian, moffat).
 
     The Gaussian is fitted first, from ``gaussian``; the Moffat starts from its
-    trace and FWHM. Of both, the one with the lower Akaike criterion,
-    ``chi2 + 2 n_parameters``, is kept. A Moffat's wings are modelled in the
-    negative images too, so no wing flux goes with the nod differences.
+    trace and FWHM, and its index from the instrument's ``psf_prior``
+    (`~jwst_optextract.core.psf_prior.PsfPrior`; else 2.5), and is held toward
+    the prior's as `optx_psf`'s Moffat is. Of both, the one with the lower
+    Akaike criterion, ``chi2 + 2 n_parameters``, is kept. A Moffat's wings are
+    modelled in the negative images too, so no wing flux goes with the nod
+    differences.
     """
     fits = [refine_jointly(work, centers, gaussian, degree, detection_snr)]
     fitted_centers, fitted, cost, column_snr = fits[0]
     # As optx_psf's auto: the Moffat's index is one more number to learn from the wings, which a faint
     # source does not show (at S/N ~1.5 per column the Moffat took background residuals for wings, +15 %).
     if "moffat" in kinds and cost is not None and (kinds == ("moffat",) or column_snr >= SHAPES_MIN_SNR):
-        start = JointShape("moffat", alpha_for_sigma(fitted.width, START_BETA), START_BETA)
+        beta = START_BETA if psf_prior is None else psf_prior.beta
+        start = JointShape("moffat", alpha_for_sigma(fitted.width, beta), beta,
+                           None if psf_prior is None else (psf_prior.inverse_beta, psf_prior.inverse_beta_sd))
         moffat = refine_jointly(work, fitted_centers, start, degree, detection_snr)
         fits = [moffat] if kinds == ("moffat",) else [*fits, moffat]
     detected = [fit for fit in fits if fit[2] is not None]
@@ -77,7 +94,8 @@ def joint_shape(work: ExposureStack, centers: np.ndarray, gaussian: JointShape, 
 
 
 def _plausible_width(width: np.ndarray) -> bool:
-    """Whether a width along the dispersion is one a profile can have: above 0.3 px, varying by less than 3 times."""
+    """Whether a width (a Gaussian sigma) along the dispersion is one a profile can have: above 0.3 px, varying
+    by less than 3 times."""
     return bool(np.all(np.isfinite(width)) and width.min() > 0.3 and width.max() < 3 * width.min())
 
 
@@ -89,12 +107,16 @@ def refine_jointly(work: ExposureStack, centers: np.ndarray, shape: JointShape, 
     The model includes the negative images of nod differences, which a fit
     of one exposure alone must mask and which then pull its width. The width
     is multiplied by ``exp`` of a Legendre series of degree ``degree`` along
-    the dispersion, a Moffat index ``beta`` is ``0.5 + exp`` of one more
-    parameter; the flux of each column is solved for at every step (damped
-    Gauss-Newton with numerical derivatives, variable projection). A source
-    the pooled data do not detect at ``detection_snr`` keeps the starting
-    trace and shape, and its chi-square is None. Returns the traces, the
-    shape, the chi-square and the median S/N per column of the pooled exposures.
+    the dispersion, a Moffat's ``1 / beta`` moves by one more parameter
+    (within `INVERSE_BETA_LIMITS`, and held toward ``shape.inverse_beta_prior``
+    by a term of the cost); the flux of each column is solved for at every
+    step (damped Gauss-Newton with numerical derivatives, variable
+    projection). A source the pooled data do not detect at
+    ``detection_snr`` keeps the starting trace and shape, and its chi-square
+    is None; so does a shape whose width is implausible even when constant
+    along the dispersion. Returns the traces, the shape, the chi-square
+    (without the prior's term) and the median S/N per column of the pooled
+    exposures.
     """
     variance = work.total_variance
     usable = work.good & (variance > 0)
@@ -104,17 +126,24 @@ def refine_jointly(work: ExposureStack, centers: np.ndarray, shape: JointShape, 
     basis = np.polynomial.legendre.legvander(np.linspace(-1, 1, nx), degree).T  # (degree + 1, nx)
     n_width = degree + 1
 
+    prior = shape.inverse_beta_prior if shape.kind == "moffat" else None
+
     def shaped(theta) -> JointShape:
         width = shape.width * np.exp(theta[1:1 + n_width] @ basis)
         if shape.kind == "moffat":
-            return JointShape("moffat", width, 0.5 + (shape.beta - 0.5) * float(np.exp(theta[-1])))
+            inverse_beta = float(np.clip(1.0 / shape.beta + theta[-1], *INVERSE_BETA_LIMITS))
+            return JointShape("moffat", width, 1.0 / inverse_beta, prior)
         return JointShape(shape.kind, width)
 
     def solve(theta):
-        model = source_model(work, shaped(theta).profile(ny, centers + theta[0])) * root_weight
+        fitted = shaped(theta)
+        model = source_model(work, fitted.profile(ny, centers + theta[0])) * root_weight
         information = np.maximum(np.sum(model * model, axis=(0, 1)), 1e-300)
         flux = np.sum(model * target, axis=(0, 1)) / information
-        return (target - flux * model).ravel(), flux, information
+        residual = (target - flux * model).ravel()
+        if prior is not None:
+            residual = np.append(residual, (1.0 / fitted.beta - prior[0]) / prior[1])
+        return residual, flux, information
 
     theta = np.zeros(1 + n_width + shape.n_parameters)
     residual, flux, information = solve(theta)
@@ -140,12 +169,18 @@ def refine_jointly(work: ExposureStack, centers: np.ndarray, shape: JointShape, 
         if np.max(np.abs(delta)) < 1e-4:
             break
     fitted = shaped(theta)
-    if degree > 0 and not _plausible_width(fitted.width):
+    if not _plausible_width(fitted.sigma):
+        if degree == 0:
+            log.info("Joint fit of all exposures: a %s of constant width %.2f px is implausible; not kept",
+                     fitted.kind, fitted.width[0])
+            return centers, shape, None, 0.0
         # As the trace fit of one slit: a width law the data cannot carry (a faint source's ran from 0.09 to
         # 5.8 px and lost half its flux) gives way to a width constant along the dispersion.
         log.info("Joint fit of all exposures: a width of %.2f to %.2f px is implausible; a constant width instead",
                  fitted.width.min(), fitted.width.max())
         return refine_jointly(work, centers, shape, 0, detection_snr, iterations)
+    if prior is not None:
+        cost -= float(residual[-1] ** 2)
     log.info("Joint fit of all exposures (S/N %.0f): traces shifted by %+.3f px, %s (from %s)", snr, theta[0],
              fitted.describe(), shape.describe())
     column_snr = float(np.median(flux[seen] * np.sqrt(information[seen])))

@@ -31,7 +31,6 @@ from scipy import ndimage, sparse
 from .combine import ExposureStack, negative_images, source_model
 from .joint import JointShape, joint_shape, refine_jointly
 from .profiles.choice import SHAPES_MIN_SNR, akaike, beyond_noise
-from .profiles.moffat import sigma_for_alpha
 from .profiles.shape import normalised
 from .profiles.spline import (
     _BACKGROUND_ROWS,
@@ -117,13 +116,14 @@ class JointSpline:
 
 
 def joint_profile(work: ExposureStack, centers: np.ndarray, gaussian: JointShape, degree: int,
-                  kinds: tuple[str, ...], reject_sigma: float | None = 5.0
+                  kinds: tuple[str, ...], reject_sigma: float | None = 5.0, psf_prior=None
                   ) -> tuple[np.ndarray, JointShape | JointSpline]:
     """The traces and the profile shared by all exposures: the best of ``kinds`` (gaussian, moffat, spline).
 
     The parametric kinds are fitted and chosen first (`joint_shape`; with
     ``spline`` alone, both, as a start); the spline starts from the best of
-    them, with its wings where that is a Moffat. With a parametric kind among
+    them, with its wings where that is a Moffat (whose index the instrument's
+    ``psf_prior`` holds, `joint_shape`). With a parametric kind among
     ``kinds`` the spline is fitted only from a median S/N per column of
     `~jwst_optextract.core.profiles.choice.SHAPES_MIN_SNR` (a shape learnt
     from faint data is biased, as in `optx_psf`) and kept where Akaike's
@@ -131,7 +131,7 @@ def joint_profile(work: ExposureStack, centers: np.ndarray, gaussian: JointShape
     `pooled_cost`. A spline that cannot be fitted leaves the parametric profile (with a warning).
     """
     parametric = tuple(k for k in kinds if k != "spline") or ("gaussian", "moffat")
-    centers, best = joint_shape(work, centers, gaussian, degree, parametric)
+    centers, best = joint_shape(work, centers, gaussian, degree, parametric, psf_prior=psf_prior)
     if "spline" not in kinds:
         return centers, best
     ny = work.data.shape[1]
@@ -142,7 +142,7 @@ def joint_profile(work: ExposureStack, centers: np.ndarray, gaussian: JointShape
         log.info("Joint profile: no spline at a median S/N of %.1f per column (from %.0f)", snr, SHAPES_MIN_SNR)
         return centers, best
     if not alone:
-        gain, n_bins = _coherent_gain(work, centers, best_profile, _sigma_of(best))
+        gain, n_bins = _coherent_gain(work, centers, best_profile, best.sigma)
         log.debug("Joint profile: coherent residuals of the %s, chi2 %.0f in %d bins", best.kind, gain, n_bins)
         if not beyond_noise(gain, n_bins):
             log.info("Joint profile: the %s leaves no coherent residuals (chi2 %.0f in %d bins); no spline",
@@ -154,7 +154,7 @@ def joint_profile(work: ExposureStack, centers: np.ndarray, gaussian: JointShape
     for wings in ((best, None) if best.kind == "moffat" else (None,)):
         try:
             candidates["spline" if wings is None else "spline with wings"] = fit_joint_spline(
-                work, centers, best, _sigma_of(best), wings=wings, reject_sigma=reject_sigma)
+                work, centers, best, best.sigma, wings=wings, reject_sigma=reject_sigma)
         except ValueError as error:
             log.warning("The exposures give no joint spline profile (%s)", error)
     if not candidates:
@@ -239,11 +239,6 @@ def _coherent_gain(work: ExposureStack, centers: np.ndarray, profile: np.ndarray
     fw = np.broadcast_to(flux, data.shape) * root
     block = np.minimum(np.arange(nx) * 2 // nx, 1)
     return binned_coherent_chi2(u, block, 2, chi, fw, use, support, step=0.5)
-
-
-def _sigma_of(shape: JointShape) -> np.ndarray:
-    """The Gaussian sigma of the same FWHM as ``shape``, per column."""
-    return sigma_for_alpha(shape.width, shape.beta) if shape.kind == "moffat" else shape.width
 
 
 def _column_snr(work: ExposureStack, profile: np.ndarray) -> float:

@@ -26,7 +26,7 @@ from ..core import combine
 from ..core.combine import (
     ExposureStack, bright_or_extreme, cosmic_rays, pixel_weights, rectified_image, source_model, weighted_wavelength,
 )
-from ..core.joint import JointShape, refine_jointly
+from ..core.joint import JointShape, joint_shape
 from ..core.joint_spline import JointSpline, joint_profile, refit_joint_spline
 from ..exceptions import SlitError
 from .fit import fit_trace
@@ -163,7 +163,7 @@ def combine_source(group: SourceGroup, params: CombineParameters) -> SourceResul
                                     with_background=first.nods is not None)
     kinds = PROFILE_KINDS[params.profile_kind]
     centers, shape = joint_profile(first, centers, JointShape("gaussian", sigma), params.width_degree, kinds,
-                                   params.reject_sigma)
+                                   params.reject_sigma, params.psf_prior)
     # Outliers are looked for in each exposure alone: in a nod difference the
     # other exposures' cosmic rays are negative spikes that pull the fit.
     alone = first if shaping != "nod" else _subtract_model(group, stack, params)
@@ -243,15 +243,21 @@ def _scene_extract(stack: ExposureStack, alone: ExposureStack, outliers: np.ndar
 
 def _refine(final: ExposureStack, centers: np.ndarray, shape: JointShape | JointSpline,
             params: CombineParameters) -> tuple[np.ndarray, JointShape | JointSpline]:
-    """The traces and the shared profile fitted again to the data without their outliers, from ``shape``."""
+    """The traces and the shared profile fitted again to the data without their outliers, from ``shape``.
+
+    A parametric profile is chosen again too (its kind among ``profile_kind``'s, the Gaussian started from
+    ``shape``'s width): before the cosmic rays were flagged, a Moffat could take them for wings (a faint
+    source's index ran to 0.5 and its flux 92 % high).
+    """
     if isinstance(shape, JointSpline):
         try:
             return refit_joint_spline(final, centers, shape, params.width_degree, params.reject_sigma)
         except ValueError as error:  # the spline of the first pass stands
             log.warning("The joint spline could not be fitted again (%s); keeping the first", error)
             return centers, shape
-    centers, shape, *_ = refine_jointly(final, centers, shape, params.width_degree)
-    return centers, shape
+    parametric = tuple(k for k in PROFILE_KINDS[params.profile_kind] if k != "spline") or (shape.kind,)
+    start = JointShape("gaussian", shape.sigma) if "gaussian" in parametric else shape
+    return joint_shape(final, centers, start, params.width_degree, parametric, psf_prior=params.psf_prior)
 
 
 def pixel_table(final: ExposureStack, profile, model, weights, centers, filenames: list[str]) -> Table:

@@ -240,6 +240,8 @@ class CombineParameters(StepParameters):
     """``auto`` (the best by Akaike's criterion of the Gaussian, the Moffat and, from a median S/N of 3 per column,
     the spline), ``gaussian``, ``moffat`` or ``spline`` (`~jwst_optextract.core.joint_spline`)."""
     background_method: str = "smooth"
+    psf_prior: PsfPrior | None = None
+    """The instrument's cross-dispersion PSF prior (``optxpsf``): the shared Moffat's index is held toward its."""
     keep_rectified: bool = False
     """Also resample every exposure about its trace and average them, for display (`rectified_image`)."""
 

@@ -58,7 +58,7 @@ class SlitCombineStep(OptxStep):
     save_pixel_table = boolean(default=False)  # also write each source's pixel table (every pixel of every exposure with its offset from the trace, data, variance, profile and weight), suffix pixels, FITS
     """  # noqa: E501
 
-    reference_file_types = ["optxextract"]
+    reference_file_types = ["optxextract", "optxpsf"]
 
     def default_suffix(self):
         return "x1d"
