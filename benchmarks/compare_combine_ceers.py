@@ -96,7 +96,7 @@ def plot(result: dict, path: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plot", help="write the comparison figure here")
-    parser.add_argument("--background", default="scene", help="optx_combine's background (default: scene)")
+    parser.add_argument("--background", default="auto", help="optx_combine's background (default: auto)")
     args = parser.parse_args()
     files = sorted(glob.glob(str(DATA / "jw*.fits")))
     (x1d,) = SlitCombineStep.call(files, background=args.background)
