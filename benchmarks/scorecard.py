@@ -75,7 +75,8 @@ with no finite column, is a failure. A slit is *within tolerance* when
 ``sigma_shape`` (`shape_bound`) is the bound on the slit's total flux when the
 profile's family is known but not its numbers (FWHM law, trace offset, Moffat
 index, a double's separation and ratio), all fitted with the columns' fluxes
-and backgrounds; ``σshape`` is the bias in those units. It is information, not
+and backgrounds (for a nod set: shared by its exposures, each with its own
+offset and background); ``σshape`` is the bias in those units. It is information, not
 a target: no estimator that learns the profile from the data does better, and
 for a faint Moffat in a short slit (its wings trade with the quadratic
 background) it is 2-6 times ``sqrt(sum CRB_joint)`` (seed 2876871826).
@@ -233,7 +234,7 @@ def score_columns(flux: np.ndarray | None, error: np.ndarray | None, truth: np.n
     }
 
 
-def shape_bound(scene: scenes.Scene, degree: int = BACKGROUND_DEGREE, step: float = 1e-4) -> float:
+def shape_bound(scene: scenes.Scene | list[scenes.Scene], degree: int = BACKGROUND_DEGREE, step: float = 1e-4) -> float:
     """Cramér–Rao bound on the slit's total flux ``sum_x t(x)`` when the profile's own shape numbers are unknown.
 
     The profile's family is known (the scene's kind) but not its numbers: the
@@ -246,43 +247,51 @@ def shape_bound(scene: scenes.Scene, degree: int = BACKGROUND_DEGREE, step: floa
     even the family) cannot do better, so faint winged sources in short slits,
     whose wings trade with the background across the slit, are judged against
     this bound too (``bias sigma_shape``).
+
+    ``scene`` may be the exposures of a nod set: they share ``t(x)`` and the
+    shape's numbers, and each has its own trace offset and background.
     """
-    extras = scene.extras
-    if scene.profile.ndim != 2 or "fwhm" not in extras:
+    exposures = [scene] if isinstance(scene, scenes.Scene) else list(scene)
+    extras = exposures[0].extras
+    if exposures[0].profile.ndim != 2 or "fwhm" not in extras:
         return float("nan")
-    ny, nx = scene.ny, scene.nx
-    base = {"log_fwhm_start": np.log(extras["fwhm"][0]), "log_fwhm_end": np.log(extras["fwhm"][1]), "offset": 0.0}
-    if scene.kind == "moffat":
+    ny, nx, n = exposures[0].ny, exposures[0].nx, len(exposures)
+    base = {"log_fwhm_start": np.log(extras["fwhm"][0]), "log_fwhm_end": np.log(extras["fwhm"][1])}
+    base.update({f"offset_{e}": 0.0 for e in range(n)})
+    if exposures[0].kind == "moffat":
         base["inverse_beta"] = 1.0 / extras["beta"]
-    if scene.kind == "double":
+    if exposures[0].kind == "double":
         base.update(separation=extras["separation"], ratio=extras["ratio"])
 
-    def profile(values):  # the scene's drawn profile with these numbers
+    def profile(values, e):  # exposure e's drawn profile with these numbers
         params = {**extras, "fwhm": (np.exp(values["log_fwhm_start"]), np.exp(values["log_fwhm_end"]))}
         params.update({k: values[k] for k in ("separation", "ratio") if k in values})
         if "inverse_beta" in values:
             params["beta"] = 1.0 / values["inverse_beta"]
-        return scenes.profile_of(params, ny, scene.trace + values["offset"])
+        return scenes.profile_of(params, ny, exposures[e].trace + values[f"offset_{e}"])
 
-    P = profile(base)
-    if not np.allclose(P, scene.profile, rtol=1e-6, atol=1e-9):
-        return float("nan")  # not a profile this bound knows how to vary
-    weights = np.where(scene.bad, 0.0, 1.0 / scene.variance)
-    derivatives = []
-    for name, value in base.items():
-        up, down = dict(base), dict(base)
-        up[name], down[name] = value + step, value - step
-        # of the model t(x) Q(y, x), Q = P / sum_y P: the parameter is the flux inside the slit, as CRB_joint's
-        upper, lower = profile(up), profile(down)
-        derivatives.append(scene.truth * (upper / upper.sum(axis=0) - lower / lower.sum(axis=0)) / (2 * step))
-    shape = np.stack(derivatives, axis=-1)  # (ny, nx, k)
-    q = P / P.sum(axis=0)
     yy = np.linspace(-1.0, 1.0, ny)
-    column = np.concatenate([q[..., None], np.broadcast_to((yy[:, None] ** np.arange(degree + 1))[:, None, :],
-                                                           (ny, nx, degree + 1))], axis=-1)
-    a = np.einsum("yxi,yx,yxj->xij", column, weights, column)
-    b = np.einsum("yxi,yx,yxk->xik", column, weights, shape)
-    d = np.einsum("yxk,yx,yxl->kl", shape, weights, shape)
+    legendre = np.broadcast_to((yy[:, None] ** np.arange(degree + 1))[:, None, :], (ny, nx, degree + 1))
+    a = b = d = 0.0
+    for e, exposure in enumerate(exposures):
+        P = profile(base, e)
+        if not np.allclose(P, exposure.profile, rtol=1e-6, atol=1e-9):
+            return float("nan")  # not a profile this bound knows how to vary
+        weights = np.where(exposure.bad, 0.0, 1.0 / exposure.variance)
+        derivatives = []
+        for name, value in base.items():
+            up, down = dict(base), dict(base)
+            up[name], down[name] = value + step, value - step
+            # of the model t(x) Q(y, x), Q = P / sum_y P: the parameter is the flux inside the slit, as CRB_joint's
+            upper, lower = profile(up, e), profile(down, e)
+            derivatives.append(exposure.truth * (upper / upper.sum(axis=0) - lower / lower.sum(axis=0)) / (2 * step))
+        shape = np.stack(derivatives, axis=-1)  # (ny, nx, k)
+        column = np.zeros((ny, nx, 1 + n * (degree + 1)))  # t(x), then every exposure's background
+        column[..., 0] = P / P.sum(axis=0)
+        column[..., 1 + e * (degree + 1):1 + (e + 1) * (degree + 1)] = legendre
+        a = a + np.einsum("yxi,yx,yxj->xij", column, weights, column)
+        b = b + np.einsum("yxi,yx,yxk->xik", column, weights, shape)
+        d = d + np.einsum("yxk,yx,yxl->kl", shape, weights, shape)
     ok = np.linalg.cond(a) < 1e12
     a_inv = np.linalg.inv(a[ok])
     ab = np.einsum("xij,xjk->xik", a_inv, b[ok])
@@ -291,12 +300,13 @@ def shape_bound(scene: scenes.Scene, degree: int = BACKGROUND_DEGREE, step: floa
     return float(a_inv[:, 0, 0].sum() + h @ np.linalg.solve(schur, h))
 
 
-def _against_shape_bound(row: dict, truth: np.ndarray, variance: float) -> dict:
-    """``bias_sigma_shape`` and ``within_shape_bound`` of a slit's row: its bias against `shape_bound`."""
+def _against_shape_bound(row: dict, truth: np.ndarray, variance: float, tolerance: float = 0.5) -> dict:
+    """``bias_sigma_shape`` and ``within_shape_bound`` of a row: its bias against `shape_bound`, within
+    max(``tolerance`` %, 3 sigma_shape)."""
     sigma = 100.0 * np.sqrt(variance) / truth.sum() if variance > 0 else float("nan")  # percent
     bias = row["bias_percent"]
     return {"shape_sigma_percent": float(sigma), "bias_sigma_shape": float(bias / sigma),
-            "within_shape_bound": bool(row["ok"] and abs(bias) <= max(0.5, 3.0 * sigma))}
+            "within_shape_bound": bool(row["ok"] and abs(bias) <= max(tolerance, 3.0 * sigma))}
 
 
 def scene_bounds(scene: scenes.Scene, degree: int = BACKGROUND_DEGREE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -540,11 +550,19 @@ _HEADER = (f"{'slit':>6} {'profile':>8} {'ny x nx':>8} {'S/N':>6} {'wcs':>6} {'e
            f"{'bias σ':>7} {'σshape':>7} {'v/CRBt':>7} {'v/CRBj':>7} {'robust':>7} {'cover':>6} {'e2/CRB':>6}")
 
 
+def _flag(row: dict) -> str:
+    """What a row's last column says: nothing within tolerance, else ``MISSING`` or ``OUT`` (and whether it is
+    within 3 sigma_shape)."""
+    if row["within_tolerance"]:
+        return ""
+    if not row["ok"]:
+        return "MISSING"
+    return "OUT (within 3 sigma_shape)" if row.get("within_shape_bound") else "OUT"
+
+
 def _print_row(say, scene: scenes.Scene, row: dict) -> None:
     wcs = "none" if scene.wcs_offset is None else f"{scene.wcs_offset:+.1f}"
-    flag = "" if row["within_tolerance"] else ("MISSING" if not row["ok"] else "OUT")
-    if flag == "OUT" and row.get("within_shape_bound"):
-        flag = "OUT (within 3 sigma_shape)"
+    flag = _flag(row)
     figures = ("extracted", "bias_percent", "bias_sigma", "bias_sigma_shape", "var_crb_true", "var_crb_joint",
                "var_crb_joint_robust", "coverage", "err2_crb")
     say(_ROW.format(name=scene.name, kind=scene.kind, ny=scene.ny, nx=scene.nx, snr=scene.peak_snr, wcs=wcs,
@@ -603,7 +621,7 @@ def _run_nods(rng, n_sets: int, work: Path, degree: int, say) -> list[dict]:
     rows = []
     say("nods (3 exposures each, against the joint bound of the exposures)")
     say(f"{'source':>6} {'profile':>8} {'ny x nx':>8} {'S/N':>6} {'throw':>5} {'extr':>5} {'bias%':>8} "
-        f"{'bias σ':>7} {'v/CRBt':>7} {'v/CRBj':>7} {'cover':>6} {'e2/CRB':>6} {'spread%':>7}")
+        f"{'bias σ':>7} {'σshape':>7} {'v/CRBt':>7} {'v/CRBj':>7} {'cover':>6} {'e2/CRB':>6} {'spread%':>7}")
     for exposures in sets:
         source = exposures[0].source_id
         found = glob.glob(str(outdir / f"*_s{source:05d}_x1d.fits"))
@@ -611,13 +629,16 @@ def _run_nods(rng, n_sets: int, work: Path, degree: int, say) -> list[dict]:
         flux, error = _on_columns(exposures[0], spectrum)
         row = score_nods(flux, error, exposures, degree)
         row["oracle"] = score_nods(*_oracle_nods(exposures, degree), exposures, degree)
+        row.update(_against_shape_bound(row, np.mean([x.truth for x in exposures], axis=0),
+                                        shape_bound(exposures, degree), TARGETS["nod_bias_percent"]))
         e = exposures[0]
         row.update(source_id=source, kind=e.kind, ny=e.ny, nx=e.nx, snr=e.peak_snr, throw=e.extras["throw"])
         rows.append(row)
         say(f"{source:>6} {e.kind:>8} {e.ny:>3}x{e.nx:<4} {e.peak_snr:6.1f} {e.extras['throw']:5.2f} "
-            f"{row['extracted']:5.3f} {row['bias_percent']:8.3f} {row['bias_sigma']:7.2f} {row['var_crb_true']:7.3f} "
+            f"{row['extracted']:5.3f} {row['bias_percent']:8.3f} {row['bias_sigma']:7.2f} "
+            f"{row['bias_sigma_shape']:7.2f} {row['var_crb_true']:7.3f} "
             f"{row['var_crb_joint']:7.3f} {row['coverage']:6.3f} {row['err2_crb']:6.3f} "
-            f"{row['truth_spread_percent']:7.3f} {'' if row['within_tolerance'] else 'OUT'}")
+            f"{row['truth_spread_percent']:7.3f} {_flag(row)}")
     return rows
 
 
@@ -703,6 +724,8 @@ def summarise(slit_rows: list[dict], nod_rows: list[dict], tso_row: dict | None,
             nods_var_crb_true=[r["var_crb_true"] for r in nod_rows],
             nods_coverage=[r["coverage"] for r in nod_rows],
             nods_within_tolerance=float(np.mean([r["within_tolerance"] for r in nod_rows])),
+            nods_within_shape_bound=float(np.mean([r.get("within_shape_bound", False) for r in nod_rows])),
+            nods_bias_sigma_shape=[r.get("bias_sigma_shape", float("nan")) for r in nod_rows],
             nods_median_var_crb_joint=_stat(np.median, [r["var_crb_joint"] for r in nod_rows]),
             nods_oracle_bias_sigma=[r["oracle"]["bias_sigma"] for r in nod_rows if "oracle" in r],
             nods_oracle_var_crb_joint=[r["oracle"]["var_crb_joint"] for r in nod_rows if "oracle" in r],
@@ -762,6 +785,9 @@ def print_summary(s: dict) -> None:
         fmt = ", ".join
         print(f"[{mark('nods_bias')}] nods bias %: {fmt(f'{v:.3f}' for v in s['nods_bias_percent'])}; sigma: "
               f"{fmt(f'{v:.2f}' for v in s['nods_bias_sigma'])}  (target within max(0.2 %, 3 sigma))")
+        if "nods_bias_sigma_shape" in s:
+            print(f"       nods bias in sigma_shape: {fmt(f'{v:.2f}' for v in s['nods_bias_sigma_shape'])}; within "
+                  f"max(0.2 %, 3 sigma_shape): {100 * s['nods_within_shape_bound']:.0f} %  (information, no target)")
         print(f"[{mark('nods_var_crb')}] nods var/CRB_joint(all exposures): "
               f"{fmt(f'{v:.3f}' for v in s['nods_var_crb_joint'])}  (target <= 1.10); background known: "
               f"{fmt(f'{v:.3f}' for v in s['nods_var_crb_true'])}; coverage "

@@ -281,3 +281,14 @@ def test_time_series_white_light_near_photon_noise(tmp_path):
     tso = result["tso"]
     assert tso["ok"] and abs(tso["bias_percent"]) < 0.5, f"seed {seed}"
     assert tso["white_over_photon"] < 2.0, f"seed {seed}"
+
+
+def test_shape_bound_of_a_nod_set():
+    """A nod set's exposures share the flux and the shape: their bound is above the one with the shape known,
+    and below that of any one exposure alone."""
+    rng = np.random.default_rng(5)
+    exposures = [_cropped(e, 40) for e in scenes.draw_nod_set(rng, source_id=500)]
+    both = scorecard.shape_bound(exposures)
+    known = np.sum(1.0 / np.sum([1.0 / scorecard.scene_bounds(e)[2] for e in exposures], axis=0))
+    assert known <= both < min(scorecard.shape_bound(e) for e in exposures)
+    assert scorecard.shape_bound(exposures[:1]) == pytest.approx(scorecard.shape_bound(exposures[0]), rel=1e-12)
