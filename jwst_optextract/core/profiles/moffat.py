@@ -107,11 +107,11 @@ def _moffat_derivatives(ny, center, alpha, beta, derivatives=True):
     if not derivatives:
         return g, {}
 
-    def edge_density(offset):
-        return np.exp(-beta * np.log1p(((rows + offset - c) / a) ** 2)) / norm
-
+    # the density at the row edges (a row's upper edge is the next row's lower edge: evaluated once)
+    edges = np.arange(ny + 1, dtype=float)[:, None] - 0.5
+    edge_density = np.exp(-beta * np.log1p(((edges - c) / a) ** 2)) / norm
     return g, {
-        "center": edge_density(-0.5) - edge_density(0.5),
+        "center": edge_density[..., :-1, :] - edge_density[..., 1:, :],
         "width": (2.0 * beta * d_alpha / norm - g) / a,
         "beta": d_beta / norm - g * (digamma(beta - 0.5) - digamma(beta)),
     }
