@@ -81,10 +81,10 @@ class SceneBackground:
             return arrays
         A = np.concatenate(columns, axis=-1)  # (ny, nx, K)
         Aw = A * weights[..., None]
-        normal = np.einsum("yxj,yxk->xjk", Aw, A)
+        regular = _regularised(np.einsum("yxj,yxk->xjk", Aw, A))  # one matrix for every array
         projected = {}
         for name, a in arrays.items():
-            coeffs, _ = _solve_small(normal, np.einsum("yxj,yx->xj", Aw, a), False)
+            coeffs = np.linalg.solve(regular, np.einsum("yxj,yx->xj", Aw, a)[..., None])[..., 0]
             projected[name] = a - np.einsum("yxj,xj->yx", A, coeffs)
         return projected
 
@@ -294,7 +294,9 @@ def _fit_chunk(D, P, vr, vp, vf, mask, model, out, reject_sigma, max_iterations,
         weights.follow(sol.flux)
         iv = weights.inverse(good)
         moments = _Moments.of(D, P, iv, model.L)
-    sol = model.solve(moments, with_variance=True)
+        sol = model.solve(moments, with_variance=True)
+    else:  # the last solution is of these very sums: only its variance is missing
+        sol = model.add_variance(moments, sol)
     # Variance components: those of the known-background estimate, scaled to the marginal variance.
     s = np.einsum("nyx,nyx,nyx->nx", P, P, iv)
     w = np.divide(P * iv, s[:, None, :], out=np.zeros(shape), where=s[:, None, :] > 0)
@@ -348,8 +350,7 @@ class _Weights:
             A = np.concatenate([np.broadcast_to(L[None, :, None, :], D.shape + L.shape[-1:]),
                                 self.P_pos[..., None]], axis=-1)
             Ag = A * good[..., None]
-            coeffs, _ = _solve_small(np.einsum("nyxk,nyxl->nxkl", Ag, A), np.einsum("nyxk,nyx->nxk", Ag, vp),
-                                     False)
+            coeffs, _ = _solve_small(np.einsum("nyxk,nyxl->nxkl", Ag, A), np.einsum("nyxk,nyx->nxk", Ag, vp))
             self.a = _block_median(np.einsum("yj,nxj->nyx", L, coeffs[..., :-1]).clip(0, None), _BLOCK)
             self.b = coeffs[..., -1].clip(0, None)
             self.median_b = _block_median(self.b, _BLOCK)
@@ -383,11 +384,25 @@ def _block_median(values: np.ndarray, window: int) -> np.ndarray:
     parts = []
     if full:
         blocks = values[..., :full].reshape(values.shape[:-1] + (nx // window, window))
-        parts.append(np.repeat(np.median(blocks, axis=-1), window, axis=-1))
+        parts.append(np.repeat(_median_last(blocks), window, axis=-1))
     if full < nx:
         tail = values[..., full:]
-        parts.append(np.broadcast_to(np.median(tail, axis=-1, keepdims=True), tail.shape))
+        parts.append(np.broadcast_to(_median_last(tail)[..., None], tail.shape))
     return np.concatenate(parts, axis=-1)
+
+
+def _median_last(values: np.ndarray) -> np.ndarray:
+    """``np.median(values, axis=-1)``, the same numbers, selected in a quarter of the time for an odd count.
+
+    The median of an odd count is its middle order statistic, which one
+    partition finds (``np.median`` partitions for the largest element too, to
+    find NaNs, and averages the one middle element); NaN if any value is NaN.
+    """
+    count = values.shape[-1]
+    if count % 2 == 0:
+        return np.median(values, axis=-1)
+    middle = np.partition(values, count // 2, axis=-1)[..., count // 2]
+    return np.where(np.isnan(values).any(axis=-1), np.nan, middle)
 
 
 @dataclass
@@ -395,6 +410,8 @@ class _Solution:
     flux: np.ndarray
     background: np.ndarray
     var_total: np.ndarray | None = None
+    system: np.ndarray | None = None
+    """The regularised normal matrices solved (`_solve_small`), for the variance (`add_variance`)."""
 
 
 @dataclass
@@ -452,9 +469,15 @@ class _ColumnPolynomial:
         normal[..., 0, 1:] = normal[..., 1:, 0] = np.moveaxis(mom.u, 1, -1)
         normal[..., 1:, 1:] = np.moveaxis(mom.m, 3, 1)
         rhs = np.concatenate([mom.p[..., None], np.moveaxis(mom.r, 1, -1)], axis=-1)
-        coeffs, inverse = _solve_small(normal, rhs, with_variance)
+        coeffs, system = _solve_small(normal, rhs)
         background = np.matmul(self.L, np.moveaxis(coeffs[..., 1:], -1, 1))
-        return _Solution(coeffs[..., 0], background, None if inverse is None else inverse[..., 0, 0])
+        solution = _Solution(coeffs[..., 0], background, system=system)
+        return self.add_variance(mom, solution) if with_variance else solution
+
+    def add_variance(self, mom: _Moments, sol: _Solution) -> _Solution:
+        """``sol`` (a solution of ``mom``) with the flux variance, marginalised over the background."""
+        sol.var_total = np.linalg.inv(sol.system)[..., 0, 0]
+        return sol
 
 
 class _SmoothBackground:
@@ -486,20 +509,27 @@ class _SmoothBackground:
         normal = (self.SS_T @ Q.reshape(n * J * J, nx).T).reshape(M, M, n, J, J)
         normal = normal.transpose(2, 0, 3, 1, 4).reshape(n, M * J, M * J)
         rhs = (self.S_T @ q.reshape(n * J, nx).T).reshape(M, n, J).transpose(1, 0, 2).reshape(n, M * J)
-        coeffs, inverse = _solve_small(normal, rhs, with_variance)
+        coeffs, system = _solve_small(normal, rhs)
         c = coeffs.reshape(n, M, J).transpose(1, 0, 2).reshape(M, n * J)
         per_column = (S @ c).reshape(nx, n, J).transpose(1, 2, 0)  # (n, J, nx)
         background = np.matmul(self.L, per_column)
         flux = (mom.p - np.einsum("njx,njx->nx", mom.u, per_column)) * inv_s
-        var = None
-        if with_variance:
-            # var f = 1/s + g^T C g with g = S(x) (x) u / s: the background's uncertainty under the source
-            C = inverse.reshape(n, M, J, M, J).transpose(1, 3, 0, 2, 4).reshape(M * M, n * J * J)
-            H = (self.SS @ C).reshape(nx, n, J, J).transpose(1, 0, 2, 3)  # covariance of each column's polynomial
-            g = mom.u * inv_s[:, None, :]
-            extra = np.einsum("njx,nxjk,nkx->nx", g, H, g)
-            var = np.where(mom.s > 0, inv_s + extra, np.nan)
-        return _Solution(flux, background, var)
+        solution = _Solution(flux, background, system=system)
+        return self.add_variance(mom, solution) if with_variance else solution
+
+    def add_variance(self, mom: _Moments, sol: _Solution) -> _Solution:
+        """``sol`` (a solution of ``mom``) with the flux variance, marginalised over the background."""
+        n, J, nx = mom.u.shape
+        M = self.M
+        inv_s = mom.inverse_s
+        # var f = 1/s + g^T C g with g = S(x) (x) u / s: the background's uncertainty under the source
+        inverse = np.linalg.inv(sol.system)
+        C = inverse.reshape(n, M, J, M, J).transpose(1, 3, 0, 2, 4).reshape(M * M, n * J * J)
+        H = (self.SS @ C).reshape(nx, n, J, J).transpose(1, 0, 2, 3)  # covariance of each column's polynomial
+        g = mom.u * inv_s[:, None, :]
+        extra = np.einsum("njx,nxjk,nkx->nx", g, H, g)
+        sol.var_total = np.where(mom.s > 0, inv_s + extra, np.nan)
+        return sol
 
 
 class _NoBackground:
@@ -512,6 +542,11 @@ class _NoBackground:
         inv_s = np.divide(1.0, mom.s, out=np.full(mom.s.shape, np.nan), where=mom.s > 0)
         n, nx = mom.s.shape
         return _Solution(mom.p * inv_s, np.zeros((n, self.L.shape[0], nx)), inv_s if with_variance else None)
+
+    def add_variance(self, mom: _Moments, sol: _Solution) -> _Solution:
+        """``sol`` (a solution of ``mom``) with the flux variance ``1 / s``."""
+        sol.var_total = np.divide(1.0, mom.s, out=np.full(mom.s.shape, np.nan), where=mom.s > 0)
+        return sol
 
 
 SCENE_BACKGROUNDS = {"smooth": _SmoothBackground, "column": _ColumnPolynomial, "none": _NoBackground}
@@ -530,20 +565,27 @@ def _background_model(kind: str, ny: int, nx: int, degree: int, knot_spacing: fl
     return SCENE_BACKGROUNDS[kind](ny, nx, degree, knot_spacing)
 
 
-def _solve_small(normal, rhs, with_inverse: bool):
+def _solve_small(normal, rhs):
     """Solve a stack of small symmetric systems; rows with no information are held at zero.
 
     A coefficient that no good pixel constrains (a column with no good pixel,
     a spline with no data under it) would make the system singular: a tiny
     ridge, relative to the largest diagonal element, holds it at zero without
     changing the others.
+
+    Returns the solutions and the regularised matrices (whose inverse is the
+    coefficients' covariance).
     """
+    regular = _regularised(normal)
+    return np.linalg.solve(regular, rhs[..., None])[..., 0], regular
+
+
+def _regularised(normal):
+    """The normal matrices with `_solve_small`'s ridge on the diagonal."""
     diag = np.einsum("...kk->...k", normal)
     scale = np.maximum(diag.max(axis=-1, keepdims=True), 1e-300)
     ridge = np.where(diag > 1e-12 * scale, 1e-12 * scale, scale)
-    regular = normal + ridge[..., None] * np.eye(normal.shape[-1])
-    coeffs = np.linalg.solve(regular, rhs[..., None])[..., 0]
-    return coeffs, np.linalg.inv(regular) if with_inverse else None
+    return normal + ridge[..., None] * np.eye(normal.shape[-1])
 
 
 def _legendre_rows(ny: int, degree: int) -> np.ndarray:

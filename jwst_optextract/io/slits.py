@@ -23,6 +23,7 @@ from stdatamodels.jwst import datamodels
 from ..core.pixels import Variances
 from ..exceptions import InputError, SlitError
 from .dq import DO_NOT_USE, dq_bits
+from .jwst_modules import extract_1d_module
 
 __all__ = ["MeanImage", "SlitData", "describe_model", "dq_bits", "geometry_cache", "integration_groups",
            "iter_slits", "read_slit", "scene_models", "slit_count", "slit_models", "slit_store", "slit_views",
@@ -548,7 +549,7 @@ def _bounding_box(model, frame) -> tuple[slice, slice] | None:
 
 def _source_position(slit, parent, origin: tuple[int, int], nx: int) -> tuple[float | None, np.ndarray | None]:
     """Cross-dispersion row of the source, and its trace per column, predicted by the WCS (if it can be)."""
-    from jwst.extract_1d.source_location import location_from_wcs
+    location_from_wcs = extract_1d_module("source_location").location_from_wcs
 
     try:
         with warnings.catch_warnings(), _quiet_in_this_thread(location_from_wcs.__module__):

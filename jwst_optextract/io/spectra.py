@@ -20,11 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 from astropy.table import Table
 from jwst.datamodels.utils import flat_multispec
-from jwst.extract_1d import spec_wcs
 from stdatamodels.jwst import datamodels
 
 from ..core.pixels import VarianceComponents
 from .dq import DO_NOT_USE
+from .jwst_modules import extract_1d_module
 from .slits import HORIZONTAL, SlitData
 
 __all__ = ["FluxUnits", "Spectrum", "flux_units", "make_output_model", "to_specmodel", "white_light_curve",
@@ -254,7 +254,7 @@ def _copy_slit_metadata(slit: SlitData, parent, spec, spectrum: Spectrum) -> Non
     ra, dec = _aperture_sky_position(slit, spectrum)
     spec.slit_ra, spec.slit_dec = ra, dec
     wavelength = spectrum.wavelength[np.isfinite(spectrum.wavelength)]
-    spec.meta.wcs = spec_wcs.create_spectral_wcs(ra, dec, wavelength)
+    spec.meta.wcs = extract_1d_module("spec_wcs").create_spectral_wcs(ra, dec, wavelength)
     if spectrum.aperture is not None:
         lower, upper = spectrum.aperture
         cols = np.flatnonzero(np.isfinite(spectrum.wavelength))

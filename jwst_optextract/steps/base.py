@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import logging
 import os
 import tempfile
@@ -221,6 +222,42 @@ class OptxStep(AtomicSaveMixin, OfflineMixin, JwstStep):
 
     # Our reference types are not in CRDS: never prefetch them.
     prefetch_references = False
+
+    def run(self, *args):
+        """stpipe's ``run``, with the objects that exist when it starts left out of its garbage collection.
+
+        stpipe's ``Step.run`` starts with a full ``gc.collect()``, which walks
+        every object of the process: the modules of jwst, astropy and asdf and
+        the open model, about 0.3 s each time, four times in ``optx_spec``
+        (whose own run has collected just before). Those objects are frozen
+        (`gc.freeze`) for the step's run, and so skipped by that collection
+        and by any other during it; what the step makes is collected as usual,
+        and they are unfrozen when the step ends. Freezing changes when cyclic
+        garbage is collected, never what the step computes.
+        """
+        with _frozen_heap():
+            return super().run(*args)
+
+
+_frozen_runs = 0
+_frozen_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _frozen_heap():
+    """`gc.freeze` on entry and `gc.unfreeze` on exit, for the outermost of nested or concurrent runs."""
+    global _frozen_runs
+    with _frozen_lock:
+        if _frozen_runs == 0:
+            gc.freeze()
+        _frozen_runs += 1
+    try:
+        yield
+    finally:
+        with _frozen_lock:
+            _frozen_runs -= 1
+            if _frozen_runs == 0:
+                gc.unfreeze()
 
 
 class PlottingMixin:

@@ -46,21 +46,29 @@ def gaussian_profile(ny: int, center: np.ndarray, sigma: np.ndarray) -> np.ndarr
 
 
 
+def _pixel_edges(ny: int) -> np.ndarray:
+    """``(ny + 1, 1)`` row edges ``-0.5, 0.5, ..., ny - 0.5``.
+
+    A row's upper edge is the next row's lower edge, the same number: the
+    functions of the edges are evaluated once, not twice.
+    """
+    return np.arange(ny + 1, dtype=float)[:, None] - 0.5
+
+
 def _integrated_gaussian(ny, center, sigma):
-    rows = np.arange(ny, dtype=float)[:, None]
     c = center[..., None, :]
     s = sigma[..., None, :] * _SQRT2
-    return 0.5 * (erf((rows + 0.5 - c) / s) - erf((rows - 0.5 - c) / s))
+    cumulative = erf((_pixel_edges(ny) - c) / s)
+    return 0.5 * (cumulative[..., 1:, :] - cumulative[..., :-1, :])
 
 
 def _gaussian_derivatives(ny, center, sigma):
     """G and its derivatives with respect to the centre and to sigma."""
-    rows = np.arange(ny, dtype=float)[:, None]
-    u_hi = (rows + 0.5 - center) / sigma
-    u_lo = (rows - 0.5 - center) / sigma
-    phi_hi = np.exp(-0.5 * u_hi**2) / _SQRT2PI
-    phi_lo = np.exp(-0.5 * u_lo**2) / _SQRT2PI
-    g = 0.5 * (erf(u_hi / _SQRT2) - erf(u_lo / _SQRT2))
+    u = (_pixel_edges(ny) - center) / sigma
+    phi = np.exp(-0.5 * u**2) / _SQRT2PI
+    cumulative = erf(u / _SQRT2)
+    u_lo, u_hi, phi_lo, phi_hi = u[:-1], u[1:], phi[:-1], phi[1:]
+    g = 0.5 * (cumulative[1:] - cumulative[:-1])
     d_center = (phi_lo - phi_hi) / sigma
     d_sigma = (phi_lo * u_lo - phi_hi * u_hi) / sigma
     return g, {"center": d_center, "width": d_sigma}

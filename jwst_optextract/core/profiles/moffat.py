@@ -94,24 +94,36 @@ def _moffat_derivatives(ny, center, alpha, beta, derivatives=True):
     c = center[..., None, :]
     a = alpha[..., None, :]
     norm = a * beta_function(0.5, beta - 0.5)
-    h = d_alpha = d_beta = 0.0
+    shape = np.broadcast_shapes(rows.shape, c.shape, a.shape)
+    # The sums start from zero arrays, and each term is computed in place into the same few buffers: the
+    # numbers of the plain expressions, without a fresh temporary for every operation and node.
+    h, d_alpha, d_beta = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    u2, log_term, density, work = np.empty(shape), np.empty(shape), np.empty(shape), np.empty(shape)
     for node, weight in zip(_NODES, _WEIGHTS):
-        u2 = ((rows + 0.5 * node - c) / a) ** 2
-        log_term = np.log1p(u2)
-        density = 0.5 * weight * np.exp(-beta * log_term)
-        h = h + density
+        np.subtract(rows + 0.5 * node, c, out=u2)
+        np.divide(u2, a, out=u2)
+        np.square(u2, out=u2)
+        np.log1p(u2, out=log_term)
+        np.multiply(-beta, log_term, out=density)
+        np.exp(density, out=density)
+        np.multiply(0.5 * weight, density, out=density)
+        h += density
         if derivatives:
-            d_alpha = d_alpha + density * u2 / (1.0 + u2)
-            d_beta = d_beta - density * log_term
+            np.multiply(density, u2, out=work)
+            np.add(1.0, u2, out=u2)
+            np.divide(work, u2, out=work)
+            d_alpha += work
+            np.multiply(density, log_term, out=work)
+            d_beta -= work
     g = h / norm
     if not derivatives:
         return g, {}
 
-    def edge_density(offset):
-        return np.exp(-beta * np.log1p(((rows + offset - c) / a) ** 2)) / norm
-
+    # the density at the row edges (a row's upper edge is the next row's lower edge: evaluated once)
+    edges = np.arange(ny + 1, dtype=float)[:, None] - 0.5
+    edge_density = np.exp(-beta * np.log1p(((edges - c) / a) ** 2)) / norm
     return g, {
-        "center": edge_density(-0.5) - edge_density(0.5),
+        "center": edge_density[..., :-1, :] - edge_density[..., 1:, :],
         "width": (2.0 * beta * d_alpha / norm - g) / a,
         "beta": d_beta / norm - g * (digamma(beta - 0.5) - digamma(beta)),
     }

@@ -201,9 +201,10 @@ def fit_shape(
             jacobian = {name: flux * derivatives[name] for name in names}
             jacobian = (background or SceneBackground("none")).project_out(jacobian, iv, profile=g)
             # Normal equations, summed over rows first and then over columns.
-            normal = np.block([[basis[a] * np.sum(iv * jacobian[a] * jacobian[b], axis=0) @ basis[b].T
+            weighted = {a: iv * jacobian[a] for a in names}  # the products' first factor, made once
+            normal = np.block([[basis[a] * np.sum(weighted[a] * jacobian[b], axis=0) @ basis[b].T
                                 for b in names] for a in names])
-            rhs = np.concatenate([basis[a] @ np.sum(iv * jacobian[a] * resid, axis=0) for a in names])
+            rhs = np.concatenate([basis[a] @ np.sum(weighted[a] * resid, axis=0) for a in names])
             if prior:
                 normal = normal + np.diag(prior_weight)
                 rhs = rhs + prior_weight * (prior_mean - np.concatenate([coeffs[a] for a in names]))

@@ -1,0 +1,93 @@
+"""What was done for speed (issue 15) changes no number: the shortcuts give those of the code they replace."""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy.special import erf
+
+from jwst_optextract.core.profiles import gaussian, moffat
+from jwst_optextract.core.scene import _block_median, _median_last
+
+
+@pytest.mark.parametrize("count", [1, 7, 31, 8])
+def test_median_of_the_last_axis_is_numpys(count):
+    rng = np.random.default_rng(count)
+    values = rng.normal(size=(2, 5, 3, count))
+    values[0, 1, 2, 0] = np.nan
+    values[1, 0, 0] = 4.0  # ties
+    np.testing.assert_array_equal(_median_last(values), np.median(values, axis=-1))
+
+
+def test_block_median_is_that_of_numpys_medians():
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(1, 4, 100))
+    expected = np.concatenate([np.repeat(np.median(values[..., :93].reshape(1, 4, 3, 31), axis=-1), 31, axis=-1),
+                               np.broadcast_to(np.median(values[..., 93:], axis=-1, keepdims=True), (1, 4, 7))],
+                              axis=-1)
+    np.testing.assert_array_equal(_block_median(values, 31), expected)
+
+
+def test_gaussian_from_shared_edges_is_the_per_row_formula():
+    """Each row's upper edge is the next row's lower edge: evaluated once, the same numbers as twice."""
+    ny = 23
+    center = np.linspace(5.3, 15.8, 64)
+    sigma = np.linspace(0.7, 1.9, 64)
+    rows = np.arange(ny, dtype=float)[:, None]
+    u_hi, u_lo = (rows + 0.5 - center) / sigma, (rows - 0.5 - center) / sigma
+    phi_hi, phi_lo = np.exp(-0.5 * u_hi**2) / np.sqrt(2 * np.pi), np.exp(-0.5 * u_lo**2) / np.sqrt(2 * np.pi)
+    g, d = gaussian._gaussian_derivatives(ny, center, sigma)
+    np.testing.assert_array_equal(g, 0.5 * (erf(u_hi / np.sqrt(2.0)) - erf(u_lo / np.sqrt(2.0))))
+    np.testing.assert_array_equal(d["center"], (phi_lo - phi_hi) / sigma)
+    np.testing.assert_array_equal(d["width"], (phi_lo * u_lo - phi_hi * u_hi) / sigma)
+    s = sigma * np.sqrt(2.0)
+    np.testing.assert_array_equal(gaussian._integrated_gaussian(ny, center, sigma),
+                                  0.5 * (erf((rows + 0.5 - center) / s) - erf((rows - 0.5 - center) / s)))
+
+
+def test_moffat_centre_derivative_from_shared_edges():
+    ny, beta = 19, 2.7
+    center = np.linspace(6.2, 11.9, 40)
+    alpha = np.linspace(1.1, 2.3, 40)
+    rows = np.arange(ny, dtype=float)[:, None]
+    g, d = moffat._moffat_derivatives(ny, center, alpha, beta)
+    norm = alpha * moffat.beta_function(0.5, beta - 0.5)
+
+    def edge_density(offset):
+        return np.exp(-beta * np.log1p(((rows + offset - center) / alpha) ** 2)) / norm
+
+    np.testing.assert_array_equal(d["center"], edge_density(-0.5) - edge_density(0.5))
+
+
+def test_extract_1d_modules_load_without_the_step():
+    """The x1d's spectral WCS and the WCS source position without importing Extract1dStep (2 s of imports)."""
+    code = ("import sys\n"
+            "from jwst_optextract.io.jwst_modules import extract_1d_module\n"
+            "wcs = extract_1d_module('spec_wcs')\n"
+            "location = extract_1d_module('source_location')\n"
+            "assert callable(wcs.create_spectral_wcs) and callable(location.location_from_wcs)\n"
+            "assert location.__name__ == 'jwst.extract_1d.source_location'\n"
+            "assert 'jwst.extract_1d' not in sys.modules and 'matplotlib' not in sys.modules\n"
+            "assert extract_1d_module('spec_wcs') is wcs\n"
+            "import jwst.extract_1d.spec_wcs\n"
+            "assert extract_1d_module('spec_wcs') is jwst.extract_1d.spec_wcs\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_steps_freeze_the_heap_only_while_they_run():
+    """stpipe's full collection at the start of every step skips the objects that exist before it."""
+    from jwst_optextract.steps.base import OptxStep
+
+    class Probe(OptxStep):
+        class_alias = "optx_test_probe"
+
+        def process(self, value):
+            return gc.get_freeze_count()
+
+    assert gc.get_freeze_count() == 0
+    assert Probe().run(1) > 0
+    assert gc.get_freeze_count() == 0
