@@ -553,7 +553,7 @@ def _fit_with_background(data, good, var_rnoise, var_poisson, center, start_prof
         if pass_wings is not None:
             scale, amounts = float(amounts[0]), amounts[1:]
         if amounts.size:
-            correction = correction + _shift_basis(nx) @ amounts
+            correction = _bounded_correction(correction, _shift_basis(nx) @ amounts)
         model = SplineProfile(knots_u, knots_x, column_degree, coefficients, chi2, effective,
                               sampled_center=center, wings=pass_wings, wing_scale=scale, support=support,
                               trace_correction=correction)
@@ -608,6 +608,26 @@ _REJECT_PASSES = 3
 _SHIFT_DEGREES = (2, 3, 4)
 """Legendre degrees along the dispersion of the trace correction fitted with a spline: the constant and the
 slope of a shift are a spline shape of their own (the offset knots, and the linear blend along the columns)."""
+
+
+_MAX_SHIFT_STEP = 0.5
+"""Rows a pass may move the trace correction by, at most (its step is linearised about the last spline)."""
+_MAX_CORRECTION = 1.5
+"""Rows the trace correction may reach, at most: the trace was fitted; a spline only refines it."""
+
+
+def _bounded_correction(correction: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """``correction + step``, the step scaled down to `_MAX_SHIFT_STEP` and the sum to `_MAX_CORRECTION`.
+
+    The shift is linearised about the last pass's spline: on a faint source in a short slit its undamped
+    steps ran the correction to -15 px in three passes, and the spline to nothing (-100 %).
+    """
+    largest = float(np.max(np.abs(step), initial=0.0))
+    if largest > _MAX_SHIFT_STEP:
+        step = step * (_MAX_SHIFT_STEP / largest)
+    total = correction + step
+    largest = float(np.max(np.abs(total), initial=0.0))
+    return total * (_MAX_CORRECTION / largest) if largest > _MAX_CORRECTION else total
 
 
 def _shift_basis(nx: int) -> np.ndarray:
