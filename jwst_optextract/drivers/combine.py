@@ -67,8 +67,9 @@ class SourceResult:
     rectified: tuple[np.ndarray, np.ndarray] | None = None
     """With ``keep_rectified``: the image and variance of `rectified_image`."""
     exposure_flux: tuple[np.ndarray, np.ndarray] | None = None
-    """``background="scene"``: every exposure's own flux and its variance, ``(n_exp, nx)`` each (NaN where not
-    fitted), whose inverse-variance mean is the spectrum: to check that the exposures agree."""
+    """``background`` ``auto`` or ``scene``: every exposure's own flux from its scene model and its variance,
+    ``(n_exp, nx)`` each (NaN where not fitted): what ``auto`` judged the exposures' agreement on, and, where
+    ``background`` is ``scene``, what the spectrum is the inverse-variance mean of."""
 
 
 def run(exposures: list, params: CombineParameters, product_name: str, workers: int = 1,
@@ -245,9 +246,9 @@ def _refine(final: ExposureStack, centers: np.ndarray, shape: JointShape | Joint
             params: CombineParameters) -> tuple[np.ndarray, JointShape | JointSpline]:
     """The traces and the shared profile fitted again to the data without their outliers, from ``shape``.
 
-    A parametric profile is chosen again too (its kind among ``profile_kind``'s, the Gaussian started from
-    ``shape``'s width): before the cosmic rays were flagged, a Moffat could take them for wings (a faint
-    source's index ran to 0.5 and its flux 92 % high).
+    A parametric profile is chosen again too (its kind among ``profile_kind``'s, from the Gaussian of
+    ``shape``'s FWHM, as `joint_shape` starts): before the cosmic rays were flagged, a Moffat could take
+    them for wings (a faint source's index ran to 0.5 and its flux 92 % high).
     """
     if isinstance(shape, JointSpline):
         try:
@@ -256,8 +257,8 @@ def _refine(final: ExposureStack, centers: np.ndarray, shape: JointShape | Joint
             log.warning("The joint spline could not be fitted again (%s); keeping the first", error)
             return centers, shape
     parametric = tuple(k for k in PROFILE_KINDS[params.profile_kind] if k != "spline") or (shape.kind,)
-    start = JointShape("gaussian", shape.sigma) if "gaussian" in parametric else shape
-    return joint_shape(final, centers, start, params.width_degree, parametric, psf_prior=params.psf_prior)
+    return joint_shape(final, centers, JointShape("gaussian", shape.sigma), params.width_degree, parametric,
+                       psf_prior=params.psf_prior)
 
 
 def pixel_table(final: ExposureStack, profile, model, weights, centers, filenames: list[str]) -> Table:
