@@ -17,6 +17,7 @@ from .combine import ExposureStack, source_model
 from .profiles import gaussian_profile, moffat_profile
 from .profiles.choice import SHAPES_MIN_SNR, akaike
 from .profiles.moffat import START_BETA, alpha_for_sigma, sigma_for_alpha
+from .psf_prior import PsfPrior
 
 __all__ = ["JointShape", "joint_shape", "refine_jointly"]
 
@@ -58,11 +59,12 @@ class JointShape:
 
 
 INVERSE_BETA_LIMITS = (1.0 / 20.0, 1.0)
-"""The Moffat index ``beta`` stays within 1-20, as in `optx_psf` (below 1 its wings hold more flux than its core)."""
+"""The Moffat index ``beta`` stays within 1-20, the limits of `optx_psf`'s Moffat (toward 0.5 the profile's
+integral diverges, and its wings take up whatever is left in the slit)."""
 
 
 def joint_shape(work: ExposureStack, centers: np.ndarray, gaussian: JointShape, degree: int, kinds: tuple[str, ...],
-                 detection_snr: float = 5.0, psf_prior=None) -> tuple[np.ndarray, JointShape]:
+                 detection_snr: float = 5.0, psf_prior: PsfPrior | None = None) -> tuple[np.ndarray, JointShape]:
     """The trace shift and shape fitted to all exposures, of the best of ``kinds`` (gaussian, moffat).
 
     The Gaussian is fitted first, from ``gaussian``; the Moffat starts from its

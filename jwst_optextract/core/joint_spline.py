@@ -32,6 +32,7 @@ from .combine import ExposureStack, negative_images, source_model
 from .joint import JointShape, joint_shape, refine_jointly
 from .profiles.choice import SHAPES_MIN_SNR, akaike, beyond_noise
 from .profiles.shape import normalised
+from .psf_prior import PsfPrior
 from .profiles.spline import (
     _BACKGROUND_ROWS,
     _DEGREE_U,
@@ -116,7 +117,7 @@ class JointSpline:
 
 
 def joint_profile(work: ExposureStack, centers: np.ndarray, gaussian: JointShape, degree: int,
-                  kinds: tuple[str, ...], reject_sigma: float | None = 5.0, psf_prior=None
+                  kinds: tuple[str, ...], reject_sigma: float | None = 5.0, psf_prior: PsfPrior | None = None
                   ) -> tuple[np.ndarray, JointShape | JointSpline]:
     """The traces and the profile shared by all exposures: the best of ``kinds`` (gaussian, moffat, spline).
 
