@@ -299,7 +299,12 @@ def scene_extract(stack: ExposureStack, profile: np.ndarray, background: SceneBa
     ), scenes
 
 
-def exposure_disagreement(flux: np.ndarray, variance: np.ndarray, block: int = 16) -> tuple[float, int]:
+DISAGREEMENT_BLOCK = 16
+"""Columns summed into one block by `exposure_disagreement`."""
+
+
+def exposure_disagreement(flux: np.ndarray, variance: np.ndarray,
+                          block: int = DISAGREEMENT_BLOCK) -> tuple[float, int]:
     """How far the exposures' fluxes of one source are apart: chi-square per degree of freedom, and the freedom.
 
     The columns are summed in blocks of ``block`` (wide enough that the

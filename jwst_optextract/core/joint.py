@@ -16,7 +16,7 @@ import numpy as np
 from .combine import ExposureStack, source_model
 from .profiles import gaussian_profile, moffat_profile
 from .profiles.choice import SHAPES_MIN_SNR, akaike
-from .profiles.moffat import START_BETA, alpha_for_sigma, sigma_for_alpha
+from .profiles.moffat import BETA_LIMITS, START_BETA, alpha_for_sigma, sigma_for_alpha
 from .psf_prior import PsfPrior
 
 __all__ = ["JointShape", "joint_shape", "refine_jointly"]
@@ -58,9 +58,8 @@ class JointShape:
         return sigma_for_alpha(self.width, self.beta) if self.kind == "moffat" else self.width
 
 
-INVERSE_BETA_LIMITS = (1.0 / 20.0, 1.0)
-"""The Moffat index ``beta`` stays within 1-20, the limits of `optx_psf`'s Moffat (toward 0.5 the profile's
-integral diverges, and its wings take up whatever is left in the slit)."""
+INVERSE_BETA_LIMITS = (1.0 / BETA_LIMITS[1], 1.0 / BETA_LIMITS[0])
+"""``1 / beta`` of `~jwst_optextract.core.profiles.moffat.BETA_LIMITS`, as in `optx_psf`'s Moffat."""
 
 
 def joint_shape(work: ExposureStack, centers: np.ndarray, gaussian: JointShape, degree: int, kinds: tuple[str, ...],

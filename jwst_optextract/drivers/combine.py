@@ -42,7 +42,7 @@ __all__ = ["BACKGROUNDS", "WEIGHT_TYPES", "CombineParameters", "SourceResult", "
 log = logging.getLogger(__name__)
 
 BACKGROUNDS = ("auto", "scene", "nod", "model", "none")
-SCENE_BACKGROUNDS = ("auto", "scene")
+FITTED_WITH_SOURCE = ("auto", "scene")
 """The ``background`` values that fit each exposure's background with its source (``auto`` may fall back to nods)."""
 WEIGHT_TYPES = ("ivm", "poisson", "exptime", "mask")
 PROFILE_KINDS = {"auto": ("gaussian", "moffat", "spline"), "gaussian": ("gaussian",), "moffat": ("moffat",),
@@ -156,7 +156,7 @@ def combine_source(group: SourceGroup, params: CombineParameters) -> SourceResul
         background = "model"
     # The profile is learnt from nod differences wherever there are nods: a pedestal under the source cancels
     # there, so the shape is not traded against the background; the scene model then fits each exposure's own.
-    shaping = ("nod" if several else "model") if background in SCENE_BACKGROUNDS else background
+    shaping = ("nod" if several else "model") if background in FITTED_WITH_SOURCE else background
     first = _background_removed(group, stack, positions, shaping, params)
     # Each exposure's own trace is fitted with its background (the scene model), not on a nod difference,
     # whose negative images the trace fit would have to find first and could mistake for more of them.
@@ -177,15 +177,15 @@ def combine_source(group: SourceGroup, params: CombineParameters) -> SourceResul
     centers, shape = _refine(final, centers, shape, params)
     profile = shape.profile(stack.data.shape[1], centers)
     exposure_flux = None
-    if background in SCENE_BACKGROUNDS:
+    if background in FITTED_WITH_SOURCE:
         scene_result, scene_final, scene_weights, exposure_flux = _scene_extract(stack, alone, outliers, profile,
                                                                                  params, flagged)
         chi2, dof = combine.exposure_disagreement(*exposure_flux)
         if background == "auto" and several and chi2 > params.max_disagreement:
             log.warning("Source %s: the exposures' fluxes from their own background fits disagree (chi2 %.1f per "
-                        "degree of freedom in %d, blocks of 16 columns): their background is not a smooth "
+                        "degree of freedom in %d, blocks of %d columns): their background is not a smooth "
                         "polynomial across the slit (bar shadows, other sources in the slitlet?); using nod "
-                        "differences instead", group.key, chi2, dof)
+                        "differences instead", group.key, chi2, dof, combine.DISAGREEMENT_BLOCK)
             background = "nod"
         else:
             log.info("Source %s: the exposures' fluxes from their own background fits agree to chi2 %.2f per "

@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 _NODES, _WEIGHTS = legendre.leggauss(8)
 _FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 START_BETA = 2.5
+BETA_LIMITS = (1.0, 20.0)
+"""The Moffat index's range in every fit (toward 0.5 the profile's integral diverges, and its wings take up
+whatever is left in the slit)."""
 """The Moffat index fits start from."""
 
 
@@ -250,7 +253,7 @@ def fit_moffat_profile(
     reject_sigma: float = 5.0,
     max_iterations: int = 20,
     alpha_limits: tuple[float, float] = (0.5, 20.0),
-    beta_limits: tuple[float, float] = (1.0, 20.0),
+    beta_limits: tuple[float, float] = BETA_LIMITS,
     base: np.ndarray | None = None,
     background: SceneBackground | None = None,
     inverse_beta_prior: tuple[float, float] | None = None,
