@@ -311,13 +311,18 @@ def _wavelengths(rng: np.random.Generator, ny: int, nx: int) -> tuple[np.ndarray
 
 
 def draw_slit(rng: np.random.Generator, name: str, source_id: int, with_wcs: bool, kind: str | None = None,
-              snr: float | None = None) -> Scene:
-    """Draw one slit exposure of the population (see the module docstring and `benchmarks/scorecard.py`)."""
+              snr: float | None = None, profile: dict | None = None) -> Scene:
+    """Draw one slit exposure of the population (see the module docstring and `benchmarks/scorecard.py`).
+
+    ``profile`` (kind, ``fwhm`` at both ends, and ``beta`` or ``separation``
+    and ``ratio``, as `_profile_parameters` draws them) gives the profile
+    instead of drawing it: the point sources of one exposure share the PSF.
+    """
     ny = int(rng.integers(20, 46))
     nx = int(rng.integers(400, 1025))
     coeffs = _geometry(rng, ny, nx)
     trace = _trace(coeffs, nx)
-    params = _profile_parameters(rng, kind)
+    params = _profile_parameters(rng, kind) if profile is None else dict(profile)
     profile = profile_of(params, ny, trace)
     read_noise = float(rng.uniform(0.005, 0.02))  # DN/s per pixel (5-20 e in 1000 s)
     bkg_level = float(10 ** rng.uniform(np.log10(0.005), np.log10(0.5)))  # DN/s per pixel

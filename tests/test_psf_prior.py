@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from jwst_optextract.core.profiles.moffat import moffat_profile, sigma_for_alpha
-from jwst_optextract.core.psf_prior import PsfPrior, disperser_keys, psf_prior_for
+from jwst_optextract.core.psf_prior import (
+    EXPOSURE_MIN_SOURCES, GAUSSIAN_INVERSE_BETA, PsfPrior, disperser_keys, exposure_prior, psf_prior_for,
+)
 from jwst_optextract.reference_files import PACKAGED_REFERENCES, load_reference, packaged_reference
 
 REPO = Path(__file__).resolve().parents[1]
@@ -289,3 +291,74 @@ def test_a_faint_moffat_index_shrinks_toward_the_prior_and_a_bright_one_does_not
     assert abs(1 / fitted[3.0, (0.5, 0.02)] - 0.5) < 0.03  # faint: the prior's 1/beta within its sd
     assert abs(fitted[3000.0, (0.5, 0.02)] - beta) < 0.15  # bright: the data's beta whatever the prior
     assert abs(fitted[3000.0, None] - beta) < 0.15
+
+
+# ------------------------------------------------------------------------------------- the exposure's prior
+
+
+def _nirspec_prior(packaged):
+    return psf_prior_for(packaged, "NIRSPEC", "PRISM", "CLEAR")
+
+
+def test_an_exposure_prior_needs_enough_bright_sources(packaged):
+    instrument = _nirspec_prior(packaged)
+    assert exposure_prior(instrument, [0.3] * (EXPOSURE_MIN_SOURCES - 1)) is instrument
+    assert exposure_prior(instrument, [0.3, 0.3, np.nan, np.nan]) is instrument  # non-finite values do not count
+
+
+def test_alike_bright_sources_narrow_the_index_prior_to_theirs(packaged):
+    """Point sources sharing the PSF: the faint ones' prior is the bright ones' index, with the floor's sd."""
+    instrument = _nirspec_prior(packaged)
+    values = np.random.default_rng(3).normal(0.30, 0.01, 12)
+    prior = exposure_prior(instrument, values)
+    assert prior.sources == 12 and "12 bright sources" in prior.source and instrument.source in prior.source
+    assert abs(prior.inverse_beta - values.mean()) < 0.005  # the instrument's 0.45 +- 0.13 hardly counts
+    assert 0.05 <= prior.inverse_beta_sd < 0.06  # the least scatter, and the mean's own error
+    assert (prior.sigma_0, prior.k, prior.width_sd) == (instrument.sigma_0, instrument.k, instrument.width_sd)
+
+
+def test_differing_bright_sources_leave_a_wide_prior(packaged):
+    """Gaussian-like and winged sources in one exposure: the faint ones are left to their own data."""
+    instrument = _nirspec_prior(packaged)
+    values = [GAUSSIAN_INVERSE_BETA] * 4 + [0.25, 0.33, 0.5, 0.4]
+    prior = exposure_prior(instrument, values)
+    assert prior.inverse_beta_sd > np.std(values, ddof=1)  # the scatter and the mean's error
+    assert prior.inverse_beta_sd > 0.15
+
+
+def test_only_a_learnt_prior_weighs_in_the_choice_of_profile(packaged):
+    from jwst_optextract.core.profiles.choice import wing_prior_cost
+
+    instrument = _nirspec_prior(packaged)
+    learnt = exposure_prior(instrument, [0.29, 0.3, 0.31])
+    assert wing_prior_cost(GAUSSIAN_INVERSE_BETA, instrument) == 0.0
+    assert wing_prior_cost(GAUSSIAN_INVERSE_BETA, None) == 0.0
+    assert wing_prior_cost(None, learnt) == 0.0  # a template: its wings are given
+    expected = ((GAUSSIAN_INVERSE_BETA - learnt.inverse_beta) / learnt.inverse_beta_sd) ** 2
+    assert wing_prior_cost(GAUSSIAN_INVERSE_BETA, learnt) == pytest.approx(expected)
+    assert wing_prior_cost(learnt.inverse_beta, learnt) == 0.0
+
+
+def test_faint_sources_take_the_index_the_bright_ones_of_their_exposure_show(packaged, caplog):
+    """Ten MOS slits of one Moffat PSF (beta 3.5, far from NIRSpec's 2.1), halving in flux: ``optx_psf``'s driver
+    learns the index from the bright ones and fits the faint ones with it. Fitted alone, the faint ones go to a
+    Gaussian or to the instrument's index (seeds 1 and 2: beta 2.2-2.6 or Gaussian; here 3.0-3.9)."""
+    import logging
+
+    from jwst_optextract.drivers import psf as psf_driver
+    from jwst_optextract.drivers.parameters import FitParameters
+    from jwst_optextract.simulate import make_multislit
+
+    model, _ = make_multislit(n_slits=10, exp_type="NRS_MSASPEC", profile="moffat", moffat_beta=3.5, nx=400, ny=28,
+                              flux=6.0, seed=1, background=0.05, width=(1.0, 1.4))
+    params = FitParameters(psf_prior=_nirspec_prior(packaged), scene_background="smooth")
+    with caplog.at_level(logging.INFO, logger="jwst_optextract"):
+        product, run = psf_driver.run(model, params)
+    learnt = [r.getMessage() for r in caplog.records if "Moffat index of the exposure" in r.getMessage()]
+    assert len(learnt) == 1 and "from 5 slits" in learnt[0]
+    assert [name for name, _ in run.done] == [slit.name for slit in model.slits]  # every slit, in slit order
+    entries = product.profiles
+    faint = [entry for entry in entries[5:] if entry.kind == "moffat"]
+    assert len(faint) >= 4  # the faintest, at a median S/N of 0.7 per column, may stay Gaussian
+    for entry in list(entries[:5]) + faint:
+        assert abs(1.0 / entry.beta - 1.0 / 3.5) < 0.06, (entry.name, entry.beta)

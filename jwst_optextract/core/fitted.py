@@ -47,6 +47,9 @@ class ProfileFit:
     center: np.ndarray
     model: Profile
     chi2_per_pixel: float = np.nan
+    exposure_inverse_beta: float | None = None
+    """What a bright slit's data say of the Moffat ``1 / beta``, for its exposure's prior
+    (`~jwst_optextract.core.psf_prior.exposure_prior`); None for a faint slit."""
 
     def evaluate(self, ny: int, center: np.ndarray | None = None) -> np.ndarray:
         """The normalised profile ``(ny, nx)`` about ``center`` (default: the fitted trace)."""

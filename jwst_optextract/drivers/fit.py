@@ -17,7 +17,10 @@ from ..core.profiles import (
     PROFILES, MoffatProfile, ProfileProblem, ProfileTemplate, SplineProfile,
 )
 from ..core.profiles.base import amplitudes
-from ..core.profiles.choice import akaike, beyond_noise, chi2_per_pixel, median_column_snr, supported_shapes
+from ..core.profiles.choice import (
+    EXPOSURE_MIN_SNR, akaike, beyond_noise, chi2_per_pixel, median_column_snr, supported_shapes, wing_prior_cost,
+)
+from ..core.psf_prior import GAUSSIAN_INVERSE_BETA
 from ..core.profiles.spline import coherent_gain
 from ..core.scene import SceneBackground
 from ..core.trace import negative_traces, trace_shifts
@@ -69,13 +72,18 @@ def fit_trace(slit: SlitData, params: FitParameters) -> TraceFit:
     return trace
 
 
-def fit_slit_profile(slit: SlitData, given: TraceFit | None, params: FitParameters) -> tuple[TraceFit, ProfileFit]:
-    """The trace (``given``, else fitted) and the profile of one slit: `PsfFitStep`'s work on one slit."""
+def fit_slit_profile(slit: SlitData, given: TraceFit | None, params: FitParameters,
+                     defer_below: float | None = None) -> tuple[TraceFit, ProfileFit | None]:
+    """The trace (``given``, else fitted) and the profile of one slit: `PsfFitStep`'s work on one slit.
+
+    The profile is None when deferred (see `fit_profile`).
+    """
     trace = fit_trace(slit, params) if given is None else given
-    return trace, fit_profile(slit, trace, params)
+    return trace, fit_profile(slit, trace, params, defer_below)
 
 
-def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> ProfileFit:
+def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters,
+                defer_below: float | None = None) -> ProfileFit | None:
     """Profile of a slit about its trace, of the kind asked for.
 
     ``auto`` compares, by Akaike's criterion (chi-square plus twice the
@@ -86,6 +94,14 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
     spline with knots every ``window`` columns, and the template when one is
     given: a faint spectrum supports only the simpler shapes. Any other
     registered kind (see `~jwst_optextract.core.profiles`) is fitted when asked for.
+
+    A slit of median S/N per column of at least `EXPOSURE_MIN_SNR` records
+    on the profile returned what its data say of the Moffat index
+    (``exposure_inverse_beta``). With ``defer_below``, ``auto`` returns None
+    for a detected source fainter than that S/N, without fitting it: its
+    exposure's bright sources are to teach its prior first
+    (`~jwst_optextract.drivers.psf.run`). With a prior learnt from the
+    exposure, the choice weighs it (`wing_prior_cost`).
     """
     if params.profile_kind != "auto" and params.profile_kind not in PROFILES:
         raise SlitError(slit.name, f"unknown profile kind {params.profile_kind!r}; use one of {PROFILES.names}")
@@ -98,14 +114,21 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
     candidates = [ProfileFit(slit.name, "gaussian", trace.center, gaussian)]
     n_pixels = 0
 
-    def aic(candidate):
+    def data_aic(candidate):
         return akaike(candidate.chi2_per_pixel * n_pixels, candidate.n_parameters)
 
+    def aic(candidate):
+        return data_aic(candidate) + wing_prior_cost(_inverse_beta(candidate), params.psf_prior)
+
+    evidence = None
     if params.profile_kind == "auto":
         if params.template is not None:
             candidates.append(_fit_kind(slit, "template", problem))  # with or without a detection
         if trace.detected:
-            moffat, windows = _supported_shapes(slit, candidates[0], params, problem)
+            snr, moffat, windows = _supported_shapes(slit, candidates[0], params, problem)
+            if defer_below is not None and snr < defer_below:
+                log.info("Slit %s: fitted after the exposure's bright sources", slit.name)
+                return None
             wings = None
             if moffat:
                 candidates.append(ProfileFit(slit.name, "moffat", trace.center, MoffatProfile.fit(problem)))
@@ -113,8 +136,10 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
                     candidate.chi2_per_pixel, n_pixels = _chi2(problem, candidate)
                 # Where the data prefer its wings, the Moffat's are the shape of the light beyond the splines'
                 # support; a Moffat no better than the Gaussian (a wide, flat one on a short slit) is none.
-                if aic(candidates[-1]) < aic(candidates[0]):
+                if data_aic(candidates[-1]) < data_aic(candidates[0]):
                     wings = candidates[-1].model
+                if snr >= EXPOSURE_MIN_SNR:
+                    evidence = GAUSSIAN_INVERSE_BETA if wings is None else 1.0 / wings.beta
             start = None
             for window in windows:
                 for candidate in candidates:
@@ -145,18 +170,29 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters) -> Profi
     log.info("Slit %s: profile chi2/pixel %s (%d pixels): %s chosen", slit.name,
              ", ".join(f"{c.kind} {c.chi2_per_pixel:.3f} (AIC {aic(c):.0f})" for c in candidates), n_pixels,
              chosen.kind)
+    chosen.exposure_inverse_beta = evidence
     return chosen
 
 
+def _inverse_beta(candidate: ProfileFit) -> float | None:
+    """The ``1 / beta`` of a candidate's wings, for `wing_prior_cost`: none for a template, whose wings are given."""
+    if candidate.kind == "moffat":
+        return 1.0 / candidate.model.beta
+    if candidate.kind == "spline" and candidate.model.wings is not None:
+        return 1.0 / candidate.model.wings.beta
+    return None if candidate.kind == "template" else GAUSSIAN_INVERSE_BETA
+
+
 def _supported_shapes(slit: SlitData, gauss_fit: ProfileFit, params: FitParameters,
-                      problem: ProfileProblem) -> tuple[bool, list[float]]:
-    """Whether ``auto`` may consider the Moffat, and which spline windows (see `supported_shapes`)."""
+                      problem: ProfileProblem) -> tuple[float, bool, list[float]]:
+    """The median S/N per column, whether ``auto`` may consider the Moffat, and which spline windows (see
+    `supported_shapes`)."""
     snr = median_column_snr(problem.scene(gauss_fit.model)[1])
     moffat, windows = supported_shapes(snr, slit.nx, params.window)
     considered = (["Moffat"] if moffat else []) + ([f"spline windows {windows}"] if windows else [])
     log.info("Slit %s: median S/N per column %.1f: %s", slit.name, snr,
              " and ".join(considered) + " considered" if considered else "Gaussian only")
-    return moffat, windows
+    return snr, moffat, windows
 
 
 def _problem(slit: SlitData, trace: TraceFit, gaussian: core.GaussianProfile, mean: MeanImage,

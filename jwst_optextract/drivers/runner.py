@@ -13,7 +13,7 @@ import functools
 import logging
 import multiprocessing
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import import_module
@@ -55,7 +55,7 @@ class SlitRun:
 def process_slits(
     model, work: Callable[..., Any], workers: int = 1,
     finish: Callable[[SlitData, Any], Any] | None = None, processes: bool = False,
-    prepare: Callable[[SlitData], tuple] | None = None,
+    prepare: Callable[[SlitData], tuple] | None = None, only: Collection[str] | None = None,
 ) -> SlitRun:
     """Read every slit of ``model`` and call ``work`` on it, keeping the healthy ones.
 
@@ -76,7 +76,8 @@ def process_slits(
     in this thread, in slit order (for what needs the datamodel: plots,
     products). Results, skipped slits and their warnings come in slit order,
     as in a serial run, so the product is the same. ``work`` must not modify
-    shared state.
+    shared state. ``only``, if given, names the slits to process (the others
+    are neither read nor counted; none of them may then be processed).
 
     Raises
     ------
@@ -86,7 +87,8 @@ def process_slits(
     SlitError
         When the input has a single slit and it could not be processed.
     """
-    slits = list(iter_slits(model))
+    every = list(iter_slits(model))
+    slits = [item for item in every if only is None or item[0] in only]
     filename = getattr(model.meta, "filename", None)
     run = SlitRun(total=len(slits))
     numbered = [(number, len(slits)) for number in range(1, len(slits) + 1)]
@@ -112,13 +114,13 @@ def process_slits(
             run.done.append((name, value))
             continue
         error = _slit_error(value, name, filename)
-        if len(slits) == 1:
+        if len(every) == 1:
             if error is value:
                 raise value
             raise error from value
         log.warning("Skipping %s", error)
         run.skipped[name] = error.problem
-    if not run.done:
+    if not run.done and only is None:
         reasons = "; ".join(f"{name}: {why}" for name, why in run.skipped.items())
         raise InputError(f"{describe_model(model)}: none of its {run.total} slits could be processed ({reasons})")
     return run

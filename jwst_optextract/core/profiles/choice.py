@@ -3,6 +3,8 @@
 ``auto`` (`optx_psf`, `optx_combine`) fits several kinds and keeps the one
 with the lowest `akaike` value; a faint spectrum is offered only the simpler
 shapes (`supported_shapes`), since a shape learnt from noise is biased.
+Where the Moffat index's prior was learnt from the exposure's own bright
+sources, the choice also weighs it (`wing_prior_cost`).
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import numpy as np
 
 from ..pixels import Variances
 
-__all__ = ["COHERENT_SIGMAS", "MOFFAT_MIN_SNR", "SHAPES_MIN_SNR", "WINDOWS_MIN_SNR", "akaike", "beyond_noise",
-           "chi2_per_pixel", "median_column_snr", "supported_shapes"]
+__all__ = ["COHERENT_SIGMAS", "EXPOSURE_MIN_SNR", "MOFFAT_MIN_SNR", "SHAPES_MIN_SNR", "WINDOWS_MIN_SNR", "akaike",
+           "beyond_noise", "chi2_per_pixel", "median_column_snr", "supported_shapes", "wing_prior_cost"]
 
 SHAPES_MIN_SNR = 3.0
 """Median S/N per column from which ``auto`` considers a spline whose shape varies across the slit."""
@@ -22,6 +24,9 @@ every column's wings at once, where a faint winged source's wings are otherwise 
 on Moffat sources at a median S/N of 1-3 per column; Akaike's criterion keeps the Gaussian where they are none)."""
 WINDOWS_MIN_SNR = 10.0
 """Median S/N per column from which ``auto`` considers splines with knots every ``window`` columns."""
+EXPOSURE_MIN_SNR = 10.0
+"""Median S/N per column from which a slit's own fit tells its exposure the Moffat index (``optx_psf`` learns the
+exposure's prior from those slits first, then fits the fainter ones with it; see `wing_prior_cost`)."""
 
 
 COHERENT_SIGMAS = 3.0
@@ -42,6 +47,24 @@ def beyond_noise(chi2: float, n_bins: int, sigmas: float = COHERENT_SIGMAS) -> b
 def akaike(chi2: float, n_parameters: float) -> float:
     """Akaike's criterion, ``chi2 + 2 n_parameters``: the lower, the better the data support the model."""
     return chi2 + 2 * n_parameters
+
+
+def wing_prior_cost(inverse_beta: float | None, prior) -> float:
+    """Minus twice the log prior of a profile's wings, for Akaike's criterion; 0 unless learnt from the exposure.
+
+    ``inverse_beta`` is the profile's Moffat ``1 / beta``
+    (`~jwst_optextract.core.psf_prior.GAUSSIAN_INVERSE_BETA` for a Gaussian
+    or for a shape without wings, None for one whose wings no index
+    describes). ``prior`` is a `~jwst_optextract.core.psf_prior.PsfPrior`
+    or None. Only a prior learnt from the exposure's bright sources
+    (``prior.sources > 0``) counts: it says what this exposure's sources look
+    like, so a faint source whose chi-square cannot tell a Gaussian from the
+    exposure's Moffat takes the Moffat. The reference's prior is for point
+    sources alone and is not weighed (it still holds the Moffat fit's index).
+    """
+    if prior is None or getattr(prior, "sources", 0) == 0 or inverse_beta is None:
+        return 0.0
+    return float(((inverse_beta - prior.inverse_beta) / prior.inverse_beta_sd) ** 2)
 
 
 def median_column_snr(result, min_coverage: float = 0.3) -> float:
