@@ -18,7 +18,8 @@ from ..core.profiles import (
 )
 from ..core.profiles.base import amplitudes
 from ..core.profiles.choice import (
-    EXPOSURE_MIN_SNR, akaike, beyond_noise, chi2_per_pixel, median_column_snr, supported_shapes, wing_prior_cost,
+    EXPOSURE_MIN_SNR, MOFFAT_GATE_SNR, akaike, beyond_noise, chi2_per_pixel, median_column_snr, supported_shapes,
+    wing_prior_cost,
 )
 from ..core.psf_prior import GAUSSIAN_INVERSE_BETA
 from ..core.profiles.spline import coherent_gain
@@ -130,6 +131,10 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters,
                 log.info("Slit %s: fitted after the exposure's bright sources", slit.name)
                 return None
             wings = None
+            if moffat and snr >= MOFFAT_GATE_SNR and not beyond_noise(*_coherent(problem, gaussian, slit.nx)):
+                log.info("Slit %s: the Gaussian leaves residuals within the noise: no Moffat", slit.name)
+                moffat = False
+                evidence = GAUSSIAN_INVERSE_BETA if snr >= EXPOSURE_MIN_SNR else None
             if moffat:
                 candidates.append(ProfileFit(slit.name, "moffat", trace.center, MoffatProfile.fit(problem)))
                 for candidate in candidates:
@@ -146,7 +151,7 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters,
                     if np.isnan(candidate.chi2_per_pixel):
                         candidate.chi2_per_pixel, n_pixels = _chi2(problem, candidate)
                 best = min(candidates, key=aic)
-                gain, n_bins = coherent_gain(problem, best.model, window)
+                gain, n_bins = _coherent(problem, best.model, window)
                 if not beyond_noise(gain, n_bins):
                     log.info("Slit %s: the %s profile leaves residuals within the noise (coherent chi2 %.0f in %d "
                              "bins): no spline with knots every %g columns", slit.name, best.kind, gain, n_bins,
@@ -172,6 +177,11 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters,
              chosen.kind)
     chosen.exposure_inverse_beta = evidence
     return chosen
+
+
+def _coherent(problem: ProfileProblem, model, window: float) -> tuple[float, int]:
+    """`coherent_gain` of ``model`` with knots every ``window`` columns, computed once per problem."""
+    return problem.kept(("coherent", id(model), float(window)), lambda: coherent_gain(problem, model, window))
 
 
 def _inverse_beta(candidate: ProfileFit) -> float | None:

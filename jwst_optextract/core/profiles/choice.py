@@ -13,8 +13,9 @@ import numpy as np
 
 from ..pixels import Variances
 
-__all__ = ["COHERENT_SIGMAS", "EXPOSURE_MIN_SNR", "MOFFAT_MIN_SNR", "SHAPES_MIN_SNR", "WINDOWS_MIN_SNR", "akaike",
-           "beyond_noise", "chi2_per_pixel", "median_column_snr", "supported_shapes", "wing_prior_cost"]
+__all__ = ["COHERENT_SIGMAS", "EXPOSURE_MIN_SNR", "MOFFAT_GATE_SNR", "MOFFAT_MIN_SNR", "SHAPES_MIN_SNR",
+           "WINDOWS_MIN_SNR", "akaike", "beyond_noise", "chi2_per_pixel", "median_column_snr", "supported_shapes",
+           "wing_prior_cost"]
 
 SHAPES_MIN_SNR = 3.0
 """Median S/N per column from which ``auto`` considers a spline whose shape varies across the slit."""
@@ -22,6 +23,11 @@ MOFFAT_MIN_SNR = 1.0
 """Median S/N per column from which ``auto`` considers the Moffat: one number more than the Gaussian, learnt from
 every column's wings at once, where a faint winged source's wings are otherwise lost (the Gaussian was 3-9 % low
 on Moffat sources at a median S/N of 1-3 per column; Akaike's criterion keeps the Gaussian where they are none)."""
+MOFFAT_GATE_SNR = 10.0
+"""Median S/N per column from which ``auto`` fits the Moffat only where the Gaussian leaves coherent residuals
+(`beyond_noise`, the spline's test): there a winged profile's core alone leaves them, and a Moffat that cannot beat
+the Gaussian costs a third of the profile stage of a bright exposure. Below it the test cannot see faint wings,
+and the Moffat is always fitted."""
 WINDOWS_MIN_SNR = 10.0
 """Median S/N per column from which ``auto`` considers splines with knots every ``window`` columns."""
 EXPOSURE_MIN_SNR = 10.0
