@@ -19,9 +19,9 @@ from ..exceptions import SlitError
 from ..core.fitted import ProfileFit, TraceFit
 from ..core.pixels import VarianceComponents
 from ..io.products import profile_from_entry, trace_from_entry
-from .fit import fit_profile, fit_trace
+from .fit import bright_first, fit_profile, fit_slit_profile, fit_trace
 from ..io import SlitData, Spectrum, flux_units, make_output_model, to_specmodel
-from ..io.slits import integration_groups, scene_models, slit_count
+from ..io.slits import describe_model, integration_groups, scene_models, slit_count
 from ..io.dq import OUTLIER
 from ..io.spectra import white_light_curve, white_light_summary
 from .parameters import ExtractionParameters
@@ -58,6 +58,8 @@ class _SlitResult(NamedTuple):
     """Whether the slit has integrations (a 3D input)."""
     scene: tuple[SlitData, np.ndarray] | None
     """With ``keep_scene``: the slit and its scene model ``f P``."""
+    exposure_inverse_beta: float | None = None
+    """What a bright slit's profile fit says of the exposure's Moffat index (`bright_first`)."""
 
 
 def run(model, params: ExtractionParameters, traces=None, profiles=None, workers: int = 1):
@@ -72,6 +74,10 @@ def run(model, params: ExtractionParameters, traces=None, profiles=None, workers
     For integrations, the white-light curve of every slit is logged and kept
     in the summary.
 
+    With ``profile_kind="auto"`` and several slits whose profiles are fitted
+    here, the faint slits are fitted and extracted after the bright ones, with
+    the Moffat index these show (as `~jwst_optextract.drivers.psf.run` does).
+
     With ``workers > 1`` the slits of a MultiSlitModel are extracted in that
     many threads; a single slit's groups of integrations are, instead. The
     product is the same as with one worker.
@@ -82,18 +88,30 @@ def run(model, params: ExtractionParameters, traces=None, profiles=None, workers
     summary : ExtractionSummary
     """
 
-    def work(slit: SlitData):
+    def work(slit: SlitData, run_params: ExtractionParameters, defer_below: float | None):
         trace = _given(traces, "trace_for", trace_from_entry, slit)
         profile = _given(profiles, "profile_for", profile_from_entry, slit)
-        spectrum, rejected = extract_slit(slit, params, trace, profile, workers=group_workers)
+        if learn:  # the profile first: a faint slit waits for the exposure's bright ones (`bright_first`)
+            trace, profile = fit_slit_profile(slit, trace, run_params.fit_parameters(), defer_below)
+            if profile is None:
+                return None
+        spectrum, rejected = extract_slit(slit, run_params, trace, profile, workers=group_workers)
         _check_spectrum(slit, spectrum)
         spec = to_specmodel(slit, model, spectrum, flux_units(model, slit.model))
         return _SlitResult(spec, rejected, slit.n_integrations is not None,
-                           (slit, spectrum.scene) if params.keep_scene else None)
+                           (slit, spectrum.scene) if params.keep_scene else None,
+                           None if profile is None else profile.exposure_inverse_beta)
+
+    def extract_all(run_params: ExtractionParameters, defer_below: float | None, only=None) -> SlitRun:
+        return process_slits(model, functools.partial(work, run_params=run_params, defer_below=defer_below),
+                             workers=workers if several else 1, only=only)
 
     several = slit_count(model) > 1
     group_workers = 1 if several else workers
-    slits = process_slits(model, work, workers=workers if several else 1)
+    learn = (several and profiles is None and params.profile_kind == "auto"
+             and (params.extraction_type == "optimal" or params.fill_flagged))
+    slits = bright_first(extract_all, params, learn, evidence=lambda result: result.exposure_inverse_beta,
+                         described=describe_model(model))
     _, first = slits.done[0]
     output = make_output_model(model, integrations=first.integrations)
     summary = ExtractionSummary(slits)

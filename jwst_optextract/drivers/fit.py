@@ -8,6 +8,9 @@ and `jwst_optextract.drivers.psf` run it over the slits of an input.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Collection
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +24,7 @@ from ..core.profiles.choice import (
     EXPOSURE_MIN_SNR, MOFFAT_GATE_SNR, akaike, beyond_noise, chi2_per_pixel, median_column_snr, supported_shapes,
     wing_prior_cost,
 )
-from ..core.psf_prior import GAUSSIAN_INVERSE_BETA
+from ..core.psf_prior import EXPOSURE_MIN_SOURCES, GAUSSIAN_INVERSE_BETA, exposure_prior
 from ..core.profiles.spline import coherent_gain
 from ..core.scene import SceneBackground
 from ..core.trace import negative_traces, trace_shifts
@@ -29,15 +32,55 @@ from ..exceptions import SlitError
 from ..io import SlitData
 from ..io.slits import MeanImage
 from .parameters import FitParameters
+from .runner import SlitRun
 from ..io.products import read_template
 
-__all__ = ["PROFILE_KINDS", "TRACE_MODELS", "fit_profile", "fit_slit_profile", "fit_trace"]
+__all__ = ["PROFILE_KINDS", "TRACE_MODELS", "bright_first", "fit_profile", "fit_slit_profile", "fit_trace"]
 
 log = logging.getLogger(__name__)
 
 PROFILE_KINDS = PROFILES.names
 """The profile kinds packaged (``auto`` chooses among them); `PROFILES` also holds any registered since."""
 TRACE_MODELS = ("polynomial", "spline")
+
+
+def bright_first(process: Callable[[Any, float | None, Collection[str] | None], SlitRun], params, learn: bool,
+                 evidence: Callable[[Any], float | None], described: str) -> SlitRun:
+    """Process an exposure's slits, the faint ones after its bright ones have taught them the Moffat index.
+
+    ``process(params, defer_below, only)`` runs the slits named in ``only``
+    (all for None) with ``params`` (`FitParameters` or
+    `~jwst_optextract.drivers.parameters.ExtractionParameters`: anything with
+    a ``psf_prior``), deferring those of a median S/N per column below
+    ``defer_below`` (their value is None; see `fit_profile`). With ``learn``
+    and a prior, the slits of at least `EXPOSURE_MIN_SNR` go first;
+    ``evidence(value)`` gives each one's ``exposure_inverse_beta``, from which
+    `~jwst_optextract.core.psf_prior.exposure_prior` learns the prior the
+    deferred slits are then processed with. Returns the run of all of them,
+    in slit order (``described`` names the input in the error when none is
+    left).
+    """
+    learn = learn and params.psf_prior is not None
+    slits = process(params, EXPOSURE_MIN_SNR if learn else None, None)
+    deferred = [name for name, value in slits.done if value is None]
+    if not deferred:
+        return slits
+    values = [evidence(value) for _, value in slits.done if value is not None]
+    values = [value for value in values if value is not None]
+    instrument = params.psf_prior
+    prior = exposure_prior(instrument, values)
+    if prior.sources:
+        log.info("Moffat index of the exposure's point sources, from %d slits of median S/N per column >= %g: "
+                 "beta %.2f (1/beta %.3f +- %.3f; the %s prior: 1/beta %.3f +- %.3f); the %d fainter slits are "
+                 "fitted with it", prior.sources, EXPOSURE_MIN_SNR, prior.beta, prior.inverse_beta,
+                 prior.inverse_beta_sd, instrument.source, instrument.inverse_beta, instrument.inverse_beta_sd,
+                 len(deferred))
+    else:
+        log.info("%d slits of median S/N per column >= %g: too few to learn the exposure's Moffat index (at least "
+                 "%d); the %d fainter slits are fitted with the %s prior", len(values), EXPOSURE_MIN_SNR,
+                 EXPOSURE_MIN_SOURCES, len(deferred), instrument.source)
+    slits.merge_deferred(process(replace(params, psf_prior=prior), None, set(deferred)), described)
+    return slits
 
 
 def fit_trace(slit: SlitData, params: FitParameters) -> TraceFit:

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable
-from dataclasses import replace
 
-from ..exceptions import InputError, SlitError
+from ..exceptions import SlitError
 from ..core.fitted import TraceFit
-from ..core.profiles.choice import EXPOSURE_MIN_SNR
-from ..core.psf_prior import EXPOSURE_MIN_SOURCES, exposure_prior
 from ..io.slits import describe_model, slit_count
 from ..io.products import ProfileModel, TraceModel, new_profile_model, profile_entry, trace_from_entry
-from .fit import fit_profile, fit_slit_profile
+from .fit import bright_first, fit_profile, fit_slit_profile
 from .parameters import FitParameters
 from .runner import SlitRun, process_slits
 
 __all__ = ["fit_profile", "given_trace", "run"]
-
-log = logging.getLogger(__name__)
 
 
 def run(model, params: FitParameters, traces: TraceModel | None = None, workers: int = 1,
@@ -59,30 +53,8 @@ def run(model, params: FitParameters, traces: TraceModel | None = None, workers:
                              workers=workers, processes=True, prepare=lambda slit: (given_trace(slit, traces),),
                              finish=finish, only=only)
 
-    learn = params.profile_kind == "auto" and params.psf_prior is not None and slit_count(model) > 1
-    slits = fit_all(params, EXPOSURE_MIN_SNR if learn else None)
-    deferred = [name for name, value in slits.done if value is None]
-    if deferred:
-        evidence = [value[1] for _, value in slits.done if value is not None and value[1] is not None]
-        prior = exposure_prior(params.psf_prior, evidence)
-        if prior.sources:
-            log.info("Moffat index of the exposure's point sources, from %d slits of median S/N per column >= %g: "
-                     "beta %.2f (1/beta %.3f +- %.3f; the %s prior: 1/beta %.3f +- %.3f); the %d fainter slits "
-                     "are fitted with it", prior.sources, EXPOSURE_MIN_SNR, prior.beta, prior.inverse_beta,
-                     prior.inverse_beta_sd, params.psf_prior.source, params.psf_prior.inverse_beta,
-                     params.psf_prior.inverse_beta_sd, len(deferred))
-        else:
-            log.info("%d slits of median S/N per column >= %g: too few to learn the exposure's Moffat index (at "
-                     "least %d); the %d fainter slits are fitted with the %s prior", len(evidence), EXPOSURE_MIN_SNR,
-                     EXPOSURE_MIN_SOURCES, len(deferred), params.psf_prior.source)
-        faint = fit_all(replace(params, psf_prior=prior), None, only=set(deferred))
-        later = dict(faint.done)
-        slits.done = [(name, later[name] if value is None else value) for name, value in slits.done
-                      if value is not None or name in later]
-        slits.skipped.update(faint.skipped)
-        if not slits.done:
-            raise InputError(f"{describe_model(model)}: none of its {slits.total} slits could be fitted ("
-                             + "; ".join(f"{name}: {why}" for name, why in slits.skipped.items()) + ")")
+    learn = params.profile_kind == "auto" and slit_count(model) > 1
+    slits = bright_first(fit_all, params, learn, evidence=lambda value: value[1], described=describe_model(model))
     for _, (entry, _) in slits.done:
         product.profiles.append(entry)
     slits.done = [(name, entry) for name, (entry, _) in slits.done]

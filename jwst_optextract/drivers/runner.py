@@ -46,6 +46,21 @@ class SlitRun:
     done: list[tuple[str, Any]] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
 
+    def merge_deferred(self, later: SlitRun, described: str) -> None:
+        """Put ``later``'s results in place of this run's deferred ones (value None), in slit order.
+
+        A deferred slit that ``later`` skipped is skipped here too; one it has
+        no result for is dropped. Raises InputError, naming the input
+        (``described``), when no slit is left.
+        """
+        results = dict(later.done)
+        self.done = [(name, results[name] if value is None else value) for name, value in self.done
+                     if value is not None or name in results]
+        self.skipped.update(later.skipped)
+        if not self.done:
+            reasons = "; ".join(f"{name}: {why}" for name, why in self.skipped.items())
+            raise InputError(f"{described}: none of its {self.total} slits could be processed ({reasons})")
+
     def summary(self, verb: str) -> str:
         """``"<verb> N of M slits; skipped: a, b"``, for the log."""
         skipped = f"; skipped: {', '.join(self.skipped)}" if self.skipped else ""
