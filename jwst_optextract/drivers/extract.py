@@ -19,7 +19,7 @@ from ..exceptions import SlitError
 from ..core.fitted import ProfileFit, TraceFit
 from ..core.pixels import VarianceComponents
 from ..io.products import profile_from_entry, trace_from_entry
-from .fit import bright_first, fit_profile, fit_slit_profile, fit_trace
+from .fit import Deferred, bright_first, fit_profile, fit_slit_profile, fit_trace
 from ..io import SlitData, Spectrum, flux_units, make_output_model, to_specmodel
 from ..io.slits import describe_model, integration_groups, scene_models, slit_count
 from ..io.dq import OUTLIER
@@ -88,13 +88,13 @@ def run(model, params: ExtractionParameters, traces=None, profiles=None, workers
     summary : ExtractionSummary
     """
 
-    def work(slit: SlitData, run_params: ExtractionParameters, defer_below: float | None):
-        trace = _given(traces, "trace_for", trace_from_entry, slit)
+    def work(slit: SlitData, run_params: ExtractionParameters, defer_below: float | None, deferred):
+        trace = _given(traces, "trace_for", trace_from_entry, slit) if deferred is None else deferred[slit.name].trace
         profile = _given(profiles, "profile_for", profile_from_entry, slit)
         if learn:  # the profile first: a faint slit waits for the exposure's bright ones (`bright_first`)
             trace, profile = fit_slit_profile(slit, trace, run_params.fit_parameters(), defer_below)
             if profile is None:
-                return None
+                return Deferred(trace)
         spectrum, rejected = extract_slit(slit, run_params, trace, profile, workers=group_workers)
         _check_spectrum(slit, spectrum)
         spec = to_specmodel(slit, model, spectrum, flux_units(model, slit.model))
@@ -102,9 +102,10 @@ def run(model, params: ExtractionParameters, traces=None, profiles=None, workers
                            (slit, spectrum.scene) if params.keep_scene else None,
                            None if profile is None else profile.exposure_inverse_beta)
 
-    def extract_all(run_params: ExtractionParameters, defer_below: float | None, only=None) -> SlitRun:
-        return process_slits(model, functools.partial(work, run_params=run_params, defer_below=defer_below),
-                             workers=workers if several else 1, only=only)
+    def extract_all(run_params: ExtractionParameters, defer_below: float | None, deferred=None) -> SlitRun:
+        return process_slits(model, functools.partial(work, run_params=run_params, defer_below=defer_below,
+                                                      deferred=deferred), workers=workers if several else 1,
+                             only=deferred)
 
     several = slit_count(model) > 1
     group_workers = 1 if several else workers

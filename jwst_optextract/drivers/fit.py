@@ -8,8 +8,8 @@ and `jwst_optextract.drivers.psf` run it over the slits of an input.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
-from dataclasses import replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -35,7 +35,7 @@ from .parameters import FitParameters
 from .runner import SlitRun
 from ..io.products import read_template
 
-__all__ = ["PROFILE_KINDS", "TRACE_MODELS", "bright_first", "fit_profile", "fit_slit_profile", "fit_trace"]
+__all__ = ["PROFILE_KINDS", "TRACE_MODELS", "Deferred", "bright_first", "fit_profile", "fit_slit_profile", "fit_trace"]
 
 log = logging.getLogger(__name__)
 
@@ -44,28 +44,35 @@ PROFILE_KINDS = PROFILES.names
 TRACE_MODELS = ("polynomial", "spline")
 
 
-def bright_first(process: Callable[[Any, float | None, Collection[str] | None], SlitRun], params, learn: bool,
-                 evidence: Callable[[Any], float | None], described: str) -> SlitRun:
+@dataclass
+class Deferred:
+    """A slit left for the second pass of `bright_first`, with its trace (fitted once)."""
+
+    trace: TraceFit
+
+
+def bright_first(process: Callable[[Any, float | None, Mapping[str, Deferred] | None], SlitRun], params,
+                 learn: bool, evidence: Callable[[Any], float | None], described: str) -> SlitRun:
     """Process an exposure's slits, the faint ones after its bright ones have taught them the Moffat index.
 
-    ``process(params, defer_below, only)`` runs the slits named in ``only``
-    (all for None) with ``params`` (`FitParameters` or
-    `~jwst_optextract.drivers.parameters.ExtractionParameters`: anything with
-    a ``psf_prior``), deferring those of a median S/N per column below
-    ``defer_below`` (their value is None; see `fit_profile`). With ``learn``
-    and a prior, the slits of at least `EXPOSURE_MIN_SNR` go first;
-    ``evidence(value)`` gives each one's ``exposure_inverse_beta``, from which
-    `~jwst_optextract.core.psf_prior.exposure_prior` learns the prior the
-    deferred slits are then processed with. Returns the run of all of them,
-    in slit order (``described`` names the input in the error when none is
-    left).
+    ``process(params, defer_below, deferred)`` runs the slits with ``params``
+    (`FitParameters` or `~jwst_optextract.drivers.parameters.ExtractionParameters`:
+    anything with a ``psf_prior``): all of them, deferring those of a median
+    S/N per column below ``defer_below`` (their value a `Deferred`; see
+    `fit_profile`), or, given ``deferred``, only those, about their traces.
+    With ``learn`` and a prior, the slits of at least `EXPOSURE_MIN_SNR` go
+    first; ``evidence(value)`` gives each one's ``exposure_inverse_beta``,
+    from which `~jwst_optextract.core.psf_prior.exposure_prior` learns the
+    prior the deferred slits are then processed with. Returns the run of all
+    of them, in slit order (``described`` names the input in the error when
+    none is left).
     """
     learn = learn and params.psf_prior is not None
     slits = process(params, EXPOSURE_MIN_SNR if learn else None, None)
-    deferred = [name for name, value in slits.done if value is None]
+    deferred = {name: value for name, value in slits.done if isinstance(value, Deferred)}
     if not deferred:
         return slits
-    values = [evidence(value) for _, value in slits.done if value is not None]
+    values = [evidence(value) for _, value in slits.done if not isinstance(value, Deferred)]
     values = [value for value in values if value is not None]
     instrument = params.psf_prior
     prior = exposure_prior(instrument, values)
@@ -79,7 +86,7 @@ def bright_first(process: Callable[[Any, float | None, Collection[str] | None], 
         log.info("%d slits of median S/N per column >= %g: too few to learn the exposure's Moffat index (at least "
                  "%d); the %d fainter slits are fitted with the %s prior", len(values), EXPOSURE_MIN_SNR,
                  EXPOSURE_MIN_SOURCES, len(deferred), instrument.source)
-    slits.merge_deferred(process(replace(params, psf_prior=prior), None, set(deferred)), described)
+    slits.merge(process(replace(params, psf_prior=prior), None, deferred), described)
     return slits
 
 
@@ -143,9 +150,9 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters,
     on the profile returned what its data say of the Moffat index
     (``exposure_inverse_beta``). With ``defer_below``, ``auto`` returns None
     for a detected source fainter than that S/N, without fitting it: its
-    exposure's bright sources are to teach its prior first
-    (`~jwst_optextract.drivers.psf.run`). With a prior learnt from the
-    exposure, the choice weighs it (`wing_prior_cost`).
+    exposure's bright sources are to teach its prior first (`bright_first`).
+    With a prior learnt from the exposure, the choice weighs it
+    (`wing_prior_cost`).
     """
     if params.profile_kind != "auto" and params.profile_kind not in PROFILES:
         raise SlitError(slit.name, f"unknown profile kind {params.profile_kind!r}; use one of {PROFILES.names}")

@@ -9,7 +9,7 @@ from ..exceptions import SlitError
 from ..core.fitted import TraceFit
 from ..io.slits import describe_model, slit_count
 from ..io.products import ProfileModel, TraceModel, new_profile_model, profile_entry, trace_from_entry
-from .fit import bright_first, fit_profile, fit_slit_profile
+from .fit import Deferred, bright_first, fit_profile, fit_slit_profile
 from .parameters import FitParameters
 from .runner import SlitRun, process_slits
 
@@ -40,18 +40,20 @@ def run(model, params: FitParameters, traces: TraceModel | None = None, workers:
     """
     product = new_profile_model(model)
 
-    def finish(slit, fits) -> dict | None:
+    def finish(slit, fits) -> tuple[dict, float | None] | Deferred:
         trace, profile = fits
-        if profile is None:  # deferred: fitted in the second pass
-            return None
+        if profile is None:  # fitted in the second pass
+            return Deferred(trace)
         if plot is not None:
             plot(slit, trace, profile)
         return profile_entry(slit, profile), profile.exposure_inverse_beta
 
-    def fit_all(fit_params: FitParameters, defer_below: float | None, only=None) -> SlitRun:
+    def fit_all(fit_params: FitParameters, defer_below: float | None, deferred=None) -> SlitRun:
+        def trace_of(slit):
+            return (given_trace(slit, traces) if deferred is None else deferred[slit.name].trace,)
+
         return process_slits(model, functools.partial(fit_slit_profile, params=fit_params, defer_below=defer_below),
-                             workers=workers, processes=True, prepare=lambda slit: (given_trace(slit, traces),),
-                             finish=finish, only=only)
+                             workers=workers, processes=True, prepare=trace_of, finish=finish, only=deferred)
 
     learn = params.profile_kind == "auto" and slit_count(model) > 1
     slits = bright_first(fit_all, params, learn, evidence=lambda value: value[1], described=describe_model(model))

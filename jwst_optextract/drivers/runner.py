@@ -46,16 +46,14 @@ class SlitRun:
     done: list[tuple[str, Any]] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
 
-    def merge_deferred(self, later: SlitRun, described: str) -> None:
-        """Put ``later``'s results in place of this run's deferred ones (value None), in slit order.
+    def merge(self, later: SlitRun, described: str) -> None:
+        """Take ``later``'s results (a second pass over some of the slits) in place of this run's, in slit order.
 
-        A deferred slit that ``later`` skipped is skipped here too; one it has
-        no result for is dropped. Raises InputError, naming the input
-        (``described``), when no slit is left.
+        A slit that ``later`` skipped is skipped here too. Raises InputError,
+        naming the input (``described``), when no slit is left.
         """
         results = dict(later.done)
-        self.done = [(name, results[name] if value is None else value) for name, value in self.done
-                     if value is not None or name in results]
+        self.done = [(name, results.get(name, value)) for name, value in self.done if name not in later.skipped]
         self.skipped.update(later.skipped)
         if not self.done:
             reasons = "; ".join(f"{name}: {why}" for name, why in self.skipped.items())

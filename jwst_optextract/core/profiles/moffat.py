@@ -21,18 +21,19 @@ __all__ = ["MoffatProfile", "alpha_for_sigma", "fit_moffat_profile", "moffat_pro
 log = logging.getLogger(__name__)
 
 # Gauss-Legendre nodes for integrating the Moffat density over a pixel: with
-# alpha >= 0.5 px the pixel integral is good to 1e-6 of the peak.
+# alpha >= 0.5 px the pixel integral is good to 1e-6 of the peak, at the least
+# half width (alpha 0.35 px at beta 1 to 1.5) to 3e-5.
 _NODES, _WEIGHTS = legendre.leggauss(8)
 _FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 START_BETA = 2.5
+"""The Moffat index fits start from."""
 BETA_LIMITS = (1.0, 20.0)
+"""The Moffat index's range in every fit (toward 0.5 the profile's integral diverges, and its wings take up
+whatever is left in the slit)."""
 HALF_WIDTH_MIN = 0.35
 """Least half width at half maximum of a Moffat fit, pixels: the Gaussian fit's least sigma (0.3 px) has it.
 NIRSpec's PSF is undersampled in the blue (FWHM about 1 px at 1 um); a limit at 0.5 px held such profiles at the
 limit, where the fit stalled with a chi-square per pixel of 3 (against 1.0 for the truth)."""
-"""The Moffat index's range in every fit (toward 0.5 the profile's integral diverges, and its wings take up
-whatever is left in the slit)."""
-"""The Moffat index fits start from."""
 
 
 def alpha_for_sigma(sigma: np.ndarray, beta: float) -> np.ndarray:
