@@ -23,6 +23,7 @@ columns that changed are solved again.
 from __future__ import annotations
 
 import logging
+import warnings
 import math
 from dataclasses import dataclass
 
@@ -30,7 +31,7 @@ import numpy as np
 
 from .pixels import VarianceComponents
 
-__all__ = ["OptimalResult", "optimal_extract"]
+__all__ = ["OptimalResult", "optimal_extract", "sharp_along_dispersion"]
 
 log = logging.getLogger(__name__)
 
@@ -404,7 +405,7 @@ def _reject_outliers(D, P, vr, vf, terms, good, sol, coverage, out, reject_sigma
     c = z > threshold
     candidate, row = np.nonzero(c[..., 0])
     pixels = (columns[0][candidate], row, columns[1][candidate])
-    c[candidate, row, 0] = _sharp_along_dispersion(chi, sol["flux"], pixels, threshold)
+    c[candidate, row, 0] = sharp_along_dispersion(chi, sol["flux"], pixels, threshold)
     keep = c.any(axis=(-2, -1))
     if not keep.any():
         return
@@ -461,53 +462,79 @@ def _gather(a, columns):
 
 
 def _neighbour_residuals(chi: np.ndarray, flux: np.ndarray, columns: tuple) -> tuple[np.ndarray, np.ndarray]:
-    """The residuals ``(n_columns, 2, ny)`` of the columns either side of ``columns`` and their fluxes ``(n, 2)``.
+    """The residuals ``(n_columns, 2 _NEIGHBOURS, ny)`` of the columns either side of ``columns`` and their fluxes.
 
-    Beyond the slit's ends the residual is infinite (no neighbour to stand out from).
+    Beyond the slit's ends the residual is NaN (no neighbour to compare with).
     """
     i, x = columns
     nx = chi.shape[-1]
-    sides = np.stack([x - 1, x + 1], axis=-1)  # (n, 2)
+    steps = np.array([*range(-_NEIGHBOURS, 0), *range(1, _NEIGHBOURS + 1)])
+    sides = x[:, None] + steps  # (n, 2 _NEIGHBOURS)
     inside = (sides >= 0) & (sides < nx)
     sides = np.clip(sides, 0, nx - 1)
-    residuals = np.where(inside[..., None], np.moveaxis(chi[i[:, None], :, sides], -1, -1), np.inf)
+    residuals = np.where(inside[..., None], chi[i[:, None], :, sides], np.nan)
     return residuals, flux[i[:, None], sides]
 
 
 def _sharper_than(chi: np.ndarray, flux: np.ndarray, residuals: np.ndarray, fluxes: np.ndarray,
                   threshold: float) -> np.ndarray:
-    """`_sharp_along_dispersion` of whole columns ``chi`` ``(n, ny)`` of flux ``(n,)`` against their neighbours."""
+    """`sharp_along_dispersion` of whole columns ``chi`` ``(n, ny)`` of flux ``(n,)`` against their neighbours."""
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where((flux[:, None] > 0) & (fluxes > 0), np.clip(flux[:, None] / fluxes, 0.5, 2.0), 1.0)
-    best = np.min(residuals * ratio[..., None], axis=1)  # (n, ny)
-    return chi - best > threshold
+    return _stands_out(chi, residuals * ratio[..., None], threshold, axis=1)
 
 
-def _sharp_along_dispersion(chi: np.ndarray, flux: np.ndarray, pixels: tuple, threshold: float) -> np.ndarray:
-    """True where a residual stands out from a neighbouring column, for the given pixels only.
+def _stands_out(chi: np.ndarray, scaled: np.ndarray, threshold: float, axis: int) -> np.ndarray:
+    """``chi`` above the median of its neighbours' ``scaled`` residuals (along ``axis``) by ``threshold`` and
+    `_MISFIT_SPREAD` of that median; NaN neighbours do not count, and none at all is not sharp."""
+    scaled = np.where(np.isfinite(scaled), scaled, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # no neighbour at all
+        typical = np.nanmedian(scaled, axis=axis)
+    # A misfit of hundreds of sigma differs from column to column by a few per cent of itself (the fluxes' noise).
+    excess = chi - typical - _MISFIT_SPREAD * np.maximum(typical, 0.0)
+    return np.nan_to_num(excess, nan=-np.inf) > threshold
+
+
+def sharp_along_dispersion(chi: np.ndarray, flux: np.ndarray, pixels: tuple, threshold: float) -> np.ndarray:
+    """True where a residual stands out from those of the same row in the neighbouring columns, for the given pixels.
 
     Cosmic rays and hot pixels are sharp along the dispersion; a profile that
     does not match the data leaves residuals that vary smoothly from column to
     column, and those pixels must not be rejected (at high signal to noise they
     can be hundreds of sigma). A pixel is an outlier candidate only if its
-    residual exceeds that of the same row in at least one neighbouring column,
-    scaled by the ratio of the two columns' fluxes, by ``threshold``.
+    residual exceeds the median of those of the same row in the
+    ``_NEIGHBOURS`` columns either side, each scaled by the ratio of the two
+    columns' fluxes, by ``threshold`` and by `_MISFIT_SPREAD` of that median.
+    A median, not the least of them: a neighbouring column with a cosmic ray
+    of its own has its amplitude pulled up and its other residuals down, and
+    a core pixel of a bright source next to it then stood out from it.
+    Columns beyond the slit's ends, and pixels without a residual (``inf``),
+    do not count.
 
     ``chi`` is ``(n, ny, nx)``, ``flux`` ``(n, nx)`` and ``pixels`` the
     (integration, row, x) indices of the pixels to test.
     """
     nx = chi.shape[-1]
     i, y, x = pixels
-    best = np.full(x.shape, np.inf, dtype=chi.dtype)
-    for step in (-1, 1):
+    others = []
+    for step in (*range(-_NEIGHBOURS, 0), *range(1, _NEIGHBOURS + 1)):
         other = x + step
         inside = (other >= 0) & (other < nx)
         other = np.clip(other, 0, nx - 1)
         f_here, f_there = flux[i, x], flux[i, other]
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = np.where((f_here > 0) & (f_there > 0), np.clip(f_here / f_there, 0.5, 2.0), 1.0)
-        best = np.minimum(best, np.where(inside, chi[i, y, other] * ratio, np.inf))
-    return chi[i, y, x] - best > threshold
+            scaled = chi[i, y, other] * ratio
+        others.append(np.where(inside, scaled, np.nan))
+    return _stands_out(chi[i, y, x], np.stack(others), threshold, axis=0)
+
+
+_NEIGHBOURS = 2
+"""Columns either side whose residuals a pixel's is compared with (`sharp_along_dispersion`)."""
+_MISFIT_SPREAD = 0.1
+"""Fraction of the neighbouring columns' residual by which a pixel's must exceed it, besides the threshold, to be
+sharp along the dispersion (`sharp_along_dispersion`)."""
 
 
 _RESULT_KEYS = ("flux", "inv_var", "var_total", "var_rnoise", "var_flat")

@@ -37,6 +37,7 @@ from numpy.polynomial import legendre
 from scipy import sparse
 from scipy.interpolate import BSpline
 
+from .optimal import sharp_along_dispersion
 from .pixels import HasVariances, Variances
 
 __all__ = ["SCENE_BACKGROUNDS", "SceneBackground", "SceneResult", "fit_scene"]
@@ -274,9 +275,18 @@ def _fit_chunk(D, P, vr, vp, vf, mask, model, out, reject_sigma, max_iterations,
     iv = weights.inverse(good)
     moments = _Moments.of(D, P, iv, model.L)
     sol = model.solve(moments, with_variance=False)
+    usable, iv_usable = good.copy(), iv.copy()  # neighbours are compared as data, rejected or not
     for _ in range(max_iterations if reject_sigma else 0):
-        chi = (D - sol.flux[:, None, :] * P - sol.background) * np.sqrt(iv)
-        chi = np.where(good, chi, -np.inf)
+        residual = D - sol.flux[:, None, :] * P - sol.background
+        chi = np.where(good, residual * np.sqrt(iv), -np.inf)
+        # Only a pixel that stands out from the same row of its neighbouring columns is an outlier (as in
+        # `optimal_extract`): a profile that does not match a bright source leaves residuals that vary smoothly
+        # along the dispersion, hundreds of sigma at high signal to noise, and rejecting them took its flux.
+        above = np.nonzero(chi > reject_sigma)
+        if above[0].size:
+            neighbours = np.where(usable, residual * np.sqrt(iv_usable), np.inf)
+            smooth = ~sharp_along_dispersion(neighbours, sol.flux, above, reject_sigma)
+            chi[tuple(index[smooth] for index in above)] = -np.inf
         row = np.argmax(chi, axis=-2)
         worst = np.take_along_axis(chi, row[:, None, :], axis=-2)[:, 0, :]
         hit = worst > reject_sigma

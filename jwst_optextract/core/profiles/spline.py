@@ -25,7 +25,7 @@ from scipy import sparse
 from scipy.interpolate import BSpline
 from scipy.sparse.linalg import spsolve
 
-from ..optimal import optimal_extract
+from ..optimal import optimal_extract, sharp_along_dispersion
 from ..scene import SceneBackground
 from .base import PROFILES, Profile, ProfileProblem, register
 
@@ -541,7 +541,7 @@ def _fit_with_background(data, good, var_rnoise, var_poisson, center, start_prof
             design, pixels = _joint_design(u, iv > 0, flux, knots_u, knots_x, column_degree, sky_design,
                                            np.array(extra) if extra else None)
             solution, chi2, effective = _solve_rejecting(design, data[pixels], iv[pixels], penalty, n_u, n_x, last,
-                                                         reject_sigma)
+                                                         reject_sigma, pixels, flux, (ny, nx))
             if pass_wings is None or solution[n_spline + n_sky] >= 0:
                 break
             # Light beyond the support is never negative: wings fitted below zero trade with the background.
@@ -736,15 +736,26 @@ def _joint_design(u, use, flux, knots_u, knots_x, degree_x, sky_design, extra=No
     return sparse.hstack(blocks, format="csr"), pixels
 
 
-def _solve_rejecting(design, target, weights, penalty, n_u, n_x, with_effective, reject_sigma):
+def _solve_rejecting(design, target, weights, penalty, n_u, n_x, with_effective, reject_sigma, pixels=None,
+                     flux=None, shape=None):
     """`_solve_joint`, again without the pixels it leaves more than ``reject_sigma`` above the model, a few times.
 
     The outliers are judged against this spline (the scene fit judged them against the last profile, or not at
-    all).
+    all). Given the rows' ``pixels`` (indices into an image of ``shape``) and the columns' ``flux``, only those
+    that also stand out from the same row of a neighbouring column
+    (`~jwst_optextract.core.optimal.sharp_along_dispersion`): the spline being learnt misses a bright source's
+    shape smoothly along the dispersion, by many sigma, and rejecting those pixels kept it from learning it.
     """
     for _ in range(_REJECT_PASSES):
         solution, chi2, effective = _solve_joint(design, target, weights, penalty, n_u, n_x, with_effective)
-        outliers = (weights > 0) & ((target - design @ solution) * np.sqrt(weights) > (reject_sigma or np.inf))
+        chi = (target - design @ solution) * np.sqrt(weights)
+        outliers = (weights > 0) & (chi > (reject_sigma or np.inf))
+        if outliers.any() and pixels is not None:
+            image = np.full((1, *shape), np.inf)
+            image[(0, *pixels)] = np.where(weights > 0, chi, np.inf)
+            candidates = np.flatnonzero(outliers)
+            at = (np.zeros(candidates.size, int), pixels[0][candidates], pixels[1][candidates])
+            outliers[candidates] = sharp_along_dispersion(image, flux[None, :], at, reject_sigma)
         if not outliers.any():
             break
         weights = np.where(outliers, 0.0, weights)
