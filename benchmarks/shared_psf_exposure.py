@@ -56,21 +56,26 @@ def run(seed: int | None, n_exposures: int, n_slits: int, kind: str, work: Path,
         drawn = draw_exposure(rng, number, n_slits, kind)
         print(f"exposure {number}: {drawn[0].extras}")
         path = scorecard._write(scenes.slit_models(drawn), work / f"jw09998001001_0310{number}_00001_nrs1_cal.fits")
-        outdir = work / f"out_{number}"
-        outdir.mkdir(exist_ok=True)
-        code = scorecard._run(["optx_spec", str(path), f"--output_dir={outdir}"], outdir / "strun.log")
-        if code != 0:
-            print(f"  strun optx_spec {path.name} exited with {code} (log {outdir / 'strun.log'})")
-        spectra = scorecard._products(outdir, "*_x1d.fits")
-        for scene in drawn:
-            flux, error = scorecard._on_columns(scene, spectra.get(scene.name))
-            row = scorecard.score_columns(flux, error, *scorecard.scene_bounds(scene))
-            row.update(scorecard._against_shape_bound(row, scene.truth, scorecard.shape_bound(scene)))
-            row.update(name=scene.name, kind=scene.kind, ny=scene.ny, nx=scene.nx, snr=scene.peak_snr,
-                       wcs_offset=scene.wcs_offset, exposure=number)
-            rows.append(row)
-            scorecard._print_row(print, scene, row)
-    return {"seed": seed, "commit": commit, "kind": kind, "rows": rows, "summary": summarise(rows)}
+        for shared in (False, True):
+            outdir = work / f"out_{number}_{'shared' if shared else 'alone'}"
+            outdir.mkdir(exist_ok=True)
+            code = scorecard._run(["optx_spec", str(path), f"--output_dir={outdir}",
+                                   f"--steps.optx_psf.shared_psf={shared}"], outdir / "strun.log")
+            if code != 0:
+                print(f"  strun optx_spec {path.name} exited with {code} (log {outdir / 'strun.log'})")
+            spectra = scorecard._products(outdir, "*_x1d.fits")
+            for scene in drawn:
+                flux, error = scorecard._on_columns(scene, spectra.get(scene.name))
+                row = scorecard.score_columns(flux, error, *scorecard.scene_bounds(scene))
+                row.update(scorecard._against_shape_bound(row, scene.truth, scorecard.shape_bound(scene)))
+                row.update(name=scene.name, kind=scene.kind, ny=scene.ny, nx=scene.nx, snr=scene.peak_snr,
+                           wcs_offset=scene.wcs_offset, exposure=number, shared_psf=shared)
+                rows.append(row)
+                if shared:
+                    scorecard._print_row(print, scene, row)
+    summary = {mode: summarise([r for r in rows if r["shared_psf"] == shared])
+               for mode, shared in (("alone", False), ("shared_psf", True))}
+    return {"seed": seed, "commit": commit, "kind": kind, "rows": rows, "summary": summary}
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -108,11 +113,13 @@ def main(argv: list[str] | None = None) -> dict:
         work.mkdir(parents=True, exist_ok=True)
         result = run(args.seed, args.exposures, args.slits, args.kind, work, args.commit)
     print(f"\nseed {result['seed']}, commit {result['commit']}, {result['kind']}:")
-    for label, s in result["summary"].items():
-        print(f"  {label:>6}: {s['slits']:3d} slits, within tolerance {s['within_tolerance']:.0%} "
-              f"(3 sigma_shape {s['within_shape_bound']:.0%}), mean bias {s['mean_bias_percent']:+.2f} %, "
-              f"median |bias| {s['median_abs_bias_percent']:.2f} % = {s['median_abs_bias_sigma_shape']:.2f} "
-              f"sigma_shape, median var/CRB_j {s['median_var_crb_joint']:.3f}")
+    for mode, summary in result["summary"].items():
+        print(f" {mode} (--steps.optx_psf.shared_psf={mode == 'shared_psf'}):")
+        for label, s in summary.items():
+            print(f"  {label:>6}: {s['slits']:3d} slits, within tolerance {s['within_tolerance']:.0%} "
+                  f"(3 sigma_shape {s['within_shape_bound']:.0%}), mean bias {s['mean_bias_percent']:+.2f} %, "
+                  f"median |bias| {s['median_abs_bias_percent']:.2f} % = {s['median_abs_bias_sigma_shape']:.2f} "
+                  f"sigma_shape, median var/CRB_j {s['median_var_crb_joint']:.3f}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1, default=float))
     return result

@@ -3,6 +3,7 @@ profile fit of ``benchmarks/measure_psf_prior.py`` that measured it (on syntheti
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import sys
@@ -351,11 +352,16 @@ def test_faint_sources_take_the_index_the_bright_ones_of_their_exposure_show(pac
 
     model, _ = make_multislit(n_slits=10, exp_type="NRS_MSASPEC", profile="moffat", moffat_beta=3.5, nx=400, ny=28,
                               flux=6.0, seed=1, background=0.05, width=(1.0, 1.4))
-    params = FitParameters(psf_prior=_nirspec_prior(packaged), scene_background="smooth")
+    params = FitParameters(psf_prior=_nirspec_prior(packaged), scene_background="smooth", shared_psf=True)
     with caplog.at_level(logging.INFO, logger="jwst_optextract"):
         product, run = psf_driver.run(model, params)
     learnt = [r.getMessage() for r in caplog.records if "Moffat index of the exposure" in r.getMessage()]
     assert len(learnt) == 1 and "from 5 slits" in learnt[0]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="jwst_optextract"):
+        alone, _ = psf_driver.run(model, dataclasses.replace(params, shared_psf=False))  # the default
+    assert not any("Moffat index of the exposure" in r.getMessage() for r in caplog.records)
+    assert [abs(1.0 / e.beta - 1.0 / 3.5) < 0.06 for e in alone.profiles[5:9] if e.kind == "moffat"].count(True) < 4
     assert [name for name, _ in run.done] == [slit.name for slit in model.slits]  # every slit, in slit order
     entries = product.profiles
     faint = [entry for entry in entries[5:] if entry.kind == "moffat"]
@@ -375,7 +381,8 @@ def test_optx_extract_alone_learns_the_index_too(packaged, caplog):
 
     model, truths = make_multislit(n_slits=10, exp_type="NRS_MSASPEC", profile="moffat", moffat_beta=3.5, nx=400,
                                    ny=28, flux=6.0, seed=2, background=0.05, width=(1.0, 1.4))
-    params = ExtractionParameters(psf_prior=_nirspec_prior(packaged), scene_background="smooth", profile_kind="auto")
+    params = ExtractionParameters(psf_prior=_nirspec_prior(packaged), scene_background="smooth", profile_kind="auto",
+                                  shared_psf=True)
     with caplog.at_level(logging.INFO, logger="jwst_optextract"):
         output, summary = extract_driver.run(model, params)
     assert sum("Moffat index of the exposure" in r.getMessage() for r in caplog.records) == 1

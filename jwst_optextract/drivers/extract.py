@@ -74,9 +74,10 @@ def run(model, params: ExtractionParameters, traces=None, profiles=None, workers
     For integrations, the white-light curve of every slit is logged and kept
     in the summary.
 
-    With ``profile_kind="auto"`` and several slits whose profiles are fitted
-    here, the faint slits are fitted and extracted after the bright ones, with
-    the Moffat index these show (as `~jwst_optextract.drivers.psf.run` does).
+    With ``shared_psf``, ``profile_kind="auto"`` and several slits whose
+    profiles are fitted here, the faint slits are fitted and extracted after
+    the bright ones, with the Moffat index these show (as
+    `~jwst_optextract.drivers.psf.run` does).
 
     With ``workers > 1`` the slits of a MultiSlitModel are extracted in that
     many threads; a single slit's groups of integrations are, instead. The
@@ -109,7 +110,7 @@ def run(model, params: ExtractionParameters, traces=None, profiles=None, workers
 
     several = slit_count(model) > 1
     group_workers = 1 if several else workers
-    learn = (several and profiles is None and params.profile_kind == "auto"
+    learn = (params.shared_psf and several and profiles is None and params.profile_kind == "auto"
              and (params.extraction_type == "optimal" or params.fill_flagged))
     slits = bright_first(extract_all, params, learn, evidence=lambda result: result.exposure_inverse_beta,
                          described=describe_model(model))

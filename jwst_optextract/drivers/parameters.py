@@ -135,6 +135,9 @@ class FitParameters(SceneParameters, StepParameters):
     template_stretch: bool = True
     psf_prior: PsfPrior | None = None
     """The instrument's cross-dispersion PSF prior (the step's ``optxpsf`` reference), or None for none."""
+    shared_psf: bool = False
+    """``auto`` on several slits: learn the Moffat index of the exposure's sources from its bright slits
+    (`~jwst_optextract.drivers.fit.bright_first`)."""
 
     def __post_init__(self):
         self.reject_sigma = self.reject_sigma or None  # 0 disables the rejection
@@ -168,6 +171,8 @@ class ExtractionParameters(SceneParameters, StepParameters):
     keep_scene: bool = False
     psf_prior: PsfPrior | None = None
     """The instrument's cross-dispersion PSF prior, for the profile fits (see `FitParameters`)."""
+    shared_psf: bool = False
+    """As `FitParameters.shared_psf`, when the profiles are fitted here."""
 
     def __post_init__(self):
         self.reject_sigma = self.reject_sigma or None  # 0 disables the rejection
@@ -176,7 +181,8 @@ class ExtractionParameters(SceneParameters, StepParameters):
         """The trace and profile fit settings these imply (the same outlier rejection, or none)."""
         return FitParameters(trace_degree=self.trace_degree, width_degree=self.width_degree,
                              psf_sigma=self.psf_sigma, profile_kind=self.profile_kind, template=self.template,
-                             reject_sigma=self.reject_sigma, psf_prior=self.psf_prior, **self.scene_values())
+                             reject_sigma=self.reject_sigma, psf_prior=self.psf_prior, shared_psf=self.shared_psf,
+                             **self.scene_values())
 
 
 @dataclasses.dataclass

@@ -26,10 +26,11 @@ def run(model, params: FitParameters, traces: TraceModel | None = None, workers:
     fitted is skipped with a warning. ``plot(slit, trace, profile)``, if
     given, is called for every fitted slit, in slit order.
 
-    With ``auto`` and several slits, the exposure's point sources share the
-    PSF: the bright slits are fitted first, the Moffat index's prior is learnt
-    from them (`~jwst_optextract.core.psf_prior.exposure_prior`), and the
-    faint ones are fitted with it.
+    With ``params.shared_psf``, ``auto`` and several slits (an exposure of
+    point sources, which share the PSF), the bright slits are fitted first,
+    the Moffat index's prior is learnt from them
+    (`~jwst_optextract.core.psf_prior.exposure_prior`), and the faint ones
+    are fitted with it.
 
     Returns
     -------
@@ -55,7 +56,7 @@ def run(model, params: FitParameters, traces: TraceModel | None = None, workers:
         return process_slits(model, functools.partial(fit_slit_profile, params=fit_params, defer_below=defer_below),
                              workers=workers, processes=True, prepare=trace_of, finish=finish, only=deferred)
 
-    learn = params.profile_kind == "auto" and slit_count(model) > 1
+    learn = params.shared_psf and params.profile_kind == "auto" and slit_count(model) > 1
     slits = bright_first(fit_all, params, learn, evidence=lambda value: value[1], described=describe_model(model))
     for _, (entry, _) in slits.done:
         product.profiles.append(entry)

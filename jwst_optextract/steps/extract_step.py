@@ -51,6 +51,7 @@ class OptimalExtractStep(OptxStep):
     width_degree = integer(default=None)  # Legendre degree of the profile width along the dispersion (default from reference)
     profile_kind = option({profile_kinds}, default="gaussian")  # profile fitted when no psf is given (see PsfFitStep)
     template = string(default=None)  # profile template file for profile_kind template (see PsfFitStep)
+    shared_psf = boolean(default=False)  # profile_kind auto, several slits, no psf given: the exposure's sources share one PSF (point sources); its bright slits (median S/N per column >= 10) are fitted first and their Moffat index holds the fainter ones' (see docs/psf_prior.rst); on a population of differing sources it costs accuracy
     scene_background = option("none", "smooth", "column", default="none")  # background fitted together with the source (the scene model), for data that still hold theirs: smooth (polynomial across the slit times a spline along it), column (a polynomial in every column), none (the data are background-subtracted); optx_spec sets smooth
     scene_degree = integer(default=2, min=0)  # scene model: polynomial degree of the background across the slit (2: a background with curvature across the slit, which a line leaves in the source)
     scene_knot_spacing = float(default=32.0, min=2)  # scene model, smooth: columns between the background's spline knots along the dispersion

@@ -61,6 +61,7 @@ class PsfFitStep(PlottingMixin, OptxStep):
     kind = option({profile_kinds}, default=None)  # deprecated: use profile_kind (when given, it is used instead, with a warning)
     template = string(default=None)  # profile template file (FITS or ASDF: profile, offset, wavelength arrays) for profile_kind template; with auto it is one more candidate
     template_stretch = boolean(default=True)  # fit one factor per slit stretching the template's offsets
+    shared_psf = boolean(default=False)  # auto, several slits: the exposure's sources share one PSF (point sources); its bright slits (median S/N per column >= 10) are fitted first and their Moffat index holds the fainter ones' (see docs/psf_prior.rst); on a population of differing sources it costs accuracy
     trace = string(default=None)  # a TraceModel (optx_trace product) to fit about; fitted when not given
     window = float(default=128.0, min=2)  # columns between spline knots along the dispersion
     oversample = float(default=4.0, min=1)  # spline knots per pixel in the profile core
