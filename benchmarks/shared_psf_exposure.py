@@ -8,15 +8,16 @@ Run::
 A real MOS exposure's point sources share the telescope's PSF: one Moffat
 index, one width law. `benchmarks/scorecard.py` draws every slit's profile
 on its own (its population is "any source"), so it cannot show what
-``optx_psf`` learns from an exposure's bright sources (see
-``docs/psf_prior.rst``). Here every exposure (one ``MultiSlitModel`` file of
-``--slits`` slits) draws one profile (``--kind``, FWHM 1.5-5 px changing
-along the slit, Moffat index 2-4) and gives it to all its slits; everything
-else (geometry, WCS or none, two decades of brightness, background
-gradients, defects) is drawn per slit as in the scorecard, by its generator,
-and scored with its figures. The summary splits the slits at a peak S/N of
-10 per pixel: the faint ones are those whose wings the data alone hardly
-measure.
+``optx_psf`` learns from an exposure's bright sources with
+``shared_psf=True`` (see ``docs/psf_prior.rst``). Here every exposure (one
+``MultiSlitModel`` file of ``--slits`` slits) draws one profile (``--kind``,
+FWHM 1.5-5 px changing along the slit, Moffat index 2-4) and gives it to all
+its slits; everything else (geometry, WCS or none, two decades of
+brightness, background gradients, defects) is drawn per slit as in the
+scorecard, by its generator, and scored with its figures. Every exposure is
+run twice, with ``--steps.optx_psf.shared_psf`` False (the default) and
+True. The summary splits the slits at a peak S/N of 10 per pixel: the faint
+ones are those whose wings the data alone hardly measure.
 """
 
 from __future__ import annotations
