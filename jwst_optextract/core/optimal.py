@@ -23,8 +23,8 @@ columns that changed are solved again.
 from __future__ import annotations
 
 import logging
-import warnings
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
