@@ -82,12 +82,12 @@ class SceneBackground:
             return arrays
         A = np.concatenate(columns, axis=-1)  # (ny, nx, K)
         Aw = A * weights[..., None]
-        regular = _regularised(np.einsum("yxj,yxk->xjk", Aw, A))  # one matrix for every array
-        projected = {}
-        for name, a in arrays.items():
-            coeffs = np.linalg.solve(regular, np.einsum("yxj,yx->xj", Aw, a)[..., None])[..., 0]
-            projected[name] = a - np.einsum("yxj,xj->yx", A, coeffs)
-        return projected
+        regular = _regularised(np.einsum("yxj,yxk->xjk", Aw, A))
+        names = list(arrays)
+        stacked = np.stack([arrays[name] for name in names], axis=-1)  # (ny, nx, n_arrays): one solve for all
+        coeffs = np.linalg.solve(regular, np.einsum("yxj,yxa->xja", Aw, stacked))
+        fitted = np.einsum("yxj,xja->yxa", A, coeffs)
+        return {name: arrays[name] - fitted[..., k] for k, name in enumerate(names)}
 
     def basis(self, ny: int, nx: int) -> tuple[np.ndarray, sparse.csr_array]:
         """The separable basis ``B(y, x) = sum_mj c_mj S_m(x) L_j(y)``: ``L (ny, J)`` and sparse ``S (nx, M)``.

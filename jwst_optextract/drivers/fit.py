@@ -184,7 +184,6 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters,
             if moffat and snr >= MOFFAT_GATE_SNR and not beyond_noise(*_coherent(problem, gaussian, slit.nx)):
                 log.info("Slit %s: the Gaussian leaves residuals within the noise: no Moffat", slit.name)
                 moffat = False
-                evidence = GAUSSIAN_INVERSE_BETA if snr >= EXPOSURE_MIN_SNR else None
             if moffat:
                 candidates.append(ProfileFit(slit.name, "moffat", trace.center, MoffatProfile.fit(problem)))
                 for candidate in candidates:
@@ -193,8 +192,8 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters,
                 # support; a Moffat no better than the Gaussian (a wide, flat one on a short slit) is none.
                 if data_aic(candidates[-1]) < data_aic(candidates[0]):
                     wings = candidates[-1].model
-                if snr >= EXPOSURE_MIN_SNR:
-                    evidence = GAUSSIAN_INVERSE_BETA if wings is None else 1.0 / wings.beta
+            if snr >= EXPOSURE_MIN_SNR:  # what the data say of the index: the Moffat's where it beat the Gaussian
+                evidence = GAUSSIAN_INVERSE_BETA if wings is None else 1.0 / wings.beta
             start = None
             for window in windows:
                 for candidate in candidates:
