@@ -14,6 +14,7 @@ from hypothesis.extra import numpy as hnp
 
 from jwst_optextract.core import box_extract, gaussian_profile, optimal_extract
 from jwst_optextract.core.profile import fit_gaussian_profile
+from jwst_optextract.core.robust import nanmedian
 from jwst_optextract.core.spline_profile import fit_spline_profile
 
 FAST = settings(max_examples=40, deadline=None)
@@ -188,3 +189,18 @@ def test_spline_profile_fit_is_shift_equivariant(center, sigma, shift):
     core = np.abs(np.arange(ny)[:, None] - (trace + shift)) <= kwargs["core_half_width"]
     np.testing.assert_allclose(P_moved[core], expected[core], atol=1e-5)
     np.testing.assert_allclose(P_moved, expected, atol=1e-4)
+
+
+@FAST
+@given(hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=6),
+                  elements=st.floats(allow_nan=True, allow_infinity=True, width=64)), st.data())
+def test_nanmedian_is_numpy_s(values, data):
+    """The vectorised median gives numpy's numbers, NaN for slices with no value, on any axis."""
+    import warnings
+
+    axis = data.draw(st.integers(-values.ndim, values.ndim - 1))
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", over="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.nanmedian(values, axis=axis, keepdims=True)
+        got = nanmedian(values, axis=axis, keepdims=True)
+    np.testing.assert_array_equal(got, expected)

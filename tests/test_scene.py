@@ -100,6 +100,25 @@ def test_smooth_scene_equals_dense_weighted_least_squares():
                                rtol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["smooth", "column", "none"])
+def test_project_out_leaves_the_residual_of_each_column_s_weighted_least_squares(kind):
+    """What the linear fit re-solves per column (the background's polynomial and the amplitude) is projected out."""
+    ny, nx, degree = 9, 7, 2
+    rng = np.random.default_rng(5)
+    weights = rng.uniform(0.2, 3.0, (ny, nx))
+    weights[rng.random((ny, nx)) < 0.2] = 0.0
+    profile = _moffat_rows(ny, np.full(nx, 4.2), 1.3, 2.5)
+    arrays = {"a": rng.normal(size=(ny, nx)), "b": rng.normal(size=(ny, nx))}
+    projected = SceneBackground(kind, degree).project_out(arrays, weights, profile=profile)
+    L = np.polynomial.legendre.legvander(np.linspace(-1, 1, ny), degree)
+    for x in range(nx):
+        A = np.column_stack(([] if kind == "none" else [L[:, j] for j in range(degree + 1)]) + [profile[:, x]])
+        w = weights[:, x]
+        for name, values in arrays.items():
+            coeffs = np.linalg.lstsq(A * np.sqrt(w)[:, None], values[:, x] * np.sqrt(w), rcond=None)[0]
+            np.testing.assert_allclose(projected[name][:, x], values[:, x] - A @ coeffs, atol=1e-10)
+
+
 def test_scene_rejects_cosmic_rays_and_skips_empty_columns():
     P, flux, background, var_rnoise = _winged_scene(nx=120)
     shape = P / P.sum(axis=0)

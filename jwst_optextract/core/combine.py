@@ -11,13 +11,13 @@ before the variances are summed.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from .optimal import optimal_extract
 from .pixels import VarianceComponents, Variances
+from .robust import nanmedian
 from .scene import SceneBackground, SceneResult
 
 __all__ = [
@@ -121,8 +121,7 @@ def sharpness(data: np.ndarray, good: np.ndarray, variance: np.ndarray, half_win
     pixels wide); a cosmic ray or a hot pixel is one pixel. NaN where undefined.
     """
     filled = np.where(good, data, np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN neighbourhoods
+    with np.errstate(invalid="ignore", divide="ignore"):
         return (filled - _neighbour_median(filled, half_window)) / np.sqrt(variance)
 
 
@@ -158,7 +157,7 @@ def _neighbour_median(filled: np.ndarray, half_window: int) -> np.ndarray:
     nx = filled.shape[-1]
     shifts = [s for s in range(-half_window, half_window + 1) if s != 0]
     stack = np.stack([padded[..., half_window + s:half_window + s + nx] for s in shifts])
-    return np.nanmedian(stack, axis=0)
+    return nanmedian(stack, axis=0)
 
 
 def bright_outside(data: np.ndarray, good: np.ndarray, variance: np.ndarray, model: np.ndarray,

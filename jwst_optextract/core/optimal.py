@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from .pixels import VarianceComponents
+from .robust import nanmedian
 
 __all__ = ["OptimalResult", "optimal_extract", "sharp_along_dispersion"]
 
@@ -487,10 +487,7 @@ def _sharper_than(chi: np.ndarray, flux: np.ndarray, residuals: np.ndarray, flux
 def _stands_out(chi: np.ndarray, scaled: np.ndarray, threshold: float, axis: int) -> np.ndarray:
     """``chi`` above the median of its neighbours' ``scaled`` residuals (along ``axis``) by ``threshold`` and
     `_MISFIT_SPREAD` of that median; NaN neighbours do not count, and none at all is not sharp."""
-    scaled = np.where(np.isfinite(scaled), scaled, np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # no neighbour at all
-        typical = np.nanmedian(scaled, axis=axis)
+    typical = nanmedian(np.where(np.isfinite(scaled), scaled, np.nan), axis=axis)  # NaN: no neighbour at all
     # A misfit of hundreds of sigma differs from column to column by a few per cent of itself (the fluxes' noise).
     excess = chi - typical - _MISFIT_SPREAD * np.maximum(typical, 0.0)
     return np.nan_to_num(excess, nan=-np.inf) > threshold

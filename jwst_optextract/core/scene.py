@@ -72,22 +72,36 @@ class SceneBackground:
         the background they trade the profile's wings against it and wander,
         without the amplitude they converge only linearly.
         """
-        columns = []
-        if self.fitted:
-            L = _legendre_rows(weights.shape[-2], min(self.degree, weights.shape[-2] - 2))
-            columns.append(np.broadcast_to(L[:, None, :], weights.shape + L.shape[-1:]))
-        if profile is not None:
-            columns.append(np.asarray(profile, float)[..., None])
-        if not columns:
+        L = (_legendre_rows(weights.shape[-2], min(self.degree, weights.shape[-2] - 2)) if self.fitted
+             else np.zeros((weights.shape[-2], 0)))
+        J = L.shape[1]
+        K = J + (profile is not None)
+        if K == 0:
             return arrays
-        A = np.concatenate(columns, axis=-1)  # (ny, nx, K)
-        Aw = A * weights[..., None]
-        regular = _regularised(np.einsum("yxj,yxk->xjk", Aw, A))
+        # Each column's normal matrix and right-hand sides are sums over rows of the separable basis: products
+        # with the rows' polynomials, not one generic contraction of a (ny, nx, K) design.
+        nx = weights.shape[-1]
         names = list(arrays)
-        stacked = np.stack([arrays[name] for name in names], axis=-1)  # (ny, nx, n_arrays): one solve for all
-        coeffs = np.linalg.solve(regular, np.einsum("yxj,yxa->xja", Aw, stacked))
-        fitted = np.einsum("yxj,xja->yxa", A, coeffs)
-        return {name: arrays[name] - fitted[..., k] for k, name in enumerate(names)}
+        weighted = np.stack([weights * arrays[name] for name in names])  # (n_arrays, ny, nx): one solve for all
+        normal = np.empty((nx, K, K))
+        rhs = np.empty((nx, K, len(names)))
+        products = (L[:, :, None] * L[:, None, :]).reshape(L.shape[0], J * J).T  # (J*J, ny)
+        normal[:, :J, :J] = (products @ weights).reshape(J, J, nx).transpose(2, 0, 1)
+        rhs[:, :J] = (L.T @ weighted).transpose(2, 1, 0)
+        if profile is not None:
+            P = np.broadcast_to(np.asarray(profile, float), weights.shape)
+            Pw = P * weights
+            normal[:, :J, J] = normal[:, J, :J] = (L.T @ Pw).T
+            normal[:, J, J] = np.sum(Pw * P, axis=0)
+            rhs[:, J] = np.sum(weighted * P, axis=1).T
+        coeffs = np.linalg.solve(_regularised(normal), rhs)  # (nx, K, n_arrays)
+        projected = {}
+        for k, name in enumerate(names):
+            fitted = L @ coeffs[:, :J, k].T
+            if profile is not None:
+                fitted = fitted + P * coeffs[:, J, k]
+            projected[name] = arrays[name] - fitted
+        return projected
 
     def basis(self, ny: int, nx: int) -> tuple[np.ndarray, sparse.csr_array]:
         """The separable basis ``B(y, x) = sum_mj c_mj S_m(x) L_j(y)``: ``L (ny, J)`` and sparse ``S (nx, M)``.

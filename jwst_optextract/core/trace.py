@@ -17,6 +17,8 @@ from scipy import ndimage
 from scipy.interpolate import make_smoothing_spline
 from scipy.special import erf
 
+from .robust import nanmedian
+
 __all__ = [
     "bin_columns",
     "collapse_integrations",
@@ -58,8 +60,7 @@ def source_profile(image: np.ndarray, good: np.ndarray, degree: int = 2, clip_si
     rows: fitted to all, the polynomial takes up a source that fills much of a
     short slit, and its clipped residual peaks at the slit's edge.
     """
-    with np.errstate(invalid="ignore"):
-        collapsed = np.nanmedian(np.where(good, image, np.nan), axis=-1)
+    collapsed = nanmedian(np.where(good, image, np.nan), axis=-1)
     rows = np.arange(collapsed.size, dtype=float)
     use = np.isfinite(collapsed)
     if use.sum() <= degree + 3:
@@ -241,8 +242,8 @@ def bin_columns(
     data = cells(image)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # rows of a bin with no good pixel
-        median = np.nanmedian(data, axis=-1, keepdims=True)
-        spread = 1.4826 * np.nanmedian(np.abs(data - median), axis=-1, keepdims=True)
+        median = nanmedian(data, axis=-1, keepdims=True)
+        spread = 1.4826 * nanmedian(np.abs(data - median), axis=-1, keepdims=True)
         data = np.where((spread > 0) & (data - median > clip * spread), np.nan, data)
         binned = np.nanmean(data, axis=-1)
         count = np.sum(np.isfinite(data), axis=-1)
