@@ -74,34 +74,12 @@ class SceneBackground:
         """
         L = (_legendre_rows(weights.shape[-2], min(self.degree, weights.shape[-2] - 2)) if self.fitted
              else np.zeros((weights.shape[-2], 0)))
-        J = L.shape[1]
-        K = J + (profile is not None)
-        if K == 0:
+        if L.shape[1] == 0 and profile is None:
             return arrays
-        # Each column's normal matrix and right-hand sides are sums over rows of the separable basis: products
-        # with the rows' polynomials, not one generic contraction of a (ny, nx, K) design.
-        nx = weights.shape[-1]
         names = list(arrays)
-        weighted = np.stack([weights * arrays[name] for name in names])  # (n_arrays, ny, nx): one solve for all
-        normal = np.empty((nx, K, K))
-        rhs = np.empty((nx, K, len(names)))
-        products = (L[:, :, None] * L[:, None, :]).reshape(L.shape[0], J * J).T  # (J*J, ny)
-        normal[:, :J, :J] = (products @ weights).reshape(J, J, nx).transpose(2, 0, 1)
-        rhs[:, :J] = (L.T @ weighted).transpose(2, 1, 0)
-        if profile is not None:
-            P = np.broadcast_to(np.asarray(profile, float), weights.shape)
-            Pw = P * weights
-            normal[:, :J, J] = normal[:, J, :J] = (L.T @ Pw).T
-            normal[:, J, J] = np.sum(Pw * P, axis=0)
-            rhs[:, J] = np.sum(weighted * P, axis=1).T
-        coeffs = np.linalg.solve(_regularised(normal), rhs)  # (nx, K, n_arrays)
-        projected = {}
-        for k, name in enumerate(names):
-            fitted = L @ coeffs[:, :J, k].T
-            if profile is not None:
-                fitted = fitted + P * coeffs[:, J, k]
-            projected[name] = arrays[name] - fitted
-        return projected
+        P = None if profile is None else np.broadcast_to(np.asarray(profile, float), weights.shape)
+        coeffs = _column_least_squares(L, P, weights, np.stack([arrays[name] for name in names]))
+        return {name: arrays[name] - _column_model(L, P, coeffs[k]) for k, name in enumerate(names)}
 
     def basis(self, ny: int, nx: int) -> tuple[np.ndarray, sparse.csr_array]:
         """The separable basis ``B(y, x) = sum_mj c_mj S_m(x) L_j(y)``: ``L (ny, J)`` and sparse ``S (nx, M)``.
@@ -371,12 +349,9 @@ class _Weights:
         self.V = self.base
         self.b = None
         if vp is not None:
-            A = np.concatenate([np.broadcast_to(L[None, :, None, :], D.shape + L.shape[-1:]),
-                                self.P_pos[..., None]], axis=-1)
-            Ag = A * good[..., None]
-            coeffs, _ = _solve_small(np.einsum("nyxk,nyxl->nxkl", Ag, A), np.einsum("nyxk,nyx->nxk", Ag, vp))
-            self.a = _block_median(np.einsum("yj,nxj->nyx", L, coeffs[..., :-1]).clip(0, None), _BLOCK)
-            self.b = coeffs[..., -1].clip(0, None)
+            coeffs = _column_least_squares(L, self.P_pos, good.astype(float), vp[None])[0]
+            self.a = _block_median((L @ coeffs[..., :-1, :]).clip(0, None), _BLOCK)
+            self.b = coeffs[..., -1, :].clip(0, None)
             self.median_b = _block_median(self.b, _BLOCK)
 
     def follow(self, flux):
@@ -587,6 +562,42 @@ def _background_model(kind: str, ny: int, nx: int, degree: int, knot_spacing: fl
         log.warning("A slit of %d row has no room for a background beside the source: none is fitted", ny)
         kind = "none"
     return SCENE_BACKGROUNDS[kind](ny, nx, degree, knot_spacing)
+
+
+def _column_least_squares(L: np.ndarray, profile: np.ndarray | None, weights: np.ndarray,
+                           values: np.ndarray) -> np.ndarray:
+    """Weighted least-squares coefficients, column by column, of ``values`` on the rows' polynomials and a profile.
+
+    The design of column ``x`` is ``L`` ``(ny, J)`` and, if given, ``profile[..., :, x]``; ``weights`` is
+    ``(..., ny, nx)`` and ``values`` ``(k, ..., ny, nx)``, ``k`` arrays fitted at once. The sums over rows are
+    products with ``L`` (the design is separable), not a contraction of a ``(..., ny, nx, J + 1)`` design. Returns
+    ``(k, ..., J [+ 1], nx)``: the polynomial's coefficients, then the profile's; a coefficient no pixel
+    constrains is zero (`_solve_small`).
+    """
+    J = L.shape[1]
+    K = J + (profile is not None)
+    lead, nx = weights.shape[:-2], weights.shape[-1]
+    weighted = weights * values  # (k, ..., ny, nx)
+    normal = np.empty(lead + (nx, K, K))
+    rhs = np.empty(values.shape[:-2] + (nx, K))
+    products = (L[:, :, None] * L[:, None, :]).reshape(L.shape[0], J * J).T  # (J*J, ny)
+    normal[..., :J, :J] = np.moveaxis((products @ weights).reshape(lead + (J, J, nx)), -1, -3)
+    rhs[..., :J] = np.swapaxes(L.T @ weighted, -1, -2)
+    if profile is not None:
+        Pw = profile * weights
+        normal[..., :J, J] = normal[..., J, :J] = np.swapaxes(L.T @ Pw, -1, -2)
+        normal[..., J, J] = np.sum(Pw * profile, axis=-2)
+        rhs[..., J] = np.sum(weighted * profile, axis=-2)
+    normal = _regularised(normal)
+    coeffs = np.linalg.solve(normal, np.moveaxis(rhs, 0, -1))  # (..., nx, K, k)
+    return np.moveaxis(coeffs, (-1, -3), (0, -1))
+
+
+def _column_model(L: np.ndarray, profile: np.ndarray | None, coeffs: np.ndarray) -> np.ndarray:
+    """``L`` times the polynomial's coefficients, plus ``profile`` times its own (`_column_least_squares`)."""
+    J = L.shape[1]
+    model = L @ coeffs[..., :J, :]
+    return model if profile is None else model + profile * coeffs[..., J, :]
 
 
 def _solve_small(normal, rhs):
