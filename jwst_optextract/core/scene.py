@@ -151,6 +151,7 @@ def fit_scene(
     min_coverage: float = 0.3,
     chunk_pixels: int = 1 << 21,
     return_inverse_variance: bool = False,
+    with_variance: bool = True,
 ) -> SceneResult:
     """Fit source amplitudes and background of a slit together, for a given profile.
 
@@ -190,6 +191,10 @@ def fit_scene(
         Integrations are fitted in chunks of about this many pixels.
     return_inverse_variance : bool
         Also return the final pixel weights.
+    with_variance : bool
+        False leaves the flux variances NaN, for the fits that use only the
+        amplitudes, the background and the weights (the profile fits' many
+        steps): the background's covariance is then not computed.
 
     Returns
     -------
@@ -218,7 +223,7 @@ def fit_scene(
                  for a, dt in zip(arrays, (np.float64,) * 5 + (bool,))]
         _fit_chunk(*chunk, model, {k: v[part] for k, v in flat.items()},
                    reject_sigma=reject_sigma or None, max_iterations=max_reject_iterations,
-                   min_coverage=min_coverage)
+                   min_coverage=min_coverage, with_variance=with_variance)
     return out
 
 
@@ -244,7 +249,7 @@ def _frames(a, shape, n):
     return np.broadcast_to(a, shape).reshape((n,) + shape[-2:])
 
 
-def _fit_chunk(D, P, vr, vp, vf, mask, model, out, reject_sigma, max_iterations, min_coverage):
+def _fit_chunk(D, P, vr, vp, vf, mask, model, out, reject_sigma, max_iterations, min_coverage, with_variance):
     """Fit ``(n, ny, nx)`` integrations into ``out`` (views of the result's arrays)."""
     shape = D.shape
     good = np.isfinite(D) & np.isfinite(np.broadcast_to(P, shape))
@@ -296,30 +301,36 @@ def _fit_chunk(D, P, vr, vp, vf, mask, model, out, reject_sigma, max_iterations,
         weights.follow(sol.flux)
         iv = weights.inverse(good)
         moments = _Moments.of(D, P, iv, model.L)
-        sol = model.solve(moments, with_variance=True)
-    else:  # the last solution is of these very sums: only its variance is missing
+        sol = model.solve(moments, with_variance=with_variance)
+    elif with_variance:  # the last solution is of these very sums: only its variance is missing
         sol = model.add_variance(moments, sol)
-    # Variance components: those of the known-background estimate, scaled to the marginal variance.
     s = np.einsum("nyx,nyx,nyx->nx", P, P, iv)
-    w = np.divide(P * iv, s[:, None, :], out=np.zeros(shape), where=s[:, None, :] > 0)
-    known = np.divide(1.0, s, out=np.full(s.shape, np.nan), where=s > 0)
-    w2 = w * w
-    components = {"var_rnoise": np.einsum("nyx,nyx->nx", w2, np.broadcast_to(vr, shape))}
-    components["var_flat"] = (np.zeros_like(s) if vf is None else
-                              np.einsum("nyx,nyx->nx", w2, np.broadcast_to(vf, shape)))
-    components["var_poisson"] = np.clip(known - components["var_rnoise"] - components["var_flat"], 0, None)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        scale = sol.var_total / known
     total_p = np.abs(P).sum(axis=-2)
     coverage = np.divide(np.where(good, np.abs(P), 0).sum(axis=-2), total_p, out=np.zeros(s.shape),
                          where=total_p > 0)
-    valid = (coverage >= min_coverage) & (s > 0) & np.isfinite(sol.flux) & np.isfinite(sol.var_total)
-    nan = np.where(valid, 1.0, np.nan)
+    valid = (coverage >= min_coverage) & (s > 0) & np.isfinite(sol.flux)
+    if with_variance:
+        valid &= np.isfinite(sol.var_total)
+        nan = np.where(valid, 1.0, np.nan)
+        # Variance components: those of the known-background estimate, scaled to the marginal variance.
+        w = np.divide(P * iv, s[:, None, :], out=np.zeros(shape), where=s[:, None, :] > 0)
+        known = np.divide(1.0, s, out=np.full(s.shape, np.nan), where=s > 0)
+        w2 = w * w
+        components = {"var_rnoise": np.einsum("nyx,nyx->nx", w2, np.broadcast_to(vr, shape))}
+        components["var_flat"] = (np.zeros_like(s) if vf is None else
+                                  np.einsum("nyx,nyx->nx", w2, np.broadcast_to(vf, shape)))
+        components["var_poisson"] = np.clip(known - components["var_rnoise"] - components["var_flat"], 0, None)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = sol.var_total / known
+        out["var_total"][...] = sol.var_total * nan
+        out["var_known_background"][...] = known * nan
+        for key, value in components.items():
+            out[key][...] = value * scale * nan
+    else:
+        nan = np.where(valid, 1.0, np.nan)
+        for key in ("var_total", "var_known_background", "var_rnoise", "var_poisson", "var_flat"):
+            out[key][...] = np.nan
     out["flux"][...] = sol.flux * nan
-    out["var_total"][...] = sol.var_total * nan
-    out["var_known_background"][...] = known * nan
-    for key, value in components.items():
-        out[key][...] = value * scale * nan
     out["background"][...] = sol.background
     sum_p2 = np.einsum("nyx,nyx->nx", P, P)
     good_p = np.where(good, P, 0).sum(axis=-2)

@@ -80,7 +80,7 @@ def negative_image_weights(
     def chi2(weights):
         profile = positive + np.einsum("k,kyx->yx", weights, negatives)
         scene = background.fit(image, profile, var_rnoise, var_poisson, mask=used, min_coverage=0.0,
-                               reject_sigma=None)
+                               reject_sigma=None, with_variance=False)
         return float(np.sum((np.where(used, image - scene.model(profile), 0.0)) ** 2 * inverse))
 
     start = np.full(len(negatives), -1.0 / len(negatives))

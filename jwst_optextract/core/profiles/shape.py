@@ -177,7 +177,8 @@ def fit_shape(
             sky = 0.0
         else:  # the amplitudes and the background fitted together: the wings are not background
             result = background.fit(image, normalised(g), var_rnoise, var_poisson, mask=used, min_coverage=0.0,
-                                    return_inverse_variance=True, reject_sigma=reject_sigma if rejecting else None)
+                                    return_inverse_variance=True, reject_sigma=reject_sigma if rejecting else None,
+                                    with_variance=False)
             sky = result.background
         flux = np.nan_to_num(result.flux) / g.sum(axis=0)
         iv = result.inverse_variance

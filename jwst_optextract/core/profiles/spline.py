@@ -522,7 +522,8 @@ def _fit_with_background(data, good, var_rnoise, var_poisson, center, start_prof
         # from the Gaussian in its core, and rejecting its peaks would hide them from the spline.
         judged = iteration > 0 or start_correction is not None
         scene = background.fit(data, profile, var_rnoise, var_poisson, mask=good, min_coverage=0.0,
-                               reject_sigma=reject_sigma if judged else None, return_inverse_variance=True)
+                               reject_sigma=reject_sigma if judged else None, return_inverse_variance=True,
+                               with_variance=False)
         flux = np.nan_to_num(scene.flux)
         iv = scene.inverse_variance
         effective_center = center + correction
