@@ -193,9 +193,12 @@ def test_spline_profile_fit_is_shift_equivariant(center, sigma, shift):
 
 @FAST
 @given(hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=6),
-                  elements=st.floats(allow_nan=True, allow_infinity=True, width=64)), st.data())
+                  elements=st.floats(-1e300, 1e300) | st.sampled_from([np.nan, np.inf, -np.inf])), st.data())
 def test_nanmedian_is_numpy_s(values, data):
-    """The vectorised median gives numpy's numbers, NaN for slices with no value, on any axis."""
+    """The vectorised median gives numpy's numbers, NaN for slices with no value, on any axis.
+
+    (Values near the largest double are left out: numpy's masked median adds a middle value to itself.)
+    """
     import warnings
 
     axis = data.draw(st.integers(-values.ndim, values.ndim - 1))

@@ -80,8 +80,10 @@ def run(model, params: ExtractionParameters, traces=None, profiles=None, workers
     `~jwst_optextract.drivers.psf.run` does).
 
     With ``workers > 1`` the slits of a MultiSlitModel are extracted in that
-    many threads; a single slit's groups of integrations are, instead. The
-    product is the same as with one worker.
+    many worker processes (their SpecModels are made here, from each
+    extraction, in slit order); a single slit's groups of integrations are
+    extracted in that many threads, instead. The product is the same as with
+    one worker.
 
     Returns
     -------
@@ -89,24 +91,23 @@ def run(model, params: ExtractionParameters, traces=None, profiles=None, workers
     summary : ExtractionSummary
     """
 
-    def work(slit: SlitData, run_params: ExtractionParameters, defer_below: float | None, deferred):
+    def given(slit: SlitData, deferred) -> tuple[TraceFit | None, ProfileFit | None]:
         trace = _given(traces, "trace_for", trace_from_entry, slit) if deferred is None else deferred[slit.name].trace
-        profile = _given(profiles, "profile_for", profile_from_entry, slit)
-        if learn:  # the profile first: a faint slit waits for the exposure's bright ones (`bright_first`)
-            trace, profile = fit_slit_profile(slit, trace, run_params.fit_parameters(), defer_below)
-            if profile is None:
-                return Deferred(trace)
-        spectrum, rejected = extract_slit(slit, run_params, trace, profile, workers=group_workers)
-        _check_spectrum(slit, spectrum)
-        spec = to_specmodel(slit, model, spectrum, flux_units(model, slit.model))
-        return _SlitResult(spec, rejected, slit.n_integrations is not None,
-                           (slit, spectrum.scene) if params.keep_scene else None,
-                           None if profile is None else profile.exposure_inverse_beta)
+        return trace, _given(profiles, "profile_for", profile_from_entry, slit)
+
+    def finish(slit: SlitData, extracted: _Extracted | Deferred) -> _SlitResult | Deferred:
+        if isinstance(extracted, Deferred):
+            return extracted
+        spec = to_specmodel(slit, model, extracted.spectrum, flux_units(model, slit.model))
+        return _SlitResult(spec, extracted.rejected, slit.n_integrations is not None,
+                           (slit, extracted.spectrum.scene) if params.keep_scene else None,
+                           extracted.exposure_inverse_beta)
 
     def extract_all(run_params: ExtractionParameters, defer_below: float | None, deferred=None) -> SlitRun:
-        return process_slits(model, functools.partial(work, run_params=run_params, defer_below=defer_below,
-                                                      deferred=deferred), workers=workers if several else 1,
-                             only=deferred)
+        work = functools.partial(_extract, params=run_params, learn=learn, defer_below=defer_below,
+                                 workers=group_workers)
+        return process_slits(model, work, workers=workers if several else 1, processes=True,
+                             prepare=functools.partial(given, deferred=deferred), finish=finish, only=deferred)
 
     several = slit_count(model) > 1
     group_workers = 1 if several else workers
@@ -130,6 +131,31 @@ def run(model, params: ExtractionParameters, traces=None, profiles=None, workers
 
 extract_model = run
 """The name of `run` before the drivers (scripts and tests call it)."""
+
+
+class _Extracted(NamedTuple):
+    """What `_extract` sends back from a worker: everything of a slit's extraction but its SpecModel."""
+
+    spectrum: Spectrum
+    rejected: int
+    exposure_inverse_beta: float | None
+
+
+def _extract(slit: SlitData, trace: TraceFit | None, profile: ProfileFit | None, params: ExtractionParameters,
+             learn: bool, defer_below: float | None, workers: int) -> _Extracted | Deferred:
+    """`run`'s work on one slit, from its arrays alone (it may run in a worker process).
+
+    With ``learn`` the profile is fitted first, and a slit fainter than
+    ``defer_below`` waits, with its trace, for the exposure's bright ones
+    (`bright_first`).
+    """
+    if learn:
+        trace, profile = fit_slit_profile(slit, trace, params.fit_parameters(), defer_below)
+        if profile is None:
+            return Deferred(trace)
+    spectrum, rejected = extract_slit(slit, params, trace, profile, workers=workers)
+    _check_spectrum(slit, spectrum)
+    return _Extracted(spectrum, rejected, None if profile is None else profile.exposure_inverse_beta)
 
 
 def _check_spectrum(slit: SlitData, spectrum: Spectrum) -> None:
