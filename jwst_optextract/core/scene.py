@@ -311,7 +311,8 @@ def _fit_chunk(D, P, vr, vp, vf, mask, model, out, reject_sigma, max_iterations,
     valid = (coverage >= min_coverage) & (s > 0) & np.isfinite(sol.flux)
     if with_variance:
         valid &= np.isfinite(sol.var_total)
-        nan = np.where(valid, 1.0, np.nan)
+    nan = np.where(valid, 1.0, np.nan)
+    if with_variance:
         # Variance components: those of the known-background estimate, scaled to the marginal variance.
         w = np.divide(P * iv, s[:, None, :], out=np.zeros(shape), where=s[:, None, :] > 0)
         known = np.divide(1.0, s, out=np.full(s.shape, np.nan), where=s > 0)
@@ -327,7 +328,6 @@ def _fit_chunk(D, P, vr, vp, vf, mask, model, out, reject_sigma, max_iterations,
         for key, value in components.items():
             out[key][...] = value * scale * nan
     else:
-        nan = np.where(valid, 1.0, np.nan)
         for key in ("var_total", "var_known_background", "var_rnoise", "var_poisson", "var_flat"):
             out[key][...] = np.nan
     out["flux"][...] = sol.flux * nan
@@ -583,7 +583,7 @@ def _column_least_squares(L: np.ndarray, profile: np.ndarray | None, weights: np
     ``(..., ny, nx)`` and ``values`` ``(k, ..., ny, nx)``, ``k`` arrays fitted at once. The sums over rows are
     products with ``L`` (the design is separable), not a contraction of a ``(..., ny, nx, J + 1)`` design. Returns
     ``(k, ..., J [+ 1], nx)``: the polynomial's coefficients, then the profile's; a coefficient no pixel
-    constrains is zero (`_solve_small`).
+    constrains is zero (`_regularised`).
     """
     J = L.shape[1]
     K = J + (profile is not None)
