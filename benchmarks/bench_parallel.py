@@ -1,10 +1,10 @@
-"""Wall time of ``maximum_cores`` (threads) and of the Dask batch runner against the serial run.
+"""Wall time of ``maximum_cores`` and of the Dask batch runner against the serial run.
 
 Run: ``python benchmarks/bench_parallel.py [--repeat 3] [--files 4]``. Parallel speed-ups need
 wall-clock time: run it on a quiet machine (the load average is printed).
 
 1. ``OptimalExtractStep`` on a 20-slit MultiSlitModel (20 x 32 x 1024), serial vs ``maximum_cores=all``
-   (threads over the slits);
+   (worker processes over the slits);
 2. the same on a 200 x 32 x 2048 time series (threads over groups of integrations);
 3. ``optx-batch optx_extract`` on ``--files`` 20-slit files: a serial loop in one process vs a
    ``LocalCluster`` of one and of all-cores worker processes (each time includes the cluster's start-up).

@@ -60,7 +60,7 @@ class OptimalExtractStep(OptxStep):
     save_scene_model = boolean(default=False)  # also save the model of the data the extraction implies (suffix scene)
     save_residual_image = boolean(default=False)  # also save data minus that model (suffix residual)
     chunk_pixels = integer(default=524288, min=1)  # integrations are extracted in chunks of about this many pixels
-    maximum_cores = string(default="none")  # cores to use: none, quarter, half, all or a number (threads over the slits of a MultiSlitModel, else over groups of integrations); the result does not depend on it
+    maximum_cores = string(default="none")  # cores to use: none, quarter, half, all or a number (worker processes over the slits of a MultiSlitModel, else threads over groups of integrations); the result does not depend on it
     save_white_light = boolean(default=False)  # for integrations, also save the white-light curve (flux summed over the good wavelengths) as an ECSV table (suffix whitelight)
     """)  # noqa: E501
 
