@@ -170,14 +170,19 @@ class SplineProfile(Profile):
         gaussian = problem.gaussian
         width = float(gaussian.sigma.max())
         warm = start is not None and start.trace_correction is not None
+        support = start.support if warm else _support(problem)
+        # The finely knotted core reaches as far as the light is seen: a Gaussian fitted to one peak of a double
+        # is narrower than the source, and the coarse wing knots rang about its other peak.
+        reach = max(support_sides(support)) - _SUPPORT_MARGIN
         try:
             model = fit_spline_profile(
                 problem.image, problem.good, problem.var_rnoise, problem.var_poisson, problem.center,
                 (start if warm else gaussian).evaluate(problem.ny, problem.center),
-                core_half_width=max(3.0 * width, 2.0), window=window, column_degree=cls.column_degree_fitted,
-                oversample=problem.oversample, smoothing=problem.smoothing, reject_sigma=problem.reject_sigma,
+                core_half_width=max(3.0 * width, 2.0, reach if np.isfinite(reach) else 0.0), window=window,
+                column_degree=cls.column_degree_fitted, oversample=problem.oversample, smoothing=problem.smoothing,
+                reject_sigma=problem.reject_sigma,
                 background=problem.background if problem.background.fitted else None, wings=wings,
-                support=start.support if warm else _support(problem),
+                support=support,
                 iterations=_WARM_PASSES if warm else _PASSES,
                 start_correction=start.trace_correction if warm else None,
             )
