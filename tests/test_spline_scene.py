@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.special import betainc, erf
 
-from jwst_optextract.core import SceneBackground, fit_gaussian_profile
+from jwst_optextract.core import GaussianProfile, SceneBackground, fit_gaussian_profile
 from jwst_optextract.core.profiles import MoffatProfile, ProfileProblem, SplineProfile
 
 NY, NX = 24, 400
@@ -97,3 +97,25 @@ def test_spline_support_ends_with_zero_value_and_leaves_rows_to_the_background()
     # noiseless data: the profile is the truth's, normalised over the slit, to 2 % of its peak
     truth = P / P.sum(axis=0)
     assert np.max(np.abs(spline.evaluate(NY, gaussian.center) - truth)) < 0.02 * truth.max()
+
+
+def test_spline_core_covers_the_other_peak_of_a_double_whose_gaussian_fits_one():
+    """A trace Gaussian fitted to one peak of a narrow double is narrower than the light: the finely knotted core
+    must still reach the other peak (coarse wing knots rang about it, the rows beside it negative)."""
+    t = np.linspace(-1, 1, NX)
+    upper = 15.0 + 0.5 * t
+    P = 0.5 * (_gaussian_rows(upper, 0.55) + _gaussian_rows(upper - 4.0, 0.55))
+    flux = np.full(NX, 2000.0)
+    yy = np.linspace(-1, 1, NY)[:, None]
+    data = flux * P + 6.0 * (1.0 + 0.3 * yy + 0.1 * yy**2)
+    var_rnoise = np.full((NY, NX), 9.0)
+    good = np.ones(data.shape, bool)
+    one_peak = GaussianProfile(np.polynomial.legendre.legfit(t, upper, 1), np.array([0.6]), NX, NY)
+    problem = ProfileProblem("S1", data, good, var_rnoise, None, one_peak.center, one_peak, True, BACKGROUND,
+                             reject_sigma=5.0)
+    spline = SplineProfile.fit(problem, NX)
+    truth = P / P.sum(axis=0)
+    fitted = spline.evaluate(NY, one_peak.center)
+    assert np.max(np.abs(fitted - truth)) < 0.02 * truth.max()
+    result = BACKGROUND.fit(data, fitted, var_rnoise, None, reject_sigma=5.0)
+    assert abs(np.nansum(result.flux) / np.sum(flux * P.sum(axis=0)) - 1) < 0.002
