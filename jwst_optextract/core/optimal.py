@@ -468,8 +468,7 @@ def _neighbour_residuals(chi: np.ndarray, flux: np.ndarray, columns: tuple) -> t
     """
     i, x = columns
     nx = chi.shape[-1]
-    steps = np.array([*range(-_NEIGHBOURS, 0), *range(1, _NEIGHBOURS + 1)])
-    sides = x[:, None] + steps  # (n, 2 _NEIGHBOURS)
+    sides = x[:, None] + _STEPS  # (n, 2 _NEIGHBOURS)
     inside = (sides >= 0) & (sides < nx)
     sides = np.clip(sides, 0, nx - 1)
     residuals = np.where(inside[..., None], chi[i[:, None], :, sides], np.nan)
@@ -479,9 +478,14 @@ def _neighbour_residuals(chi: np.ndarray, flux: np.ndarray, columns: tuple) -> t
 def _sharper_than(chi: np.ndarray, flux: np.ndarray, residuals: np.ndarray, fluxes: np.ndarray,
                   threshold: float) -> np.ndarray:
     """`sharp_along_dispersion` of whole columns ``chi`` ``(n, ny)`` of flux ``(n,)`` against their neighbours."""
+    return _stands_out(chi, residuals * _flux_ratio(flux[:, None], fluxes)[..., None], threshold, axis=1)
+
+
+def _flux_ratio(here: np.ndarray, there: np.ndarray) -> np.ndarray:
+    """What scales a neighbouring column's residuals to this column's flux: the ratio of the two, within a factor
+    of two, and 1 where either is not positive."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.where((flux[:, None] > 0) & (fluxes > 0), np.clip(flux[:, None] / fluxes, 0.5, 2.0), 1.0)
-    return _stands_out(chi, residuals * ratio[..., None], threshold, axis=1)
+        return np.where((here > 0) & (there > 0), np.clip(here / there, 0.5, 2.0), 1.0)
 
 
 def _stands_out(chi: np.ndarray, scaled: np.ndarray, threshold: float, axis: int) -> np.ndarray:
@@ -514,21 +518,18 @@ def sharp_along_dispersion(chi: np.ndarray, flux: np.ndarray, pixels: tuple, thr
     """
     nx = chi.shape[-1]
     i, y, x = pixels
-    others = []
-    for step in (*range(-_NEIGHBOURS, 0), *range(1, _NEIGHBOURS + 1)):
-        other = x + step
-        inside = (other >= 0) & (other < nx)
-        other = np.clip(other, 0, nx - 1)
-        f_here, f_there = flux[i, x], flux[i, other]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = np.where((f_here > 0) & (f_there > 0), np.clip(f_here / f_there, 0.5, 2.0), 1.0)
-            scaled = chi[i, y, other] * ratio
-        others.append(np.where(inside, scaled, np.nan))
-    return _stands_out(chi[i, y, x], np.stack(others), threshold, axis=0)
+    sides = x[:, None] + _STEPS  # (n, 2 _NEIGHBOURS)
+    inside = (sides >= 0) & (sides < nx)
+    sides = np.clip(sides, 0, nx - 1)
+    ratio = _flux_ratio(flux[i, x][:, None], flux[i[:, None], sides])
+    scaled = np.where(inside, chi[i[:, None], y[:, None], sides] * ratio, np.nan)
+    return _stands_out(chi[i, y, x], scaled, threshold, axis=1)
 
 
 _NEIGHBOURS = 2
 """Columns either side whose residuals a pixel's is compared with (`sharp_along_dispersion`)."""
+_STEPS = np.array([*range(-_NEIGHBOURS, 0), *range(1, _NEIGHBOURS + 1)])
+"""The neighbouring columns' offsets."""
 _MISFIT_SPREAD = 0.1
 """Fraction of the neighbouring columns' residual by which a pixel's must exceed it, besides the threshold, to be
 sharp along the dispersion (`sharp_along_dispersion`)."""

@@ -441,14 +441,13 @@ class _Moments:
 
     @classmethod
     def of(cls, D, P, iv, L) -> _Moments:
-        n, ny, nx = D.shape
+        n, _, nx = D.shape
         J = L.shape[1]
         Pw = P * iv
         Dw = D * iv
-        products = (L[:, :, None] * L[:, None, :]).reshape(ny, J * J).T  # (J*J, ny)
         return cls(s=np.einsum("nyx,nyx->nx", Pw, P), p=np.einsum("nyx,nyx->nx", Pw, D),
                    u=np.matmul(L.T, Pw), r=np.matmul(L.T, Dw),
-                   m=np.matmul(products, iv).reshape(n, J, J, nx))
+                   m=np.matmul(_row_products(L), iv).reshape(n, J, J, nx))
 
     def remove(self, i, y, x, D, P, iv, L) -> None:
         """Take the pixels ``(i, y, x)`` (at most one per integration and column) out of the sums."""
@@ -591,8 +590,7 @@ def _column_least_squares(L: np.ndarray, profile: np.ndarray | None, weights: np
     weighted = weights * values  # (k, ..., ny, nx)
     normal = np.empty(lead + (nx, K, K))
     rhs = np.empty(values.shape[:-2] + (nx, K))
-    products = (L[:, :, None] * L[:, None, :]).reshape(L.shape[0], J * J).T  # (J*J, ny)
-    normal[..., :J, :J] = np.moveaxis((products @ weights).reshape(lead + (J, J, nx)), -1, -3)
+    normal[..., :J, :J] = np.moveaxis((_row_products(L) @ weights).reshape(lead + (J, J, nx)), -1, -3)
     rhs[..., :J] = np.swapaxes(L.T @ weighted, -1, -2)
     if profile is not None:
         Pw = profile * weights
@@ -602,6 +600,13 @@ def _column_least_squares(L: np.ndarray, profile: np.ndarray | None, weights: np
     normal = _regularised(normal)
     coeffs = np.linalg.solve(normal, np.moveaxis(rhs, 0, -1))  # (..., nx, K, k)
     return np.moveaxis(coeffs, (-1, -3), (0, -1))
+
+
+def _row_products(L: np.ndarray) -> np.ndarray:
+    """``(J * J, ny)``: every product ``L_j L_k`` of the rows' polynomials ``L`` ``(ny, J)``, whose weighted sums over
+    rows are the polynomial's normal matrix."""
+    J = L.shape[1]
+    return (L[:, :, None] * L[:, None, :]).reshape(L.shape[0], J * J).T
 
 
 def _column_model(L: np.ndarray, profile: np.ndarray | None, coeffs: np.ndarray) -> np.ndarray:
