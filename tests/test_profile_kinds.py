@@ -1,4 +1,4 @@
-"""Moffat and template profiles, deconvolved and spline traces, against known truth."""
+"""Moffat, pair and template profiles, deconvolved and spline traces, against known truth."""
 
 import asdf
 import numpy as np
@@ -100,9 +100,28 @@ def test_a_template_that_misses_the_slit_wavelengths_is_a_clear_error(tmp_path):
         PsfFitStep.call(model, profile_kind="template", template=str(path))
 
 
-@pytest.mark.parametrize("kind", ["moffat", "template"])
-def test_moffat_and_template_products_round_trip(tmp_path, kind):
-    model, truth = simulate.make_slit(flux=100.0, **{**MOFFAT, "nx": 512})
+PAIR = {**MOFFAT, "profile": "double", "width": (0.8, 1.2), "double_separation": 2.5, "double_ratio": 0.6}
+
+
+@pytest.mark.parametrize("flux", [200.0, 0.5], ids=["bright", "faint"])
+def test_fitted_pair_reaches_the_true_profile_bound(flux):
+    """Two blended sources of one PSF: the pair's separation, share and width are the truth's, and its
+    extraction is as good as the true profile's."""
+    model, truth = simulate.make_slit(flux=flux, **PAIR)
+    _bsub(model, truth)
+    psf = PsfFitStep.call(model, profile_kind="pair")
+    entry = psf.profiles[0]
+    assert entry.kind == "pair"
+    tolerance = 0.01 if flux > 1 else 0.05
+    assert abs(entry.separation - 2.5) < 2.5 * tolerance, entry.separation
+    np.testing.assert_allclose(entry.share, 0.6 / 1.6, atol=0.4 * tolerance)
+    np.testing.assert_allclose(entry.sigma, truth.width, rtol=tolerance)
+    _assert_reaches_the_true_profile_bound(model, truth, psf)
+
+
+@pytest.mark.parametrize("kind", ["moffat", "template", "pair"])
+def test_moffat_pair_and_template_products_round_trip(tmp_path, kind):
+    model, truth = simulate.make_slit(flux=100.0, **{**(PAIR if kind == "pair" else MOFFAT), "nx": 512})
     template = _write_moffat_template(tmp_path / "psf.fits", truth, "fits")
     psf = PsfFitStep.call(model, profile_kind=kind, template=template)
     psf.save(tmp_path / "x_psf.asdf")

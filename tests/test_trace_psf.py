@@ -73,8 +73,18 @@ def test_auto_chooses_the_shape_a_bright_profile_has_and_gaussian_when_faint():
     faint, t_faint = simulate.make_slit(flux=0.05, **kw)
     double, t_double = simulate.make_slit(flux=200.0, **{**kw, "profile": "double", "width": 0.9})
     assert PsfFitStep.call(_bsub(bright, t_bright)).profiles[0].kind == "moffat"
-    assert PsfFitStep.call(_bsub(double, t_double)).profiles[0].kind == "spline"
+    assert PsfFitStep.call(_bsub(double, t_double)).profiles[0].kind == "pair"  # two Gaussians of one width
     assert PsfFitStep.call(_bsub(faint, t_faint)).profiles[0].kind == "gaussian"
+
+
+def test_auto_chooses_the_spline_for_a_source_no_parametric_kind_describes():
+    """A compact core with a broader clump beside it: not one Gaussian or Moffat, nor a pair of one width."""
+    kw = {"nx": 2048, "ny": 32, "profile": "gaussian", "background": 2.0, "seed": 7}
+    core, truth = simulate.make_slit(flux=200.0, width=0.9, **kw)
+    clump, _ = simulate.make_slit(flux=100.0, width=2.2, trace_center=19.8, noise=False, cosmic_ray_fraction=0.0,
+                                  hot_pixels=0, nan_fraction=0.0, nan_columns=0, **{**kw, "background": 0.0})
+    core.data = core.data + clump.data
+    assert PsfFitStep.call(_bsub(core, truth)).profiles[0].kind == "spline"
 
 
 def test_products_round_trip_and_are_plain_asdf(tmp_path):

@@ -141,9 +141,10 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters,
     effective number of parameters), the Gaussian, and where the median
     signal to noise per column supports them (see
     `~jwst_optextract.core.profiles.choice.supported_shapes`) the
-    Moffat, a spline whose shape varies linearly across the whole slit and a
-    spline with knots every ``window`` columns, and the template when one is
-    given: a faint spectrum supports only the simpler shapes. Any other
+    Moffat, a pair of blended sources, a spline whose shape varies linearly
+    across the whole slit and a spline with knots every ``window`` columns,
+    and the template when one is given: a faint spectrum supports only the
+    simpler shapes. Any other
     registered kind (see `~jwst_optextract.core.profiles`) is fitted when asked for.
 
     A slit of median S/N per column of at least `EXPOSURE_MIN_SNR` records
@@ -182,7 +183,7 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters,
                 return None
             wings = None
             if moffat and snr >= MOFFAT_GATE_SNR and not beyond_noise(*_coherent(problem, gaussian, slit.nx)):
-                log.info("Slit %s: the Gaussian leaves residuals within the noise: no Moffat", slit.name)
+                log.info("Slit %s: the Gaussian leaves residuals within the noise: no Moffat or pair", slit.name)
                 moffat = False
             if moffat:
                 candidates.append(ProfileFit(slit.name, "moffat", trace.center, MoffatProfile.fit(problem)))
@@ -192,6 +193,9 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters,
                 # support; a Moffat no better than the Gaussian (a wide, flat one on a short slit) is none.
                 if data_aic(candidates[-1]) < data_aic(candidates[0]):
                     wings = candidates[-1].model
+                pair = _fit_kind(slit, "pair", problem)
+                if pair is not None:
+                    candidates.append(pair)
             if snr >= EXPOSURE_MIN_SNR:  # what the data say of the index: the Moffat's where it beat the Gaussian
                 evidence = GAUSSIAN_INVERSE_BETA if wings is None else 1.0 / wings.beta
             start = None
@@ -248,7 +252,7 @@ def _supported_shapes(slit: SlitData, gauss_fit: ProfileFit, params: FitParamete
     `supported_shapes`)."""
     snr = median_column_snr(problem.scene(gauss_fit.model)[1])
     moffat, windows = supported_shapes(snr, slit.nx, params.window)
-    considered = (["Moffat"] if moffat else []) + ([f"spline windows {windows}"] if windows else [])
+    considered = (["Moffat, pair"] if moffat else []) + ([f"spline windows {windows}"] if windows else [])
     log.info("Slit %s: median S/N per column %.1f: %s", slit.name, snr,
              " and ".join(considered) + " considered" if considered else "Gaussian only")
     return snr, moffat, windows

@@ -36,13 +36,16 @@ class PsfFitStep(PlottingMixin, OptxStep):
       polynomials along the dispersion;
     - ``moffat``: a pixel-integrated Moffat whose width ``alpha`` is a
       polynomial along the dispersion, with one fitted index ``beta``;
+    - ``pair``: two blended point sources (a neighbour in the shutter, two
+      clumps): two pixel-integrated Gaussians of one width law, a fixed
+      separation and a flux share linear along the dispersion;
     - ``template``: a user-supplied PSF (``template``: monochromatic profiles
       on a wavelength x offset grid, see
       `~jwst_optextract.io.products.read_template`) interpolated to the
       wavelength of every column, integrated over its pixels about the trace
       and, with ``template_stretch``, stretched by a fitted factor;
-    - ``auto``: of the Gaussian, the Moffat and the splines (and the template
-      when one is given), the one with the lowest Akaike criterion
+    - ``auto``: of the Gaussian, the Moffat, the pair and the splines (and the
+      template when one is given), the one with the lowest Akaike criterion
       (chi-square plus twice the parameters); below a median S/N of 3 per
       column no spline, below 1 the Gaussian only (and the template).
 

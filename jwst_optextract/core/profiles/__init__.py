@@ -13,10 +13,12 @@ from .base import PROFILES, Profile, ProfileProblem, profile_class, register
 from .spline import Spline2DProfile as Spline2DProfile, SplineProfile as SplineProfile, fit_spline_profile
 from .gaussian import GaussianProfile as GaussianProfile, fit_gaussian_profile, gaussian_profile
 from .moffat import MoffatProfile as MoffatProfile, fit_moffat_profile, moffat_profile
+from .pair import PairProfile as PairProfile, pair_profile
 from .template import ProfileTemplate, TemplateProfile as TemplateProfile, fit_template_profile
 
 __all__ = [
     "PROFILES", "Profile", "ProfileProblem", "ProfileTemplate", "fit_gaussian_profile", "fit_moffat_profile",
-    "fit_spline_profile", "fit_template_profile", "gaussian_profile", "moffat_profile", "profile_class", "register",
+    "fit_spline_profile", "fit_template_profile", "gaussian_profile", "moffat_profile", "pair_profile",
+    "profile_class", "register",
     *(kind.__name__ for kind in PROFILES.values()),  # every kind's class, also exported by `jwst_optextract.core`
 ]
