@@ -195,6 +195,27 @@ def test_a_scorecard_double_meets_the_nod_target():
 
 
 @pytest.mark.slow
+def test_a_faint_scorecard_double_is_combined_as_a_pair():
+    """The scorecard's first nod set of seed 2718281 (double-peaked, S/N 1.1 at the peak, no spline at that S/N):
+    +10.0 % (9.3 sigma) with the Gaussian; the pair of blended sources, one width and separation shared by all
+    exposures and their negative images, gives +0.3 %."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import scorecard
+    import scorecard_scenes
+
+    rng = np.random.default_rng(np.random.SeedSequence(2718281).spawn(3)[1])  # the scorecard's nod draw
+    exposures = scorecard_scenes.draw_nod_set(rng, source_id=500)
+    (group,), _ = group_sources(scorecard_scenes.nod_models([exposures]))
+    result = combine_source(group, CombineParameters())
+    spectrum = result.spectrum
+    error = np.sqrt(spectrum.var_poisson + spectrum.var_rnoise + spectrum.var_flat)
+    row = scorecard.score_nods(spectrum.flux, error, exposures, scorecard.BACKGROUND_DEGREE)
+    assert exposures[0].kind == "double"
+    assert abs(row["bias_percent"]) < max(0.2, 3 * abs(row["bias_percent"] / row["bias_sigma"])), row
+    assert row["var_crb_joint"] < 1.10
+
+
+@pytest.mark.slow
 def test_a_spline_forced_on_a_moffat_source_keeps_its_wings():
     """``profile_kind=spline`` on a winged source: the spline within its support and the Moffat's wings beyond
     it, in the source and in its negative images, recover the flux as the Moffat itself does."""

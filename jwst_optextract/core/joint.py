@@ -1,7 +1,8 @@
 """The profile shared by all exposures of a source, fitted to all of them at once (`optx_combine`).
 
-One trace shift and one smooth width (a Gaussian, or a Moffat with its
-index) for the pooled exposures of an `~jwst_optextract.core.combine.ExposureStack`,
+One trace shift and one smooth width (a Gaussian, a Moffat with its index, or
+a pair of blended sources with their separation and share) for the pooled
+exposures of an `~jwst_optextract.core.combine.ExposureStack`,
 with the negative images of nod differences in the model; ``auto`` keeps the
 kind with the lower Akaike criterion, as `optx_psf` does.
 """
@@ -14,9 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .combine import ExposureStack, source_model
-from .profiles import gaussian_profile, moffat_profile
-from .profiles.choice import SHAPES_MIN_SNR, akaike
+from .profiles import gaussian_profile, moffat_profile, pair_profile
+from .profiles.choice import MOFFAT_MIN_SNR, SHAPES_MIN_SNR, akaike
 from .profiles.moffat import BETA_LIMITS, START_BETA, alpha_for_sigma, sigma_for_alpha
+from .profiles.pair import SEPARATION_MIN, SHARE_LIMITS, pair_start_widths
 from .psf_prior import PsfPrior
 
 __all__ = ["JointShape", "joint_shape", "refine_jointly"]
@@ -26,9 +28,12 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class JointShape:
-    """The profile shared by all exposures of a source: a Gaussian of width ``width``, or a Moffat.
+    """The profile shared by all exposures of a source: a Gaussian of width ``width``, a Moffat, or a pair.
 
     For the Moffat, ``width`` is ``alpha`` per column and ``beta`` its index.
+    For the pair (`~jwst_optextract.core.profiles.pair`), ``width`` is each
+    source's sigma, the first source lies ``offset`` rows from the trace, the
+    second ``separation`` rows beyond it with ``share`` (per column) of the flux.
     """
 
     kind: str
@@ -37,42 +42,60 @@ class JointShape:
     inverse_beta_prior: tuple[float, float] | None = None
     """Moffat: mean and standard deviation of the instrument's prior on ``1 / beta`` (`~jwst_optextract.core.psf_prior`)
     that its fits hold the index toward; None: none."""
+    separation: float | None = None
+    share: np.ndarray | None = None
+    offset: float = 0.0
 
     def profile(self, ny: int, centers: np.ndarray) -> np.ndarray:
         """``(n_exposures, ny, nx)`` normalised profiles about each exposure's trace."""
         if self.kind == "moffat":
             return moffat_profile(ny, centers, self.width[None, :], self.beta)
+        if self.kind == "pair":
+            return pair_profile(ny, centers + self.offset, self.width[None, :], self.separation, self.share[None, :])
         return gaussian_profile(ny, centers, self.width[None, :])
 
     @property
     def n_parameters(self) -> int:
-        return 1 if self.kind == "moffat" else 0
+        """The numbers beyond the trace shift and the width law: the Moffat's index; the pair's separation and
+        share (constant and slope)."""
+        return {"moffat": 1, "pair": 3}.get(self.kind, 0)
 
     def describe(self) -> str:
         text = f"{self.kind} width {self.width.min():.2f} to {self.width.max():.2f} px"
+        if self.kind == "pair":
+            text += f", separation {self.separation:.2f} px, share {self.share.min():.2f} to {self.share.max():.2f}"
         return text + (f", beta {self.beta:.2f}" if self.beta is not None else "")
 
     @property
     def sigma(self) -> np.ndarray:
-        """The Gaussian sigma of the same FWHM, per column."""
-        return sigma_for_alpha(self.width, self.beta) if self.kind == "moffat" else self.width
+        """The Gaussian sigma of the same FWHM (a pair: of the same second moment), per column."""
+        if self.kind == "moffat":
+            return sigma_for_alpha(self.width, self.beta)
+        if self.kind == "pair":
+            return np.sqrt(self.width**2 + self.share * (1.0 - self.share) * self.separation**2)
+        return self.width
 
 
 INVERSE_BETA_LIMITS = (1.0 / BETA_LIMITS[1], 1.0 / BETA_LIMITS[0])
 """``1 / beta`` of `~jwst_optextract.core.profiles.moffat.BETA_LIMITS`, as in `optx_psf`'s Moffat."""
+_PAIR_STARTS = (0.8, 1.4, 1.9)
+"""Separations a joint pair starts from, in units of the Gaussian's sigma (a Gaussian across a pair is wider than
+either source; at 2 sigma apart an even pair has all of its second moment)."""
 
 
 def joint_shape(work: ExposureStack, centers: np.ndarray, gaussian: JointShape, degree: int, kinds: tuple[str, ...],
                  detection_snr: float = 5.0, psf_prior: PsfPrior | None = None) -> tuple[np.ndarray, JointShape]:
-    """The trace shift and shape fitted to all exposures, of the best of ``kinds`` (gaussian, moffat).
+    """The trace shift and shape fitted to all exposures, of the best of ``kinds`` (gaussian, moffat, pair).
 
     The Gaussian is fitted first, from ``gaussian``; the Moffat starts from its
     trace and FWHM, and its index from the instrument's ``psf_prior``
     (`~jwst_optextract.core.psf_prior.PsfPrior`; else 2.5), and is held toward
-    the prior's as `optx_psf`'s Moffat is. Of both, the one with the lower
-    Akaike criterion, ``chi2 + 2 n_parameters``, is kept. A Moffat's wings are
-    modelled in the negative images too, so no wing flux goes with the nod
-    differences.
+    the prior's as `optx_psf`'s Moffat is. The pair starts from a few
+    separations about the Gaussian's trace, each with the sources' width that
+    gives the Gaussian's second moment, and the best fit is kept. Of all, the
+    one with the lower Akaike criterion, ``chi2 + 2 n_parameters``, is kept.
+    A Moffat's wings and a pair's second source are modelled in the negative
+    images too, so no flux goes with the nod differences.
     """
     fits = [refine_jointly(work, centers, gaussian, degree, detection_snr)]
     fitted_centers, fitted, cost, column_snr = fits[0]
@@ -84,6 +107,19 @@ def joint_shape(work: ExposureStack, centers: np.ndarray, gaussian: JointShape, 
                            None if psf_prior is None else (psf_prior.inverse_beta, psf_prior.inverse_beta_sd))
         moffat = refine_jointly(work, fitted_centers, start, degree, detection_snr)
         fits = [moffat] if kinds == ("moffat",) else [*fits, moffat]
+    # As optx_psf's auto, the pair from a median S/N of 1 per column: a faint double's Gaussian was 10 % high.
+    if "pair" in kinds and cost is not None and (kinds == ("pair",) or column_snr >= MOFFAT_MIN_SNR):
+        sigma = float(np.median(fitted.sigma))
+        pairs = []
+        for factor in _PAIR_STARTS:
+            separation = max(factor * sigma, 2 * SEPARATION_MIN)
+            start = JointShape("pair", pair_start_widths(fitted.sigma, separation), separation=separation,
+                               share=np.full(fitted.width.size, 0.5), offset=-separation / 2.0)
+            pairs.append(refine_jointly(work, fitted_centers, start, degree, detection_snr))
+        pairs = [fit for fit in pairs if fit[2] is not None]
+        if pairs:
+            pair = min(pairs, key=lambda fit: fit[2])
+            fits = [pair] if kinds == ("pair",) else [*fits, pair]
     detected = [fit for fit in fits if fit[2] is not None]
     if not detected:
         return centers, gaussian
@@ -124,7 +160,8 @@ def refine_jointly(work: ExposureStack, centers: np.ndarray, shape: JointShape, 
     root_weight = np.where(usable, 1.0 / np.sqrt(np.where(usable, variance, 1.0)), 0.0)
     target = np.where(work.good, work.data, 0.0) * root_weight
     ny, nx = work.data.shape[1:]
-    basis = np.polynomial.legendre.legvander(np.linspace(-1, 1, nx), degree).T  # (degree + 1, nx)
+    along = np.linspace(-1, 1, nx)
+    basis = np.polynomial.legendre.legvander(along, degree).T  # (degree + 1, nx)
     n_width = degree + 1
 
     prior = shape.inverse_beta_prior if shape.kind == "moffat" else None
@@ -134,6 +171,11 @@ def refine_jointly(work: ExposureStack, centers: np.ndarray, shape: JointShape, 
         if shape.kind == "moffat":
             inverse_beta = float(np.clip(1.0 / shape.beta + theta[-1], *INVERSE_BETA_LIMITS))
             return JointShape("moffat", width, 1.0 / inverse_beta, prior)
+        if shape.kind == "pair":
+            separation, share, slope = theta[1 + n_width:]
+            return JointShape("pair", width, separation=max(shape.separation + separation, SEPARATION_MIN),
+                              share=np.clip(shape.share + share + slope * along, *SHARE_LIMITS),
+                              offset=shape.offset)
         return JointShape(shape.kind, width)
 
     def solve(theta):

@@ -45,8 +45,8 @@ BACKGROUNDS = ("auto", "scene", "nod", "model", "none")
 FITTED_WITH_SOURCE = ("auto", "scene")
 """The ``background`` values that fit each exposure's background with its source (``auto`` may fall back to nods)."""
 WEIGHT_TYPES = ("ivm", "poisson", "exptime", "mask")
-PROFILE_KINDS = {"auto": ("gaussian", "moffat", "spline"), "gaussian": ("gaussian",), "moffat": ("moffat",),
-                 "spline": ("spline",)}
+PROFILE_KINDS = {"auto": ("gaussian", "moffat", "pair", "spline"), "gaussian": ("gaussian",), "moffat": ("moffat",),
+                 "pair": ("pair",), "spline": ("spline",)}
 """The shared profile's kinds a ``profile_kind`` lets the joint fit choose from."""
 
 

@@ -50,7 +50,7 @@ class SlitCombineStep(OptxStep):
     dilate_failed_open = integer(default=0, min=0)  # mask pixels flagged MSA_FAILED_OPEN grown by this many pixels (0: leave them)
     min_coverage = float(default=None)  # columns whose good pixels hold less than this fraction of the profile get NaN and DO_NOT_USE (default from reference)
     psf_sigma = float(default=None)  # starting Gaussian sigma of the profile in pixels (default from reference)
-    profile_kind = option("auto", "gaussian", "moffat", "spline", default="auto")  # the profile shared by all exposures, in the source and its negative nod images: auto = the best by Akaike's criterion of the Gaussian, the Moffat (winged sources) and, from a median S/N of 3 per column, an empirical spline (double-peaked, resolved sources); spline = always the spline (with Moffat wings where the Moffat beats the Gaussian)
+    profile_kind = option("auto", "gaussian", "moffat", "pair", "spline", default="auto")  # the profile shared by all exposures, in the source and its negative nod images: auto = the best by Akaike's criterion of the Gaussian, the Moffat (winged sources), the pair (two blended point sources) and, from a median S/N of 3 per column, an empirical spline (resolved sources); spline = always the spline (with Moffat wings where the Moffat beats the Gaussian)
     trace_degree = integer(default=None, min=0)  # Legendre degree of the trace when the WCS gives none (default from reference)
     width_degree = integer(default=None, min=0)  # Legendre degree of the profile width along the dispersion (default from reference)
     maximum_cores = string(default="none")  # cores to use: none, quarter, half, all or a number (threads over the sources); the result does not depend on it
