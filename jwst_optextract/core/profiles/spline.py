@@ -762,11 +762,11 @@ def _solve_rejecting(design, target, weights, penalty, n_u, n_x, with_effective,
                      flux=None, shape=None):
     """`_solve_joint`, again without the pixels it leaves more than ``reject_sigma`` above the model, a few times.
 
-    The outliers are judged against this spline (the scene fit judged them against the last profile, or not at
-    all). Given the rows' ``pixels`` (indices into an image of ``shape``) and the columns' ``flux``, only those
-    that also stand out from the same row of the neighbouring columns
-    (`~jwst_optextract.core.optimal.sharp_along_dispersion`): the spline being learnt misses a bright source's
-    shape smoothly along the dispersion, by many sigma, and rejecting those pixels kept it from learning it.
+    The outliers are judged against this spline (the scene fit judged them against the last profile). Given the
+    rows' ``pixels`` (indices into an image of ``shape``) and the columns' ``flux``, only those that also stand out
+    from the same row of the neighbouring columns (`~jwst_optextract.core.optimal.sharp_along_dispersion`): the
+    spline being learnt misses a bright source's shape smoothly along the dispersion, by many sigma, and rejecting
+    those pixels kept it from learning it.
     """
     for _ in range(_REJECT_PASSES):
         solution, chi2, effective = _solve_joint(design, target, weights, penalty, n_u, n_x, with_effective)
