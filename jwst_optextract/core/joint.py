@@ -120,6 +120,9 @@ def joint_shape(work: ExposureStack, centers: np.ndarray, gaussian: JointShape, 
         if pairs:
             pair = min(pairs, key=lambda fit: fit[2])
             fits = [pair] if kinds == ("pair",) else [*fits, pair]
+        else:
+            log.info("Joint profile: no pair of sources fits the exposures (with profile_kind pair the Gaussian "
+                     "is kept)")
     detected = [fit for fit in fits if fit[2] is not None]
     if not detected:
         return centers, gaussian
