@@ -18,7 +18,7 @@ from .combine import ExposureStack, source_model
 from .profiles import gaussian_profile, moffat_profile, pair_profile
 from .profiles.choice import MOFFAT_MIN_SNR, SHAPES_MIN_SNR, akaike
 from .profiles.moffat import BETA_LIMITS, START_BETA, alpha_for_sigma, sigma_for_alpha
-from .profiles.pair import SEPARATION_MIN, SHARE_LIMITS, pair_start_widths
+from .profiles.pair import SEPARATION_MIN, SHARE_LIMITS, pair_starts
 from .psf_prior import PsfPrior
 
 __all__ = ["JointShape", "joint_shape", "refine_jointly"]
@@ -78,9 +78,6 @@ class JointShape:
 
 INVERSE_BETA_LIMITS = (1.0 / BETA_LIMITS[1], 1.0 / BETA_LIMITS[0])
 """``1 / beta`` of `~jwst_optextract.core.profiles.moffat.BETA_LIMITS`, as in `optx_psf`'s Moffat."""
-_PAIR_STARTS = (0.8, 1.4, 1.9)
-"""Separations a joint pair starts from, in units of the Gaussian's sigma (a Gaussian across a pair is wider than
-either source; at 2 sigma apart an even pair has all of its second moment)."""
 
 
 def joint_shape(work: ExposureStack, centers: np.ndarray, gaussian: JointShape, degree: int, kinds: tuple[str, ...],
@@ -109,12 +106,10 @@ def joint_shape(work: ExposureStack, centers: np.ndarray, gaussian: JointShape, 
         fits = [moffat] if kinds == ("moffat",) else [*fits, moffat]
     # As optx_psf's auto, the pair from a median S/N of 1 per column: a faint double's Gaussian was 10 % high.
     if "pair" in kinds and cost is not None and (kinds == ("pair",) or column_snr >= MOFFAT_MIN_SNR):
-        sigma = float(np.median(fitted.sigma))
         pairs = []
-        for factor in _PAIR_STARTS:
-            separation = max(factor * sigma, 2 * SEPARATION_MIN)
-            start = JointShape("pair", pair_start_widths(fitted.sigma, separation), separation=separation,
-                               share=np.full(fitted.width.size, 0.5), offset=-separation / 2.0)
+        for separation, sigma in pair_starts(fitted.sigma):
+            start = JointShape("pair", sigma, separation=separation, share=np.full(fitted.width.size, 0.5),
+                               offset=-separation / 2.0)
             pairs.append(refine_jointly(work, fitted_centers, start, degree, detection_snr))
         pairs = [fit for fit in pairs if fit[2] is not None]
         if pairs:

@@ -177,15 +177,15 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters,
         if params.template is not None:
             candidates.append(_fit_kind(slit, "template", problem))  # with or without a detection
         if trace.detected:
-            snr, moffat, windows = _supported_shapes(slit, candidates[0], params, problem)
+            snr, parametric, windows = _supported_shapes(slit, candidates[0], params, problem)
             if defer_below is not None and snr < defer_below:
                 log.info("Slit %s: fitted after the exposure's bright sources", slit.name)
                 return None
             wings = None
-            if moffat and snr >= MOFFAT_GATE_SNR and not beyond_noise(*_coherent(problem, gaussian, slit.nx)):
+            if parametric and snr >= MOFFAT_GATE_SNR and not beyond_noise(*_coherent(problem, gaussian, slit.nx)):
                 log.info("Slit %s: the Gaussian leaves residuals within the noise: no Moffat or pair", slit.name)
-                moffat = False
-            if moffat:
+                parametric = False
+            if parametric:
                 candidates.append(ProfileFit(slit.name, "moffat", trace.center, MoffatProfile.fit(problem)))
                 for candidate in candidates:
                     candidate.chi2_per_pixel, n_pixels = _chi2(problem, candidate)
@@ -248,14 +248,14 @@ def _inverse_beta(candidate: ProfileFit) -> float | None:
 
 def _supported_shapes(slit: SlitData, gauss_fit: ProfileFit, params: FitParameters,
                       problem: ProfileProblem) -> tuple[float, bool, list[float]]:
-    """The median S/N per column, whether ``auto`` may consider the Moffat, and which spline windows (see
-    `supported_shapes`)."""
+    """The median S/N per column, whether ``auto`` may consider the Moffat and the pair, and which spline windows
+    (see `supported_shapes`)."""
     snr = median_column_snr(problem.scene(gauss_fit.model)[1])
-    moffat, windows = supported_shapes(snr, slit.nx, params.window)
-    considered = (["Moffat, pair"] if moffat else []) + ([f"spline windows {windows}"] if windows else [])
+    parametric, windows = supported_shapes(snr, slit.nx, params.window)
+    considered = (["Moffat, pair"] if parametric else []) + ([f"spline windows {windows}"] if windows else [])
     log.info("Slit %s: median S/N per column %.1f: %s", slit.name, snr,
              " and ".join(considered) + " considered" if considered else "Gaussian only")
-    return snr, moffat, windows
+    return snr, parametric, windows
 
 
 def _problem(slit: SlitData, trace: TraceFit, gaussian: core.GaussianProfile, mean: MeanImage,

@@ -84,7 +84,8 @@ def median_column_snr(result, min_coverage: float = 0.3) -> float:
 
 
 def supported_shapes(snr: float, nx: int, window: float) -> tuple[bool, list[float]]:
-    """Whether ``auto`` may consider the Moffat, and which spline windows, given the median S/N per column.
+    """Whether ``auto`` may consider the Moffat and the pair, and which spline windows, given the median S/N per
+    column.
 
     A spline fitted to pixels whose amplitudes come from the same noisy data is
     biased when those amplitudes are poor (errors in variables: +1 % at S/N 5
@@ -92,7 +93,7 @@ def supported_shapes(snr: float, nx: int, window: float) -> tuple[bool, list[flo
     ``window`` columns from S/N 10 per column, one shape varying linearly
     across the slit of ``nx`` columns from S/N 3 (PypeIt falls back to a
     parametric profile below S/N 4), and the Moffat, one number more than
-    the Gaussian, from S/N 1.
+    the Gaussian, and the pair of blended sources from S/N 1.
     """
     windows = [float(nx)] if snr >= SHAPES_MIN_SNR else []
     if snr >= WINDOWS_MIN_SNR and window < nx:

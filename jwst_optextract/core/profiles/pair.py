@@ -31,7 +31,7 @@ from .base import Profile, ProfileProblem, less_background, register
 from .gaussian import _gaussian_derivatives, _integrated_gaussian
 from .shape import LegendreCentre, fit_shape, legendre_from_values, normalised
 
-__all__ = ["SEPARATION_MIN", "SHARE_LIMITS", "PairProfile", "pair_profile", "pair_start_widths"]
+__all__ = ["SEPARATION_MIN", "SHARE_LIMITS", "START_SEPARATIONS", "PairProfile", "pair_profile", "pair_starts"]
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +44,9 @@ OFFSET_DEGREE = 2
 wanders between them where their share changes, and the pair follows its own centre."""
 SEPARATION_MIN = 0.5
 """Least separation of the two, rows: closer, they are one source of another width."""
-_STARTS = (0.7, 1.2, 1.8, 2.6)
-"""Separations tried for the start, in units of the trace Gaussian's sigma (a Gaussian fitted across a pair is
-wider than either source)."""
+START_SEPARATIONS = (0.8, 1.4, 1.9)
+"""Separations a pair's fit starts from, in units of the sigma of a Gaussian fitted across it (wider than either
+source; at 2 sigma apart an even pair has all of that Gaussian's second moment)."""
 
 
 def pair_profile(ny: int, center: np.ndarray, sigma: np.ndarray, separation: float, share: np.ndarray) -> np.ndarray:
@@ -61,11 +61,16 @@ def pair_profile(ny: int, center: np.ndarray, sigma: np.ndarray, separation: flo
     return normalised((1.0 - share) * first + share * second)
 
 
-def pair_start_widths(sigma: np.ndarray | float, separation: float, share: float = 0.5) -> np.ndarray:
-    """The sources' sigma of a pair ``separation`` apart whose blend has the second moment of a Gaussian of
-    ``sigma`` (what a single Gaussian fitted across the pair measures); at least 0.35 px."""
-    spread = np.asarray(sigma, float) ** 2 - share * (1.0 - share) * separation**2
-    return np.sqrt(np.maximum(spread, 0.35**2))
+def pair_starts(sigma: np.ndarray | float) -> list[tuple[float, np.ndarray]]:
+    """The separations (`START_SEPARATIONS`) a pair's fit starts from, about a Gaussian of ``sigma`` fitted across
+    it (per column, or one number), each with the sources' sigma that gives an even pair that Gaussian's second
+    moment (at least 0.35 px)."""
+    sigma = np.asarray(sigma, float)
+    starts = []
+    for factor in START_SEPARATIONS:
+        separation = max(factor * float(np.median(sigma)), 2 * SEPARATION_MIN)
+        starts.append((separation, np.sqrt(np.maximum(sigma**2 - 0.25 * separation**2, 0.35**2))))
+    return starts
 
 
 def _pair_derivatives(ny, first, sigma, separation, share):
@@ -219,7 +224,6 @@ def _start(problem: ProfileProblem) -> tuple[float, float, float, float] | None:
     u, profile, error = u[filled], top[filled] / bottom[filled], 1.0 / np.sqrt(bottom[filled])
     if u.size < 12:
         return None
-    sigma_g = float(np.median(problem.gaussian.sigma))
 
     def model(p):
         first, separation, share, sigma, scale, level, slope, curvature = p
@@ -234,9 +238,8 @@ def _start(problem: ProfileProblem) -> tuple[float, float, float, float] | None:
     best = None
     low = [-ny / 2.0, SEPARATION_MIN, SHARE_LIMITS[0], 0.3, 0.0, -np.inf, -np.inf, -np.inf]
     high = [ny / 2.0, ny / 2.0, SHARE_LIMITS[1], 10.0, np.inf, np.inf, np.inf, np.inf]
-    for factor in _STARTS:
-        separation = max(factor * sigma_g, 2 * SEPARATION_MIN)
-        start = [-separation / 2.0, separation, 0.5, max(0.6 * sigma_g, 0.35), 1.0, 0.0, 0.0, 0.0]
+    for separation, sigma in pair_starts(float(np.median(problem.gaussian.sigma))):
+        start = [-separation / 2.0, separation, 0.5, float(sigma), 1.0, 0.0, 0.0, 0.0]
         try:
             result = least_squares(lambda p: (model(p) - profile) / error, start, bounds=(low, high), x_scale="jac")
         except ValueError:
