@@ -141,3 +141,28 @@ def test_spline_of_a_faint_source_is_not_drawn_by_unflagged_hot_pixels():
             totals.append((np.nansum(result.flux), np.sqrt(np.nansum(result.var_total))))
         (without, sigma), (with_hot, _) = totals
         assert abs(with_hot - without) < 3 * sigma, f"seed {seed}: {with_hot:.0f} against {without:.0f} +- {sigma:.0f}"
+
+
+def test_a_pair_is_found_where_the_trace_gaussian_fits_one_of_its_sources():
+    """Two sources 4 px apart, the trace's Gaussian on one of them: the pair's starts reach the other (from
+    multiples of that Gaussian's 0.6 px sigma alone they did not, and the flux came out 58 % low)."""
+    from jwst_optextract.core.profiles import PairProfile
+
+    t = np.linspace(-1, 1, NX)
+    upper = 15.0 + 0.5 * t
+    P = 0.5 * (_gaussian_rows(upper, 0.8) + _gaussian_rows(upper - 4.0, 0.8))
+    flux = np.full(NX, 60.0)
+    yy = np.linspace(-1, 1, NY)[:, None]
+    background = 6.0 * (1.0 + 0.3 * yy + 0.1 * yy**2)
+    var_rnoise = np.full((NY, NX), 9.0)
+    var_poisson = flux * P + background
+    data = np.random.default_rng(3).normal(flux * P + background, np.sqrt(var_poisson + var_rnoise))
+    good = np.ones(data.shape, bool)
+    one_peak = GaussianProfile(np.polynomial.legendre.legfit(t, upper, 1), np.array([0.6]), NX, NY)
+    problem = ProfileProblem("S1", data, good, var_rnoise, var_poisson, one_peak.center, one_peak, True, BACKGROUND,
+                             reject_sigma=5.0)
+    pair = PairProfile.fit(problem)
+    assert abs(pair.separation - 4.0) < 0.2, pair.separation
+    result = BACKGROUND.fit(data, pair.evaluate(NY, one_peak.center), var_rnoise, var_poisson, reject_sigma=5.0)
+    truth = np.sum(flux * P.sum(axis=0))
+    assert abs(np.nansum(result.flux) - truth) < 3 * np.sqrt(np.nansum(result.var_total)) + 0.005 * truth
