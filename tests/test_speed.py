@@ -91,3 +91,54 @@ def test_steps_freeze_the_heap_only_while_they_run():
     assert gc.get_freeze_count() == 0
     assert Probe().run(1) > 0
     assert gc.get_freeze_count() == 0
+
+
+def _fitted_trace_gaussians(monkeypatch, model, decisive):
+    """The Gaussians `fit_trace` fits to a slit (in order) and its trace, with the simple fit's skip at ``decisive``."""
+    from jwst_optextract import core
+    from jwst_optextract.drivers import fit
+    from jwst_optextract.drivers.parameters import FitParameters
+    from jwst_optextract.io import read_slit
+
+    fitted = []
+
+    def recorded(*args, **kwargs):
+        fitted.append(original(*args, **kwargs))
+        return fitted[-1]
+
+    original = gaussian.fit_gaussian_profile
+    monkeypatch.setattr(core, "fit_gaussian_profile", recorded)
+    monkeypatch.setattr(fit, "DECISIVE_LEAD", decisive)
+    params = FitParameters(scene_background="smooth", trace_degree=2, psf_sigma=0.9)
+    trace = fit.fit_trace(read_slit(model, model, "test"), params)
+    return fitted, trace
+
+
+def test_wald_prediction_of_the_simple_trace_gaussian_is_its_fit():
+    """The chi-square the simpler Gaussian would lose, predicted from the full fit, is what fitting it loses."""
+    from jwst_optextract import simulate
+
+    model, _ = simulate.make_slit(nx=1024, ny=30, width=(0.9, 1.4), trace_curvature=1.5, flux=20.0,
+                                  background=1.0, seed=11)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        (full, simple), _ = _fitted_trace_gaussians(monkeypatch, model, np.inf)
+    assert full.sigma_coeffs.size == 3 and simple.sigma_coeffs.size == 1
+    predicted = full.held_chi2_increase(simple.center_coeffs.size - 1, 0)
+    actual = simple.chi2 - full.chi2
+    assert actual > 1000  # the width varies: a test of the prediction where it decides
+    assert predicted == pytest.approx(actual, rel=0.1)
+
+
+@pytest.mark.parametrize("width, flux, skipped", [((0.9, 1.4), 20.0, True), (1.0, 0.3, False)],
+                         ids=["width-varies", "faint-constant-width"])
+def test_trace_leaves_out_only_a_simple_gaussian_it_could_not_choose(monkeypatch, width, flux, skipped):
+    """Where the full Gaussian's lead is beyond doubt the simple one is not fitted, and the trace is the same."""
+    from jwst_optextract import simulate
+
+    model, _ = simulate.make_slit(nx=1024, ny=30, width=width, trace_curvature=1.5, flux=flux, background=1.0,
+                                  seed=12)
+    both, reference = _fitted_trace_gaussians(monkeypatch, model, np.inf)
+    fitted, trace = _fitted_trace_gaussians(monkeypatch, model, 10.0)
+    assert len(both) == 2 and len(fitted) == (1 if skipped else 2)
+    np.testing.assert_array_equal(trace.center, reference.center)
+    np.testing.assert_array_equal(trace.gaussian.sigma, reference.gaussian.sigma)

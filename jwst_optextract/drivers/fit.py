@@ -321,6 +321,8 @@ def _fit_gaussian(slit: SlitData, params: FitParameters, start: np.ndarray | Non
     fitted = {}
     for degrees in dict.fromkeys([(trace_degree, params.width_degree), simple]):
         previous = next(iter(fitted.values()), None)
+        if previous is not None and _beyond_doubt(previous, trace_degree, degrees):
+            break
         gaussian = core.fit_gaussian_profile(
             mean.image, mean.good if previous is None else mean.good & previous.used, mean.var_rnoise,
             mean.var_poisson, start if previous is None else previous.center,
@@ -355,6 +357,32 @@ def _fit_gaussian(slit: SlitData, params: FitParameters, start: np.ndarray | Non
                 float(np.mean(fallback)), params.psf_sigma)
     coeffs = np.polynomial.legendre.legfit(np.linspace(-1, 1, slit.nx), fallback, params.trace_degree)
     return core.GaussianProfile(coeffs, np.array([params.psf_sigma]), slit.nx, slit.ny), False
+
+
+DECISIVE_LEAD = 10.0
+"""The trace's simpler Gaussian is not fitted where the full one's lead over it, predicted from the full fit, is
+this many times the Akaike penalty of the extra parameters (on the scorecard's slits the fitted lead was at least
+0.4 of the predicted one, and the full model won wherever the prediction exceeded 5 times the penalty)."""
+
+
+def _beyond_doubt(full: core.GaussianProfile, trace_degree: int | None, simple: tuple[int | None, int]) -> bool:
+    """Whether the full trace Gaussian would win Akaike's comparison with the ``simple`` degrees by far.
+
+    The simple model's chi-square is predicted as the full one's plus the
+    Wald statistic of the coefficients it drops
+    (`~jwst_optextract.core.profiles.gaussian.GaussianProfile.held_chi2_increase`), and
+    scaled as `_fit_gaussian` scales it. Where the lead is beyond doubt the
+    simple fit, which could not be chosen, is not made: the full Gaussian
+    is kept, as the comparison would keep it.
+    """
+    increase = full.held_chi2_increase(simple[0], simple[1])
+    extra = full.sigma_coeffs.size - (simple[1] + 1)
+    if trace_degree is not None:
+        extra += full.center_coeffs.size - (simple[0] + 1)
+    if not np.isfinite(increase) or extra <= 0 or full.n_pixels == 0:
+        return False
+    lead = increase * full.n_pixels / (full.chi2 + increase)  # in units of the simple model's chi-square per pixel
+    return bool(lead > DECISIVE_LEAD * 2 * extra)
 
 
 def _about(slit: SlitData, params: FitParameters) -> str:

@@ -17,7 +17,8 @@ from ..scene import SceneBackground
 from ..trace import _scaled
 from .base import Profile, ProfileProblem, register
 from .shape import (
-    LegendreCentre, center_start, constant_series, fit_shape, legendre_from_values, mean_data, normalised,
+    LegendreCentre, center_start, constant_series, fit_shape, held_chi2_increase, legendre_from_values, mean_data,
+    normalised,
 )
 
 __all__ = ["GaussianProfile", "fit_gaussian_profile", "gaussian_profile"]
@@ -100,6 +101,8 @@ class GaussianProfile(LegendreCentre, Profile):
     n_pixels: int = 0
     used: np.ndarray | None = field(default=None, repr=False, compare=False)
     """The pixels of the fit's (mean) image it used: good and not rejected as outliers."""
+    precision: np.ndarray | None = field(default=None, repr=False, compare=False)
+    """The fit's normal matrix of the centre's coefficients (when fitted), then the width's (`ShapeFit`)."""
 
     @property
     def sigma(self) -> np.ndarray:
@@ -115,6 +118,20 @@ class GaussianProfile(LegendreCentre, Profile):
     @property
     def n_parameters(self) -> float:
         return float(self.center_coeffs.size + self.sigma_coeffs.size)
+
+    def held_chi2_increase(self, center_degree: int | None, sigma_degree: int) -> float:
+        """Predicted rise of the fit's chi-square with the centre and width cut to these degrees, without refitting.
+
+        See `~jwst_optextract.core.profiles.shape.held_chi2_increase`; NaN when the fit left no normal matrix.
+        """
+        if self.precision is None:
+            return float("nan")
+        coeffs = {"width": self.sigma_coeffs}
+        if self.precision.shape[0] > self.sigma_coeffs.size:  # the centre was fitted too, its series first
+            coeffs = {"center": self.center_coeffs, **coeffs}
+        degrees = {"width": sigma_degree} if center_degree is None else {"center": center_degree,
+                                                                         "width": sigma_degree}
+        return held_chi2_increase(coeffs, self.precision, degrees)
 
     def to_entry(self) -> dict[str, Any]:
         return {"sigma": self.sigma, "coefficients": np.asarray(self.sigma_coeffs, float)}
@@ -218,9 +235,10 @@ def fit_gaussian_profile(
         return _gaussian_derivatives(ny, values["center"], values["width"])
 
     prior = None if width_prior is None else {"width": width_prior_terms(width_prior, sigma_degree)}
-    coeffs, chi2, n_pixels, used = fit_shape(image, mask, vr, vp, model, coeffs, about, limits, reject_sigma,
-                                             max_iterations, first_rejection, background=background, prior=prior)
-    return GaussianProfile(center_coeffs=coeffs.get("center", np.zeros(1)), sigma_coeffs=coeffs["width"],
-                           nx=nx, ny=ny, base=base, chi2=chi2, n_pixels=n_pixels, used=used)
+    fitted = fit_shape(image, mask, vr, vp, model, coeffs, about, limits, reject_sigma, max_iterations,
+                       first_rejection, background=background, prior=prior)
+    return GaussianProfile(center_coeffs=fitted.coeffs.get("center", np.zeros(1)), sigma_coeffs=fitted.coeffs["width"],
+                           nx=nx, ny=ny, base=base, chi2=fitted.chi2, n_pixels=fitted.n_pixels, used=fitted.used,
+                           precision=fitted.precision)
 
 

@@ -317,8 +317,8 @@ def fit_moffat_profile(
     if inverse_beta_prior is not None:
         mean, sd = inverse_beta_prior
         prior = {"inverse_beta": (np.array([float(mean)]), np.array([1.0 / float(sd) ** 2]))}
-    coeffs, chi2, n_pixels, _ = fit_shape(image, mask, vr, vp, model, coeffs, about, limits, reject_sigma,
-                                          max_iterations, first_rejection=0, background=background, prior=prior)
+    coeffs, chi2, n_pixels = fit_shape(image, mask, vr, vp, model, coeffs, about, limits, reject_sigma,
+                                       max_iterations, first_rejection=0, background=background, prior=prior)[:3]
     coeffs["beta"] = 1.0 / coeffs["inverse_beta"]
     coeffs["width"] = coeffs["width"] / _half_width_per_alpha(float(coeffs["beta"][0]))
     beta = float(np.clip(coeffs["beta"][0], *beta_limits))

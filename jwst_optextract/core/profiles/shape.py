@@ -25,7 +25,8 @@ from ..pixels import Variances
 from ..scene import SceneBackground
 from ..trace import _scaled, collapse_integrations
 
-__all__ = ["LegendreCentre", "ShapeFit", "center_start", "constant_series", "fit_shape", "legendre_from_values",
+__all__ = ["LegendreCentre", "ShapeFit", "center_start", "constant_series", "fit_shape", "held_chi2_increase",
+           "legendre_from_values",
            "mean_data", "normalised"]
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,9 @@ class ShapeFit(NamedTuple):
     """Number of pixels used."""
     used: np.ndarray
     """``(ny, nx)``: True for the pixels used (good, not rejected as outliers)."""
+    precision: np.ndarray
+    """Normal matrix of the coefficients at the last accepted step (the prior's weights included): the inverse of
+    their covariance, the coefficients in the order of ``coeffs``, each parameter's series in turn."""
 
 
 def fit_shape(
@@ -238,7 +242,27 @@ def fit_shape(
     if not converged and accepted is not None:
         coeffs = accepted["coeffs"]
     used = accepted["iv"] > 0
-    return ShapeFit(coeffs, accepted["chi2"] - penalty(accepted["coeffs"]), int(np.sum(used)), used)
+    return ShapeFit(coeffs, accepted["chi2"] - penalty(accepted["coeffs"]), int(np.sum(used)), used,
+                    accepted["normal"])
+
+
+def held_chi2_increase(coeffs: dict, precision: np.ndarray, degrees: dict) -> float:
+    """Predicted rise of a fit's chi-square were each series of ``coeffs`` cut to the degree ``degrees`` gives.
+
+    The Wald statistic ``c_R^T (C_RR)^-1 c_R`` of the coefficients ``c_R``
+    held at zero, ``C`` the inverse of ``precision`` (`ShapeFit`): what the
+    fit of the simpler, nested model would lose to within its quadratic
+    approximation, without fitting it. A series not in ``degrees`` is kept.
+    """
+    held = np.concatenate([np.arange(value.size) > degrees.get(name, value.size) for name, value in coeffs.items()])
+    if not held.any():
+        return 0.0
+    values = np.concatenate([np.asarray(value, float) for value in coeffs.values()])
+    try:
+        covariance = np.linalg.inv(precision)[np.ix_(held, held)]
+        return float(values[held] @ np.linalg.solve(covariance, values[held]))
+    except np.linalg.LinAlgError:
+        return float("nan")
 
 
 _MAX_DAMPINGS = 8

@@ -246,9 +246,9 @@ def fit_template_profile(
         g, d_stretch = profile.pixels(ny, values["center"], float(values["stretch"][0]))
         return g, {"stretch": d_stretch}
 
-    coeffs, chi2, n_pixels, _ = fit_shape(image, mask, vr, vp, model, {"stretch": np.ones(1)},
-                                          np.asarray(center, float), {"stretch": stretch_limits}, reject_sigma,
-                                          max_iterations, first_rejection=0)
+    coeffs, chi2, n_pixels = fit_shape(image, mask, vr, vp, model, {"stretch": np.ones(1)},
+                                       np.asarray(center, float), {"stretch": stretch_limits}, reject_sigma,
+                                       max_iterations, first_rejection=0)[:3]
     profile.stretch, profile.chi2, profile.n_pixels = float(coeffs["stretch"][0]), chi2, n_pixels
     log.info("Template profile: fitted stretch %.4f", profile.stretch)
     return profile
