@@ -17,6 +17,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import asdf.schema
 import numpy as np
 from astropy.table import Table
 from jwst.datamodels.utils import flat_multispec
@@ -137,7 +138,7 @@ def to_specmodel(slit: SlitData, parent, spectrum: Spectrum, units: FluxUnits):
         table = np.zeros(int(keep.sum()), dtype=_spec_table_dtype())
         for name, values in columns:
             table[name] = values
-        spec = datamodels.SpecModel(spec_table=table, validate_on_assignment=False)
+        spec = datamodels.SpecModel(spec_table=table, validate_on_assignment=False, schema=_spec_schema())
     else:
         spec = _tso_specmodel(columns, (spectrum.flux.shape[0], int(keep.sum())), parent)
     _set_units(spec, units)
@@ -148,6 +149,17 @@ def to_specmodel(slit: SlitData, parent, spectrum: Spectrum, units: FluxUnits):
 @functools.cache
 def _spec_table_dtype() -> np.dtype:
     return datamodels.SpecModel().get_dtype("spec_table")
+
+
+@functools.cache
+def _spec_schema() -> dict:
+    """SpecModel's schema, its references resolved, loaded once.
+
+    Read only: stdatamodels merges it into a new tree for each model. Left
+    to itself, it gets a deep copy of asdf's cached schema for every model,
+    which was half the time of making a slit's SpecModel.
+    """
+    return asdf.schema.load_schema(datamodels.SpecModel.schema_url, resolve_references=True)
 
 
 def _columns(spectrum: Spectrum, units: FluxUnits, keep: np.ndarray) -> Iterator[tuple[str, np.ndarray | float]]:
