@@ -142,3 +142,23 @@ def test_trace_leaves_out_only_a_simple_gaussian_it_could_not_choose(monkeypatch
     assert len(both) == 2 and len(fitted) == (1 if skipped else 2)
     np.testing.assert_array_equal(trace.center, reference.center)
     np.testing.assert_array_equal(trace.gaussian.sigma, reference.gaussian.sigma)
+
+
+@pytest.mark.parametrize("flux, measured", [(20.0, False), (0.02, True)], ids=["bright", "faint"])
+def test_detection_is_measured_with_the_background_only_where_in_doubt(monkeypatch, flux, measured):
+    """A source whose held-background S/N is far above the threshold is detected without the scene fit that
+    measures it with the background's uncertainty; near the threshold that fit decides, as before."""
+    from jwst_optextract import simulate
+    from jwst_optextract.drivers import fit
+
+    model, _ = simulate.make_slit(nx=1024, ny=30, width=1.0, flux=flux, background=1.0, seed=13)
+    calls = []
+    original = fit._snr
+    monkeypatch.setattr(fit, "_snr", lambda *args: calls.append(original(*args)) or calls[-1])
+    _, trace = _fitted_trace_gaussians(monkeypatch, model, 10.0)
+    assert bool(calls) == measured
+    if measured:
+        held = trace.gaussian.held_background_snr
+        assert held < fit.CLEAR_DETECTION * 5.0 and 0.8 < calls[0] / held < 1.3
+    else:
+        assert trace.detected and trace.gaussian.held_background_snr > fit.CLEAR_DETECTION * 5.0

@@ -103,6 +103,8 @@ class GaussianProfile(LegendreCentre, Profile):
     """The pixels of the fit's (mean) image it used: good and not rejected as outliers."""
     precision: np.ndarray | None = field(default=None, repr=False, compare=False)
     """The fit's normal matrix of the centre's coefficients (when fitted), then the width's (`ShapeFit`)."""
+    held_background_snr: float = np.nan
+    """The fit's total signal to noise with its background held (`ShapeFit.snr`): an upper estimate."""
 
     @property
     def sigma(self) -> np.ndarray:
@@ -239,6 +241,6 @@ def fit_gaussian_profile(
                        first_rejection, background=background, prior=prior)
     return GaussianProfile(center_coeffs=fitted.coeffs.get("center", np.zeros(1)), sigma_coeffs=fitted.coeffs["width"],
                            nx=nx, ny=ny, base=base, chi2=fitted.chi2, n_pixels=fitted.n_pixels, used=fitted.used,
-                           precision=fitted.precision)
+                           precision=fitted.precision, held_background_snr=fitted.snr)
 
 

@@ -73,6 +73,9 @@ class ShapeFit(NamedTuple):
     precision: np.ndarray
     """Normal matrix of the coefficients at the last accepted step (the prior's weights included): the inverse of
     their covariance, the coefficients in the order of ``coeffs``, each parameter's series in turn."""
+    snr: float
+    """Total signal to noise of the fluxes at the last accepted step, with the background held at its fit: an upper
+    estimate of the flux's, whose uncertainty the background's adds to."""
 
 
 def fit_shape(
@@ -214,7 +217,7 @@ def fit_shape(
                 normal = normal + np.diag(prior_weight)
                 rhs = rhs + prior_weight * (prior_mean - np.concatenate([coeffs[a] for a in names]))
             accepted = {"coeffs": coeffs, "normal": normal, "rhs": rhs, "chi2": chi2, "iv": iv, "resid": resid,
-                        "penalty": penalty(coeffs)}
+                        "penalty": penalty(coeffs), "g": g, "flux": flux}
             damping = damping / 10.0 if damping > 1e-6 else 0.0
         for _ in range(_MAX_DAMPINGS):
             damped = normal + damping * np.diag(np.diag(normal))
@@ -243,7 +246,16 @@ def fit_shape(
         coeffs = accepted["coeffs"]
     used = accepted["iv"] > 0
     return ShapeFit(coeffs, accepted["chi2"] - penalty(accepted["coeffs"]), int(np.sum(used)), used,
-                    accepted["normal"])
+                    accepted["normal"], _held_background_snr(accepted["g"], accepted["flux"], accepted["iv"]))
+
+
+def _held_background_snr(g: np.ndarray, flux: np.ndarray, iv: np.ndarray) -> float:
+    """Total signal to noise of the model ``flux * g``'s fluxes, the background held (its uncertainty not counted)."""
+    column = g.sum(axis=0)
+    information = np.sum(iv * g**2, axis=0)
+    ok = information > 0
+    variance = float(np.sum(column[ok] ** 2 / information[ok]))
+    return float(np.sum(flux[ok] * column[ok]) / np.sqrt(variance)) if variance > 0 else 0.0
 
 
 def held_chi2_increase(coeffs: dict, precision: np.ndarray, degrees: dict) -> float:
