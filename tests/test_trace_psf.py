@@ -183,3 +183,24 @@ def test_a_faint_broad_source_over_a_steeper_gradient_is_found():
     for seed in (3, 4):
         image = np.random.default_rng(seed).normal(source + background, 0.02, (ny, nx))
         assert 13.0 <= peak_row(image, np.ones(image.shape, bool)) <= 19.0
+
+
+@pytest.mark.parametrize("flux", [50.0, 1.0], ids=["bright", "faint"])
+def test_the_coarse_start_of_the_trace_gaussian_reaches_the_same_fit(flux):
+    """Started from a fit to averaged columns, the trace's Gaussian converges where a start at the prior width does."""
+    from jwst_optextract.core.profiles.gaussian import fit_gaussian_profile
+    from jwst_optextract.core.scene import SceneBackground
+
+    model, truth = simulate.make_slit(nx=1024, ny=30, width=(0.9, 1.6), trace_curvature=2.5, trace_tilt=1.5,
+                                      flux=flux, background=2.0, cosmic_ray_fraction=0.003, seed=21)
+    slit = read_slit(model, model, "coarse")
+    fits = [fit_gaussian_profile(slit.data, slit.good, slit.var_rnoise, slit.var_poisson, slit.source_trace,
+                                 sigma_guess=0.9, center_degree=0, sigma_degree=2, base=slit.source_trace,
+                                 background=SceneBackground("smooth"), width_prior=0.9, coarse_columns=coarse)
+            for coarse in (0, 16)]
+    # both within a small fraction of the width's error of each other, and of the truth
+    error = 1.0 / np.sqrt(fits[0].precision[-1, -1])  # of the width's highest coefficient: the least determined
+    np.testing.assert_allclose(fits[1].sigma, fits[0].sigma, atol=0.3 * error)
+    np.testing.assert_allclose(fits[1].center, fits[0].center, atol=0.01)
+    assert abs(fits[1].chi2 - fits[0].chi2) < 1.0
+    assert np.max(np.abs(fits[1].sigma - truth.width) / truth.width) < (0.02 if flux > 10 else 0.15)

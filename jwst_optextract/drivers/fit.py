@@ -329,6 +329,7 @@ def _fit_gaussian(slit: SlitData, params: FitParameters, start: np.ndarray | Non
             sigma_guess=params.psf_sigma if previous is None else previous.sigma, center_degree=degrees[0],
             sigma_degree=degrees[1], reject_sigma=params.reject_sigma if previous is None else None, base=base,
             background=params.background, width_prior=params.psf_sigma if params.background.fitted else None,
+            coarse_columns=COARSE_COLUMNS if previous is None else 0,
         )
         if _plausible(gaussian, params.psf_sigma):
             fitted[degrees] = gaussian
@@ -358,6 +359,10 @@ def _fit_gaussian(slit: SlitData, params: FitParameters, start: np.ndarray | Non
     coeffs = np.polynomial.legendre.legfit(np.linspace(-1, 1, slit.nx), fallback, params.trace_degree)
     return core.GaussianProfile(coeffs, np.array([params.psf_sigma]), slit.nx, slit.ny), False
 
+
+COARSE_COLUMNS = 16
+"""The trace's Gaussian starts from a fit to the image with this many columns averaged (``coarse_columns`` of
+`~jwst_optextract.core.profiles.gaussian.fit_gaussian_profile`)."""
 
 DECISIVE_LEAD = 10.0
 """The trace's simpler Gaussian is not fitted where the full one's lead over it, predicted from the full fit, is
