@@ -158,7 +158,7 @@ def test_detection_is_measured_with_the_background_only_where_in_doubt(monkeypat
     _, trace = _fitted_trace_gaussians(monkeypatch, model, 10.0)
     assert bool(calls) == measured
     if measured:
-        held = trace.gaussian.held_background_snr
+        held = trace.gaussian.shape_fit.snr
         assert held < fit.CLEAR_DETECTION * 5.0 and 0.8 < calls[0] / held < 1.3
     else:
-        assert trace.detected and trace.gaussian.held_background_snr > fit.CLEAR_DETECTION * 5.0
+        assert trace.detected and trace.gaussian.shape_fit.snr > fit.CLEAR_DETECTION * 5.0

@@ -199,7 +199,7 @@ def test_the_coarse_start_of_the_trace_gaussian_reaches_the_same_fit(flux):
                                  background=SceneBackground("smooth"), width_prior=0.9, coarse_columns=coarse)
             for coarse in (0, 16)]
     # both within a small fraction of the width's error of each other, and of the truth
-    error = 1.0 / np.sqrt(fits[0].precision[-1, -1])  # of the width's highest coefficient: the least determined
+    error = 1.0 / np.sqrt(fits[0].shape_fit.precision[-1, -1])  # the width's highest coefficient's: the least known
     np.testing.assert_allclose(fits[1].sigma, fits[0].sigma, atol=0.3 * error)
     np.testing.assert_allclose(fits[1].center, fits[0].center, atol=0.01)
     assert abs(fits[1].chi2 - fits[0].chi2) < 1.0

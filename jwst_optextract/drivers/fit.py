@@ -99,11 +99,9 @@ def fit_trace(slit: SlitData, params: FitParameters) -> TraceFit:
     gaussian, detected = _fit_gaussian(slit, params)
     trace = TraceFit(slit.name, gaussian.center, detected=detected, gaussian=gaussian, method=_trace_method(params))
     mean = slit.mean_image()
-    if detected:
-        positive = core.optimal_extract(mean.image, gaussian.evaluate(gaussian.ny, gaussian.center), mean.var_rnoise,
-                                        mean.var_poisson, mask=mean.good)
-        variance = mean.variances.total()
-        trace.negative_offsets = negative_traces(mean.image, mean.good, trace.center, positive.flux, variance)
+    if detected:  # the fluxes of the fit are the matched filter that finds the negative images
+        trace.negative_offsets = negative_traces(mean.image, mean.good, trace.center, gaussian.shape_fit.flux,
+                                                 mean.variances.total())
     if trace.negative_offsets.size:
         log.info("Slit %s: negative traces at %s pixels from the trace; refitting without them", slit.name,
                  ", ".join(f"{o:+.0f}" for o in trace.negative_offsets))
@@ -416,7 +414,7 @@ detected without measuring it with the background's uncertainty (on the scorecar
 
 def _detected(slit: SlitData, gaussian: core.GaussianProfile, mask: np.ndarray | None, params: FitParameters) -> bool:
     """Whether the flux extracted with the trace Gaussian has a total signal to noise of ``params.detection_snr``."""
-    if gaussian.held_background_snr >= CLEAR_DETECTION * params.detection_snr:
+    if gaussian.shape_fit is not None and gaussian.shape_fit.snr >= CLEAR_DETECTION * params.detection_snr:
         return True
     return _snr(slit, gaussian, mask, params.background, params.reject_sigma) >= params.detection_snr
 

@@ -19,8 +19,8 @@ from ..scene import SceneBackground
 from ..trace import _scaled
 from .base import Profile, ProfileProblem, register
 from .shape import (
-    LegendreCentre, center_start, constant_series, fit_shape, held_chi2_increase, legendre_from_values, mean_data,
-    normalised,
+    LegendreCentre, ShapeFit, center_start, constant_series, fit_shape, held_chi2_increase, legendre_from_values,
+    mean_data, normalised,
 )
 
 __all__ = ["GaussianProfile", "fit_gaussian_profile", "gaussian_profile"]
@@ -103,10 +103,8 @@ class GaussianProfile(LegendreCentre, Profile):
     n_pixels: int = 0
     used: np.ndarray | None = field(default=None, repr=False, compare=False)
     """The pixels of the fit's (mean) image it used: good and not rejected as outliers."""
-    precision: np.ndarray | None = field(default=None, repr=False, compare=False)
-    """The fit's normal matrix of the centre's coefficients (when fitted), then the width's (`ShapeFit`)."""
-    held_background_snr: float = np.nan
-    """The fit's total signal to noise with its background held (`ShapeFit.snr`): an upper estimate."""
+    shape_fit: ShapeFit | None = field(default=None, repr=False, compare=False)
+    """What the fit that made this profile left besides its coefficients (its normal matrix, fluxes, S/N), or None."""
 
     @property
     def sigma(self) -> np.ndarray:
@@ -128,14 +126,11 @@ class GaussianProfile(LegendreCentre, Profile):
 
         See `~jwst_optextract.core.profiles.shape.held_chi2_increase`; NaN when the fit left no normal matrix.
         """
-        if self.precision is None:
+        if self.shape_fit is None:
             return float("nan")
-        coeffs = {"width": self.sigma_coeffs}
-        if self.precision.shape[0] > self.sigma_coeffs.size:  # the centre was fitted too, its series first
-            coeffs = {"center": self.center_coeffs, **coeffs}
         degrees = {"width": sigma_degree} if center_degree is None else {"center": center_degree,
                                                                          "width": sigma_degree}
-        return held_chi2_increase(coeffs, self.precision, degrees)
+        return held_chi2_increase(self.shape_fit.coeffs, self.shape_fit.precision, degrees)
 
     def to_entry(self) -> dict[str, Any]:
         return {"sigma": self.sigma, "coefficients": np.asarray(self.sigma_coeffs, float)}
@@ -253,7 +248,7 @@ def fit_gaussian_profile(
                        first_rejection, background=background, prior=prior)
     return GaussianProfile(center_coeffs=fitted.coeffs.get("center", np.zeros(1)), sigma_coeffs=fitted.coeffs["width"],
                            nx=nx, ny=ny, base=base, chi2=fitted.chi2, n_pixels=fitted.n_pixels, used=fitted.used,
-                           precision=fitted.precision, held_background_snr=fitted.snr)
+                           shape_fit=fitted)
 
 
 MIN_COARSE_COLUMNS = 32

@@ -76,6 +76,8 @@ class ShapeFit(NamedTuple):
     snr: float
     """Total signal to noise of the fluxes at the last accepted step, with the background held at its fit: an upper
     estimate of the flux's, whose uncertainty the background's adds to."""
+    flux: np.ndarray
+    """``(nx,)`` flux of every column at the last accepted step (of its profile normalised to one over the rows)."""
 
 
 def fit_shape(
@@ -246,7 +248,8 @@ def fit_shape(
         coeffs = accepted["coeffs"]
     used = accepted["iv"] > 0
     return ShapeFit(coeffs, accepted["chi2"] - penalty(accepted["coeffs"]), int(np.sum(used)), used,
-                    accepted["normal"], _held_background_snr(accepted["g"], accepted["flux"], accepted["iv"]))
+                    accepted["normal"], _held_background_snr(accepted["g"], accepted["flux"], accepted["iv"]),
+                    accepted["flux"] * accepted["g"].sum(axis=0))
 
 
 def _held_background_snr(g: np.ndarray, flux: np.ndarray, iv: np.ndarray) -> float:
