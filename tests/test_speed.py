@@ -162,3 +162,29 @@ def test_detection_is_measured_with_the_background_only_where_in_doubt(monkeypat
         assert held < fit.CLEAR_DETECTION * 5.0 and 0.8 < calls[0] / held < 1.3
     else:
         assert trace.detected and trace.gaussian.shape_fit.snr > fit.CLEAR_DETECTION * 5.0
+
+
+@pytest.mark.parametrize("half_rows", [False, True], ids=["grid", "grouped"])
+def test_medians_of_light_extent_are_numpys_per_offset(half_rows):
+    """`light_extent`'s medians of every offset from the trace, made at once, are numpy's, one offset at a time
+    (ties and bad pixels included; with centres exactly half a row off a row, two rows share an offset)."""
+    from jwst_optextract.core.profiles.spline import _offset_medians
+
+    rng = np.random.default_rng(8)
+    ny, nx = 23, 301
+    center = ny / 2 + np.linspace(-2.0, 2.5, nx) + 0.01
+    if half_rows:
+        center = np.round(center * 2) / 2
+    values = np.round(rng.normal(size=(ny, nx)), 1)  # ties
+    good = rng.random((ny, nx)) > 0.1
+    offsets = np.rint(np.arange(ny)[:, None] - center[None, :]).astype(int)
+    index = offsets - offsets.min()
+    count = np.bincount(index[good], minlength=index.max() + 1)
+    medians = _offset_medians(index, good, values, count)
+    for k, n in enumerate(count):
+        at = good & (index == k)
+        assert n == at.sum()
+        if n:
+            assert medians[k] == np.median(values[at])
+        else:
+            assert np.isnan(medians[k])

@@ -26,6 +26,7 @@ from scipy.interpolate import BSpline
 from scipy.sparse.linalg import spsolve
 
 from ..optimal import optimal_extract, sharp_along_dispersion
+from ..robust import nanmedian
 from ..scene import SceneBackground
 from .base import PROFILES, Profile, ProfileProblem, register
 
@@ -317,11 +318,12 @@ def light_extent(source: np.ndarray, good: np.ndarray, variance: np.ndarray, cen
     lowest = offsets.min()
     level = np.full(offsets.max() - lowest + 1, -np.inf)
     noise = np.full(level.size, np.inf)
-    for index in range(level.size):
-        at = (offsets == index + lowest) & good & (variance > 0)
-        if at.sum() >= max(8, nx // 4):
-            level[index] = np.median(source[at])
-            noise[index] = 1.25 * np.sqrt(np.median(variance[at]) / at.sum())
+    at = good & (variance > 0) & np.isfinite(source)
+    index = offsets - lowest
+    count = np.bincount(index[at], minlength=level.size)
+    enough = count >= max(8, nx // 4)
+    level[enough] = _offset_medians(index, at, source, count)[enough]
+    noise[enough] = 1.25 * np.sqrt(_offset_medians(index, at, variance, count)[enough] / count[enough])
     offset_of = np.arange(level.size) + lowest
     measured = np.isfinite(level)
     extent = (0.0, 0.0)
@@ -339,6 +341,31 @@ def light_extent(source: np.ndarray, good: np.ndarray, variance: np.ndarray, cen
         coeffs = np.polynomial.polynomial.polyfit(offset_of[beyond], level[beyond], degree, w=weights)
         level = np.where(measured, level - np.polynomial.polynomial.polyval(offset_of, coeffs), level)
     return extent
+
+
+def _offset_medians(index: np.ndarray, at: np.ndarray, values: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """The median of the ``(ny, nx)`` ``values`` at each offset ``index`` from the trace, over the pixels ``at``.
+
+    Where every column has one row at each offset (the rows' offsets step by
+    one: no trace centre exactly half a row off a row), the offsets and columns
+    make a grid, and its rows' medians are taken at once; else the pixels are
+    grouped by offset (`_grouped_median`).
+    """
+    if not np.all(np.diff(index, axis=0) == 1):
+        return _grouped_median(index[at], values[at], count)
+    grid = np.full((count.size, index.shape[1]), np.nan)
+    grid[index[at], np.nonzero(at)[1]] = values[at]
+    return nanmedian(grid, axis=-1)
+
+
+def _grouped_median(group: np.ndarray, values: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """The median of ``values`` in each group (``group`` its index, ``count`` the sizes), as `numpy.median` gives
+    it; NaN for an empty group. One sort for all groups."""
+    ordered = values[np.lexsort((values, group))]
+    start = np.concatenate([[0], np.cumsum(count)[:-1]])
+    low = ordered[np.minimum(start + (count - 1) // 2, ordered.size - 1)] if ordered.size else np.zeros(count.size)
+    high = ordered[np.minimum(start + count // 2, ordered.size - 1)] if ordered.size else np.zeros(count.size)
+    return np.where(count > 0, np.where(low == high, low, 0.5 * (low + high)), np.nan)
 
 
 def _significant_run(significant: np.ndarray, lowest: int) -> tuple[float, float]:
