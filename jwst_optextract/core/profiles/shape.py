@@ -26,8 +26,7 @@ from ..scene import SceneBackground
 from ..trace import _scaled, collapse_integrations
 
 __all__ = ["LegendreCentre", "ShapeFit", "center_start", "constant_series", "fit_shape", "held_chi2_increase",
-           "legendre_from_values",
-           "mean_data", "normalised"]
+           "legendre_from_values", "mean_data", "normalised"]
 
 log = logging.getLogger(__name__)
 
