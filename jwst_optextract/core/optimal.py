@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .pixels import VarianceComponents
-from .robust import nanmedian, neighbour_median
+from .robust import nanmedian
 
 __all__ = ["OptimalResult", "optimal_extract", "sharp_along_dispersion"]
 
@@ -199,7 +199,7 @@ def _extract_chunk(data, P, vr, vp, vf, mask, out, reject_sigma, max_iterations,
     valid = (coverage >= min_coverage) & (sol["inv_var"] > 0) & np.isfinite(sol["flux"])
     nan = np.where(valid, 1, np.nan).astype(D.dtype)
     if "inverse_variance" in out:
-        final = None if terms is None else (terms[0], terms[1], neighbour_median(sol["flux"], POISSON_NEIGHBOURS))
+        final = None if terms is None else (terms[0], terms[1], sol["flux"])
         V = _model_variance(D.shape, vr, vf, final, P_pos, out=out["inverse_variance"])
         _inverse(V, ~good)
     sum_p2 = _wsum(P, P)
@@ -331,17 +331,10 @@ def poisson_terms(D, P, P_pos, vr, vp, vf, good, bad, window: int = 31):  # wind
     finite, ``bad`` is ``~good`` or None if all pixels are good, ``P_pos`` is
     ``max(P, 0)``.
 
-    The source term of a column follows the first flux estimate of its
-    neighbours (`POISSON_NEIGHBOURS` each side), not its own: a weight that
-    follows the column's own noise (lower where it fluctuated up) biases the
-    flux low, and a variance that does makes an inverse-variance mean of
-    exposures low by most of a sigma of a bright spectrum's total.
-
     Returns
     -------
     a, q, flux : ndarray
-        Per-column arrays ``(..., nx)``; ``flux`` is the median first flux
-        estimate of the column's neighbours.
+        Per-column arrays ``(..., nx)``; ``flux`` is the first flux estimate.
     """
     g = good.astype(P.dtype)
     gp = g * P
@@ -364,7 +357,7 @@ def poisson_terms(D, P, P_pos, vr, vp, vf, good, bad, window: int = 31):  # wind
     median_b, median_f, a = _block_median(np.stack([b, np.clip(flux, 0, None), a]), window)
     with np.errstate(invalid="ignore", divide="ignore"):
         q = np.where(median_f > 0, median_b / median_f, 0)
-    return a, q, neighbour_median(flux, POISSON_NEIGHBOURS)
+    return a, q, flux
 
 
 def _block_median(values: np.ndarray, window: int) -> np.ndarray:
@@ -392,8 +385,8 @@ def _reject_outliers(D, P, vr, vf, terms, good, sol, coverage, out, reject_sigma
     ``out["n_rejected"]`` set. After the full first pass only the columns with
     an outlier are gathered, as ``(n_columns, ny, 1)`` arrays, and solved again;
     each iteration keeps only the columns that still have one. The modelled
-    Poisson variance of a column is its neighbours' (an outlier does not pull
-    it up), and its outliers are looked for again against each new solution: a second
+    Poisson variance of a column follows its flux as outliers leave it, and
+    its outliers are looked for again against each new solution: a second
     cosmic ray in a column, below its model while the first one pulled it up,
     shows only once the first is gone.
     """
@@ -421,18 +414,18 @@ def _reject_outliers(D, P, vr, vf, terms, good, sol, coverage, out, reject_sigma
     neighbours = _neighbour_residuals(chi, sol["flux"], sel)
     d, p, r, f, g = (_gather(a, sel) for a in (D, P, vr, vf, good))
     p_pos = np.maximum(p, 0)
-    a_col, q_col, near_col = (None, None, None) if terms is None else (t[sel][:, None] for t in terms)
+    a_col, q_col = (None, None) if terms is None else (terms[0][sel][:, None], terms[1][sel][:, None])
     rej = np.zeros_like(g)
     result = {k: sol[k][sel][:, None] for k in _RESULT_KEYS}
     todo = np.arange(len(g))
     row = np.argmax(np.where(c, z, -np.inf), axis=-2)[:, 0]
 
-    def variance(todo):
-        """The modelled variance of the columns ``todo`` (its source term their neighbours', outliers or not)."""
-        poisson = None if terms is None else (a_col[todo], q_col[todo], near_col[todo])
+    def variance(todo, flux):
+        """The modelled variance of the columns ``todo`` for their ``flux``."""
+        poisson = None if terms is None else (a_col[todo], q_col[todo], flux)
         return _model_variance(d[todo].shape, r[todo], None if f is None else f[todo], poisson, p_pos[todo])
 
-    V = variance(todo)
+    V = variance(todo, result["flux"])
     for _ in range(max_iterations):
         g[todo, row] = False
         rej[todo, row] = True
@@ -441,7 +434,8 @@ def _reject_outliers(D, P, vr, vf, terms, good, sol, coverage, out, reject_sigma
         g[todo] = ~bad
         for k in _RESULT_KEYS:
             result[k][todo] = s[k]
-        V = variance(todo)
+        # judged, and solved next, with the variance of the new flux, no longer pulled up by the outlier
+        V = variance(todo, s["flux"])
         with np.errstate(invalid="ignore", divide="ignore"):
             chi_t = (d_t - s["flux"][..., None, :] * p_t) / np.sqrt(V)
         sharp = _sharper_than(chi_t[..., 0], s["flux"][:, 0], *(a[todo] for a in neighbours), threshold)
@@ -534,9 +528,6 @@ def sharp_along_dispersion(chi: np.ndarray, flux: np.ndarray, pixels: tuple, thr
 
 _NEIGHBOURS = 2
 """Columns either side whose residuals a pixel's is compared with (`sharp_along_dispersion`)."""
-POISSON_NEIGHBOURS = 2
-"""Columns either side whose median flux sets a column's modelled Poisson variance (`poisson_terms`, and the
-scene's weights)."""
 _STEPS = np.array([*range(-_NEIGHBOURS, 0), *range(1, _NEIGHBOURS + 1)])
 """The neighbouring columns' offsets."""
 _MISFIT_SPREAD = 0.1

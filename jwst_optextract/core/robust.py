@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["nanmedian", "neighbour_median"]
+__all__ = ["nanmedian"]
 
 
 def nanmedian(values: np.ndarray, axis: int = -1, keepdims: bool = False) -> np.ndarray:
@@ -25,16 +25,3 @@ def nanmedian(values: np.ndarray, axis: int = -1, keepdims: bool = False) -> np.
         high = np.take_along_axis(ordered, np.minimum(count // 2, n - 1)[..., None], axis=-1)[..., 0]
         median = np.where(count > 0, np.where(low == high, low, 0.5 * (low + high)), np.nan)
     return np.expand_dims(median, axis) if keepdims else median
-
-
-def neighbour_median(values: np.ndarray, half: int = 2) -> np.ndarray:
-    """The median of the ``2 * half`` nearest values along the last axis, the value itself left out.
-
-    Fewer at the ends; where there is no neighbour (one value), the value itself.
-    """
-    n = values.shape[-1]
-    padded = np.pad(np.asarray(values, dtype=float), [(0, 0)] * (values.ndim - 1) + [(half, half)],
-                    constant_values=np.nan)
-    stack = np.stack([padded[..., half + s:half + s + n] for s in range(-half, half + 1) if s != 0], axis=-1)
-    near = nanmedian(stack, axis=-1)
-    return np.where(np.isnan(near), values, near)

@@ -37,9 +37,8 @@ from numpy.polynomial import legendre
 from scipy import sparse
 from scipy.interpolate import BSpline
 
-from .optimal import POISSON_NEIGHBOURS, sharp_along_dispersion
+from .optimal import sharp_along_dispersion
 from .pixels import HasVariances, Variances
-from .robust import neighbour_median
 
 __all__ = ["SCENE_BACKGROUNDS", "SceneBackground", "SceneResult", "fit_scene"]
 
@@ -367,19 +366,13 @@ class _Weights:
             self.median_b = _block_median(self.b, _BLOCK)
 
     def follow(self, flux):
-        """Set the modelled Poisson variance for the source amplitudes ``flux``.
-
-        A column's source term follows the flux of its neighbours, not its own:
-        a weight that follows the column's own noise (lower where it fluctuates
-        up) biases its flux low by about its relative variance, a fraction of a
-        sigma of a bright spectrum's total over hundreds of columns.
-        """
+        """Set the modelled Poisson variance for the source amplitudes ``flux``."""
         if self.b is None:
             return
         f = np.clip(np.nan_to_num(flux), 0, None)
         med_f = _block_median(f, _BLOCK)
         q = np.divide(self.median_b, med_f, out=np.zeros_like(med_f), where=med_f > 0)
-        self.V = self.base + self.a + (q * neighbour_median(f, POISSON_NEIGHBOURS))[:, None, :] * self.P_pos
+        self.V = self.base + self.a + (q * f)[:, None, :] * self.P_pos
 
     def inverse(self, good):
         usable = good & (self.V > 0) & np.isfinite(self.V)
@@ -388,7 +381,6 @@ class _Weights:
 
 _BLOCK = 31
 """Columns per block of the medians that smooth the Poisson-variance model."""
-
 
 
 def _block_median(values: np.ndarray, window: int) -> np.ndarray:
