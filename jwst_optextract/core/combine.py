@@ -282,7 +282,7 @@ def scene_extract(stack: ExposureStack, profile: np.ndarray, background: SceneBa
     """
     vr, vp, vf = (stack.variances[k] for k in ("var_rnoise", "var_poisson", "var_flat"))
     scenes = background.fit(stack.data, profile, vr, vp, vf, mask=stack.good, reject_sigma=reject_sigma,
-                            min_coverage=min_coverage, return_inverse_variance=True)
+                            min_coverage=min_coverage, return_inverse_variance=True, shared_source=True)
     info = np.divide(1.0, scenes.var_total, out=np.zeros(scenes.var_total.shape),
                      where=scenes.valid & (scenes.var_total > 0))
     total = info.sum(axis=0)

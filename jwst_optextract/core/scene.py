@@ -152,6 +152,7 @@ def fit_scene(
     chunk_pixels: int = 1 << 21,
     return_inverse_variance: bool = False,
     with_variance: bool = True,
+    shared_source: bool = False,
 ) -> SceneResult:
     """Fit source amplitudes and background of a slit together, for a given profile.
 
@@ -195,6 +196,17 @@ def fit_scene(
         False leaves the flux variances NaN, for the fits that use only the
         amplitudes, the background and the weights (the profile fits' many
         steps): the background's covariance is then not computed.
+    shared_source : bool
+        The leading indices are exposures of one source, whose fluxes are to
+        be averaged with their inverse variances: every one's modelled Poisson
+        variance follows the exposures' mean flux in the column, not its own.
+        A variance that follows an exposure's own noise (higher where its flux
+        fluctuated up) weighs it less there, and biased such a mean low (by
+        most of a sigma of a bright spectrum's total); one that follows the
+        others' weighs the others less where they fluctuated up, and biased it
+        high by half as much. The mean flux moves the weights of all
+        exposures alike, and follows the spectrum, emission lines and all.
+        Exposures are fitted together only within a chunk of ``chunk_pixels``.
 
     Returns
     -------
@@ -223,7 +235,7 @@ def fit_scene(
                  for a, dt in zip(arrays, (np.float64,) * 5 + (bool,))]
         _fit_chunk(*chunk, model, {k: v[part] for k, v in flat.items()},
                    reject_sigma=reject_sigma or None, max_iterations=max_reject_iterations,
-                   min_coverage=min_coverage, with_variance=with_variance)
+                   min_coverage=min_coverage, with_variance=with_variance, shared_source=shared_source)
     return out
 
 
@@ -249,7 +261,8 @@ def _frames(a, shape, n):
     return np.broadcast_to(a, shape).reshape((n,) + shape[-2:])
 
 
-def _fit_chunk(D, P, vr, vp, vf, mask, model, out, reject_sigma, max_iterations, min_coverage, with_variance):
+def _fit_chunk(D, P, vr, vp, vf, mask, model, out, reject_sigma, max_iterations, min_coverage, with_variance,
+               shared_source=False):
     """Fit ``(n, ny, nx)`` integrations into ``out`` (views of the result's arrays)."""
     shape = D.shape
     good = np.isfinite(D) & np.isfinite(np.broadcast_to(P, shape))
@@ -268,7 +281,7 @@ def _fit_chunk(D, P, vr, vp, vf, mask, model, out, reject_sigma, max_iterations,
     weights = _Weights(D, P, vr, vp, vf, good, _legendre_rows(D.shape[-2], 2))
     rejected = np.zeros(shape, bool)
     sol = model.solve(_Moments.of(D, P, weights.inverse(good), model.L), with_variance=False)
-    weights.follow(sol.flux)  # the Poisson model follows the flux (and again after the rejection)
+    weights.follow(sol.flux, shared_source)  # the Poisson model follows the flux (and again after the rejection)
     iv = weights.inverse(good)
     moments = _Moments.of(D, P, iv, model.L)
     sol = model.solve(moments, with_variance=False)
@@ -298,7 +311,7 @@ def _fit_chunk(D, P, vr, vp, vf, mask, model, out, reject_sigma, max_iterations,
         iv[i, y, x] = 0.0
         sol = model.solve(moments, with_variance=False)
     if rejected.any():
-        weights.follow(sol.flux)
+        weights.follow(sol.flux, shared_source)
         iv = weights.inverse(good)
         moments = _Moments.of(D, P, iv, model.L)
         sol = model.solve(moments, with_variance=with_variance)
@@ -365,11 +378,17 @@ class _Weights:
             self.b = coeffs[..., -1, :].clip(0, None)
             self.median_b = _block_median(self.b, _BLOCK)
 
-    def follow(self, flux):
-        """Set the modelled Poisson variance for the source amplitudes ``flux``."""
+    def follow(self, flux, shared_source: bool = False):
+        """Set the modelled Poisson variance for the source amplitudes ``flux`` ``(n, nx)``.
+
+        With ``shared_source`` every exposure's follows the exposures' mean
+        flux (see `fit_scene`).
+        """
         if self.b is None:
             return
         f = np.clip(np.nan_to_num(flux), 0, None)
+        if shared_source:
+            f = np.broadcast_to(f.mean(axis=0, keepdims=True), f.shape)
         med_f = _block_median(f, _BLOCK)
         q = np.divide(self.median_b, med_f, out=np.zeros_like(med_f), where=med_f > 0)
         self.V = self.base + self.a + (q * f)[:, None, :] * self.P_pos
