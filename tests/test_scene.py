@@ -265,3 +265,18 @@ def test_inverse_variance_mean_of_exposures_of_one_source(shared_source):
     ratio = np.concatenate(variances).mean(axis=0) / np.concatenate(fluxes).var(axis=0)  # reported / empirical
     assert np.all(np.abs(ratio[98:103] - 1) < 0.25), ratio[98:103]  # the line
     assert abs(ratio[:80].mean() - 1) < 0.1, ratio[:80].mean()  # the continuum
+
+
+def test_an_exposure_that_misses_columns_leaves_the_others_variances_alone():
+    """``shared_source``: an exposure with no pixel of some columns (its trace off the detector) does not enter
+    the mean flux the others' Poisson variances follow there."""
+    rng = np.random.default_rng(3)
+    data, var_poisson, var_rnoise, P, _ = next(_photon_limited_exposures(rng, 1))
+    mask = np.ones(data.shape, bool)
+    mask[0, :, 150:] = False
+    with_it = fit_scene(data, P, var_rnoise, var_poisson, mask=mask, background="smooth", degree=2,
+                        reject_sigma=None, shared_source=True)
+    without = fit_scene(data[1:], P, var_rnoise[1:], var_poisson[1:], background="smooth", degree=2,
+                        reject_sigma=None, shared_source=True)
+    np.testing.assert_allclose(with_it.var_total[1:, 160:], without.var_total[:, 160:], rtol=1e-5)
+    assert np.all(np.isnan(with_it.flux[0, 160:]))

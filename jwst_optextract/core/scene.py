@@ -370,6 +370,7 @@ class _Weights:
     def __init__(self, D, P, vr, vp, vf, good, L):
         self.base = Variances(np.broadcast_to(vr, D.shape), flat=vf).signal_independent()
         self.P_pos = np.maximum(P, 0)
+        self.covered = np.any(good & (self.P_pos > 0), axis=-2)  # (n, nx): the columns with some of the source
         self.V = self.base
         self.b = None
         if vp is not None:
@@ -387,8 +388,12 @@ class _Weights:
         if self.b is None:
             return
         f = np.clip(np.nan_to_num(flux), 0, None)
-        if shared_source:
-            f = np.broadcast_to(f.mean(axis=0, keepdims=True), f.shape)
+        if shared_source:  # the mean of the exposures that measure the column
+            measured = self.covered & np.isfinite(flux)
+            count = measured.sum(axis=0, keepdims=True)
+            mean = np.divide(np.where(measured, f, 0.0).sum(axis=0, keepdims=True), count,
+                             out=np.zeros(count.shape), where=count > 0)
+            f = np.broadcast_to(mean, f.shape)
         med_f = _block_median(f, _BLOCK)
         q = np.divide(self.median_b, med_f, out=np.zeros_like(med_f), where=med_f > 0)
         self.V = self.base + self.a + (q * f)[:, None, :] * self.P_pos
