@@ -278,10 +278,10 @@ def _fit_chunk(D, P, vr, vp, vf, mask, model, out, reject_sigma, max_iterations,
     vr = np.zeros(shape[-2:]) if vr is None else np.where(np.isfinite(vr), vr, 0.0)
     vf = None if vf is None else np.where(np.isfinite(vf), vf, 0.0)
     vp = None if vp is None else np.where(good, vp, 0.0)
-    weights = _Weights(D, P, vr, vp, vf, good, _legendre_rows(D.shape[-2], 2))
+    weights = _Weights(D, P, vr, vp, vf, good, _legendre_rows(D.shape[-2], 2), shared_source)
     rejected = np.zeros(shape, bool)
     sol = model.solve(_Moments.of(D, P, weights.inverse(good), model.L), with_variance=False)
-    weights.follow(sol.flux, shared_source)  # the Poisson model follows the flux (and again after the rejection)
+    weights.follow(sol.flux)  # the Poisson model follows the flux (and again after the rejection)
     iv = weights.inverse(good)
     moments = _Moments.of(D, P, iv, model.L)
     sol = model.solve(moments, with_variance=False)
@@ -311,7 +311,7 @@ def _fit_chunk(D, P, vr, vp, vf, mask, model, out, reject_sigma, max_iterations,
         iv[i, y, x] = 0.0
         sol = model.solve(moments, with_variance=False)
     if rejected.any():
-        weights.follow(sol.flux, shared_source)
+        weights.follow(sol.flux)
         iv = weights.inverse(good)
         moments = _Moments.of(D, P, iv, model.L)
         sol = model.solve(moments, with_variance=with_variance)
@@ -367,10 +367,11 @@ class _Weights:
     flux ``f`` of the scene (not a first estimate that the background inflates).
     """
 
-    def __init__(self, D, P, vr, vp, vf, good, L):
+    def __init__(self, D, P, vr, vp, vf, good, L, shared_source: bool = False):
         self.base = Variances(np.broadcast_to(vr, D.shape), flat=vf).signal_independent()
         self.P_pos = np.maximum(P, 0)
-        self.covered = np.any(good & (self.P_pos > 0), axis=-2)  # (n, nx): the columns with some of the source
+        # shared_source: the exposures (n, nx) whose mean flux a column's Poisson variance follows (see `fit_scene`)
+        self.covered = np.any(good & (self.P_pos > 0), axis=-2) if shared_source else None
         self.V = self.base
         self.b = None
         if vp is not None:
@@ -379,16 +380,13 @@ class _Weights:
             self.b = coeffs[..., -1, :].clip(0, None)
             self.median_b = _block_median(self.b, _BLOCK)
 
-    def follow(self, flux, shared_source: bool = False):
-        """Set the modelled Poisson variance for the source amplitudes ``flux`` ``(n, nx)``.
-
-        With ``shared_source`` every exposure's follows the exposures' mean
-        flux (see `fit_scene`).
-        """
+    def follow(self, flux):
+        """Set the modelled Poisson variance for the source amplitudes ``flux`` ``(n, nx)``: each exposure's own,
+        or for a shared source the mean of the exposures that cover the column."""
         if self.b is None:
             return
         f = np.clip(np.nan_to_num(flux), 0, None)
-        if shared_source:  # the mean of the exposures that measure the column
+        if self.covered is not None:
             measured = self.covered & np.isfinite(flux)
             count = measured.sum(axis=0, keepdims=True)
             mean = np.divide(np.where(measured, f, 0.0).sum(axis=0, keepdims=True), count,

@@ -98,13 +98,23 @@ class GaussianProfile(LegendreCentre, Profile):
     ny: int
     base: np.ndarray | None = None
     """A trace the centre polynomial is an offset from (e.g. the WCS trace), or None."""
-    chi2: float = np.nan
-    """Weighted chi-square of the fit, summed over the pixels used."""
-    n_pixels: int = 0
-    used: np.ndarray | None = field(default=None, repr=False, compare=False)
-    """The pixels of the fit's (mean) image it used: good and not rejected as outliers."""
     shape_fit: ShapeFit | None = field(default=None, repr=False, compare=False)
-    """What the fit that made this profile left besides its coefficients (its normal matrix, fluxes, S/N), or None."""
+    """The fit that made this profile (its chi-square, pixels, normal matrix, fluxes and S/N), or None."""
+
+    @property
+    def chi2(self) -> float:
+        """Weighted chi-square of the fit, summed over the pixels used (NaN without a fit)."""
+        return np.nan if self.shape_fit is None else self.shape_fit.chi2
+
+    @property
+    def n_pixels(self) -> int:
+        """Number of pixels the fit used (0 without a fit)."""
+        return 0 if self.shape_fit is None else self.shape_fit.n_pixels
+
+    @property
+    def used(self) -> np.ndarray | None:
+        """The pixels of the fit's (mean) image it used: good and not rejected as outliers (None without a fit)."""
+        return None if self.shape_fit is None else self.shape_fit.used
 
     @property
     def sigma(self) -> np.ndarray:
@@ -247,8 +257,7 @@ def fit_gaussian_profile(
     fitted = fit_shape(image, mask, vr, vp, model, coeffs, about, limits, reject_sigma, max_iterations,
                        first_rejection, background=background, prior=prior)
     return GaussianProfile(center_coeffs=fitted.coeffs.get("center", np.zeros(1)), sigma_coeffs=fitted.coeffs["width"],
-                           nx=nx, ny=ny, base=base, chi2=fitted.chi2, n_pixels=fitted.n_pixels, used=fitted.used,
-                           shape_fit=fitted)
+                           nx=nx, ny=ny, base=base, shape_fit=fitted)
 
 
 MIN_COARSE_COLUMNS = 32
