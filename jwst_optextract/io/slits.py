@@ -24,6 +24,7 @@ from ..core.pixels import Variances
 from ..exceptions import InputError, SlitError
 from .dq import DO_NOT_USE, dq_bits
 from .jwst_modules import extract_1d_module
+from .wcs_source import NIRSPEC_SLIT_TYPES, nirspec_source_position
 
 __all__ = ["MeanImage", "SlitData", "describe_model", "dq_bits", "geometry_cache", "integration_groups",
            "iter_slits", "read_slit", "scene_models", "slit_count", "slit_models", "slit_store", "slit_views",
@@ -321,7 +322,7 @@ def _read_slit(slit, parent, name: str) -> SlitData:
             )
         log.warning("Slit %s: no VAR_* arrays; using ERR**2 as the read-noise variance", name)
         variances["var_rnoise"] = np.square(err, dtype=np.result_type(err.dtype, np.float32))
-    wavelength = _remembered(slit, parent, ("wavelength",), lambda: _wavelength(slit, parent, name, frame))
+    frame_wavelength = _remembered(slit, parent, ("wavelength",), lambda: _wavelength(slit, parent, name, frame))
     bbox = _bounding_box(slit, frame) if isinstance(slit, (datamodels.ImageModel, datamodels.CubeModel)) else None
 
     def canonical(a):
@@ -333,13 +334,14 @@ def _read_slit(slit, parent, name: str) -> SlitData:
 
     data = canonical(data)
     dq = canonical(dq)
-    wavelength = canonical(wavelength)
+    wavelength = canonical(frame_wavelength)
     good = _good_pixels(name, data, dq, [canonical(v) for v in variances.values() if v is not None])
     origin = (0, 0) if bbox is None else (bbox[0].start, bbox[1].start)
     if dispaxis == VERTICAL:
         origin = origin[::-1]
     nx = data.shape[-1]
-    source = _remembered(slit, parent, ("source", origin, nx), lambda: _source_position(slit, parent, origin, nx))
+    source = _remembered(slit, parent, ("source", origin, nx),
+                         lambda: _source_position(slit, parent, frame_wavelength, dispaxis, origin, nx))
     return SlitData(
         name=name,
         model=slit,
@@ -420,8 +422,8 @@ def geometry_cache():
     """Within this block `read_slit` evaluates each slit's WCS once, however many times the slit is read.
 
     The wavelengths and the WCS source position of a slit are the most costly
-    part of reading it (most of it ``location_from_wcs``: some 50 ms a
-    slit), and every step of a pipeline reads every slit again, after the
+    part of reading it (the source position of a real NIRSpec slitlet: some
+    6 ms, see `nirspec_source_position`), and every step of a pipeline reads every slit again, after the
     background step changed its data but not its WCS. Inside the block they
     are kept per slit (the slit's and its exposure's metadata nodes, by
     identity) and handed out as copies, so the slits read are those read
@@ -547,16 +549,28 @@ def _bounding_box(model, frame) -> tuple[slice, slice] | None:
     return (ys, xs) if ys.stop > ys.start and xs.stop > xs.start else None
 
 
-def _source_position(slit, parent, origin: tuple[int, int], nx: int) -> tuple[float | None, np.ndarray | None]:
-    """Cross-dispersion row of the source, and its trace per column, predicted by the WCS (if it can be)."""
-    location_from_wcs = extract_1d_module("source_location").location_from_wcs
+def _source_position(slit, parent, wavelength: np.ndarray, dispaxis: int, origin: tuple[int, int],
+                     nx: int) -> tuple[float | None, np.ndarray | None]:
+    """Cross-dispersion row of the source, and its trace per column, predicted by the WCS (if it can be).
 
+    ``wavelength`` is the whole frame's, in the input's layout. NIRSpec's are
+    projected from the slit position here (`nirspec_source_position`), the
+    others' found by jwst's ``location_from_wcs``.
+    """
+    node = slit if slit is not parent else parent
+    found = None
     try:
-        with warnings.catch_warnings(), _quiet_in_this_thread(location_from_wcs.__module__):
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            _, _, location, trace = location_from_wcs(parent, None if slit is parent else slit, make_trace=True)
+            if parent.meta.exposure.type in NIRSPEC_SLIT_TYPES and dispaxis == HORIZONTAL:
+                found = nirspec_source_position(node, wavelength)
+            if found is None:
+                location_from_wcs = extract_1d_module("source_location").location_from_wcs
+                with _quiet_in_this_thread(location_from_wcs.__module__):
+                    found = location_from_wcs(parent, None if slit is parent else slit, make_trace=True)[2:]
     except Exception:  # noqa: BLE001 -- a synthetic or partial WCS: no prediction
         return None, None
+    location, trace = found
     if location is None or not np.isfinite(location):
         return None, None
     if trace is not None:
