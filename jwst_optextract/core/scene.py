@@ -93,7 +93,7 @@ class SceneBackground:
         L = _legendre_rows(ny, min(self.degree, ny - 2))
         if self.kind == "column":
             return L, sparse.identity(nx, format="csr")
-        return L, sparse.csr_array(_spline_columns(nx, self.knot_spacing))
+        return L, _spline_bases(nx, self.knot_spacing)[1]
 
     def fit(self, data, profile, var_rnoise, var_poisson=None, var_flat=None, mask=None, **kwargs) -> SceneResult:
         """`fit_scene` with this background."""
@@ -524,12 +524,7 @@ class _SmoothBackground:
 
     def __init__(self, ny: int, nx: int, degree: int, knot_spacing: float):
         self.L = _legendre_rows(ny, min(degree, ny - 2))
-        dense = _spline_columns(nx, knot_spacing)  # (nx, M)
-        M = dense.shape[1]
-        self.M = M
-        self.S = sparse.csr_array(dense)
-        self.SS = sparse.csr_array((dense[:, :, None] * dense[:, None, :]).reshape(nx, M * M))
-        self.S_T, self.SS_T = self.S.T.tocsr(), self.SS.T.tocsr()  # transposed once, not at every solve
+        self.M, self.S, self.SS, self.S_T, self.SS_T, self.S2_T = _spline_bases(nx, knot_spacing)
 
     def solve(self, mom: _Moments, with_variance: bool) -> _Solution:
         n, J, nx = mom.u.shape
@@ -540,7 +535,10 @@ class _SmoothBackground:
         normal = (self.SS_T @ Q.reshape(n * J * J, nx).T).reshape(M, M, n, J, J)
         normal = normal.transpose(2, 0, 3, 1, 4).reshape(n, M * J, M * J)
         rhs = (self.S_T @ q.reshape(n * J, nx).T).reshape(M, n, J).transpose(1, 0, 2).reshape(n, M * J)
-        coeffs, system = _solve_small(normal, rhs)
+        # The elimination leaves a coefficient the source's amplitude takes up entirely (no pixel but those under
+        # the source) a diagonal of rounding errors: its information is measured against the background's own.
+        own = self.S2_T @ np.diagonal(mom.m, axis1=1, axis2=2).transpose(0, 2, 1).reshape(n * J, nx).T
+        coeffs, system = _solve_small(normal, rhs, scale=own.reshape(M, n, J).max(axis=(0, 2)))
         c = coeffs.reshape(n, M, J).transpose(1, 0, 2).reshape(M, n * J)
         per_column = (S @ c).reshape(nx, n, J).transpose(1, 2, 0)  # (n, J, nx)
         background = np.matmul(self.L, per_column)
@@ -638,33 +636,52 @@ def _column_model(L: np.ndarray, profile: np.ndarray | None, coeffs: np.ndarray)
     return model if profile is None else model + profile * coeffs[..., J, :]
 
 
-def _solve_small(normal, rhs):
+def _solve_small(normal, rhs, scale=None):
     """Solve a stack of small symmetric systems; rows with no information are held at zero.
 
     A coefficient that no good pixel constrains (a column with no good pixel,
     a spline with no data under it) would make the system singular: a tiny
-    ridge, relative to the largest diagonal element, holds it at zero without
-    changing the others.
+    ridge, relative to the largest diagonal element (or to ``scale``, one per
+    system, where it is larger), holds it at zero without changing the others.
 
     Returns the solutions and the regularised matrices (whose inverse is the
     coefficients' covariance).
     """
-    regular = _regularised(normal)
+    regular = _regularised(normal, scale)
     return np.linalg.solve(regular, rhs[..., None])[..., 0], regular
 
 
-def _regularised(normal):
+def _regularised(normal, scale=None):
     """The normal matrices with `_solve_small`'s ridge on the diagonal."""
     diag = np.einsum("...kk->...k", normal)
-    scale = np.maximum(diag.max(axis=-1, keepdims=True), 1e-300)
+    scale = np.maximum(diag.max(axis=-1, keepdims=True), 1e-300 if scale is None else
+                       np.maximum(np.asarray(scale, float), 1e-300).reshape(diag.shape[:-1] + (1,)))
     ridge = np.where(diag > 1e-12 * scale, 1e-12 * scale, scale)
     return normal + ridge[..., None] * np.eye(normal.shape[-1])
 
 
+@functools.lru_cache(maxsize=64)
 def _legendre_rows(ny: int, degree: int) -> np.ndarray:
-    """``(ny, degree + 1)`` Legendre polynomials of the row, scaled to [-1, 1] over the slit."""
+    """``(ny, degree + 1)`` Legendre polynomials of the row, scaled to [-1, 1] over the slit (read only: shared)."""
     t = np.linspace(-1.0, 1.0, ny) if ny > 1 else np.zeros(1)
-    return legendre.legvander(t, max(degree, 0))
+    rows = legendre.legvander(t, max(degree, 0))
+    rows.flags.writeable = False
+    return rows
+
+
+@functools.lru_cache(maxsize=16)
+def _spline_bases(nx: int, knot_spacing: float):
+    """`_SmoothBackground`'s sparse bases of ``nx`` columns, made once for every slit of that length.
+
+    Returns ``M`` (the number of splines), ``S`` ``(nx, M)``, ``SS`` ``(nx, M * M)`` (the products
+    ``S_m(x) S_l(x)``), the transposes of both, and that of the squares ``S_m(x)**2``.
+    """
+    dense = _spline_columns(nx, knot_spacing)
+    M = dense.shape[1]
+    S = sparse.csr_array(dense)
+    SS = sparse.csr_array((dense[:, :, None] * dense[:, None, :]).reshape(nx, M * M))
+    # transposed once, not at every solve
+    return M, S, SS, S.T.tocsr(), SS.T.tocsr(), sparse.csr_array(dense**2).T.tocsr()
 
 
 def _spline_columns(nx: int, knot_spacing: float) -> np.ndarray:
