@@ -47,3 +47,16 @@ def test_other_inputs_go_to_datamodels_open(tmp_path, mos_file):
     fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.zeros((4, 5), np.float32), name="SCI")]).writeto(image)
     with pytest.warns(Warning, match="model_type not found"):  # guessed from its shape, as jwst does
         assert isinstance(open_datamodel(image), datamodels.ImageModel)
+
+
+def test_the_tree_is_not_validated_again_and_asdf_s_setting_is_left_alone(mos_file, monkeypatch):
+    import asdf
+
+    validated = []
+    original = asdf.AsdfFile._validate
+    monkeypatch.setattr(asdf.AsdfFile, "_validate", lambda *a, **k: validated.append(1) or original(*a, **k))
+    open_datamodel(mos_file)
+    assert not validated  # asdf validated it when it was written
+    assert asdf.get_config().validate_on_read
+    datamodels.open(mos_file)
+    assert validated  # what is skipped
