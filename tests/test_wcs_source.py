@@ -80,11 +80,12 @@ def test_a_box_that_starts_past_column_zero_keeps_its_columns():
     assert np.nanmax(np.abs(jwst_trace[20:] - truth.trace[20:])) > 0.5  # its columns are shifted by 20
 
 
-def test_no_slit_position_or_one_outside_the_box_gives_none():
+def test_no_slit_position_or_one_outside_the_box_gives_none(caplog):
     _, slit, _ = _one_slit()
     wavelength = _wavelength(slit, "NRS_MSASPEC")
     slit.source_ypos = 5.0  # five slit lengths away
     assert nirspec_source_position(slit, wavelength) == (None, None)
+    assert "outside the bounding box" in caplog.text
     slit.source_ypos = None
     assert nirspec_source_position(slit, wavelength) == (None, None)
 

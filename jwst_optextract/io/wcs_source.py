@@ -84,7 +84,9 @@ def nirspec_source_position(node, wavelength: np.ndarray) -> tuple[float | None,
     x, y = np.asarray(x, float), np.asarray(y, float)
     location = float(y[-1])
     if not np.isfinite(location) or not y0 <= location <= y1:
-        log.debug("The WCS puts the source at row %.2f, outside the bounding box (%.1f, %.1f)", location, y0, y1)
+        log.warning("Slit %s: the WCS puts the source (slit position %.3f, %.3f) at row %.2f, outside the bounding "
+                    "box (rows %.1f to %.1f): no source position from the WCS", getattr(node, "name", None) or "",
+                    xpos, ypos, location, y0, y1)
         return None, None
     trace = np.full(nx, np.nan)
     trace[columns] = _linear(x[:-1], y[:-1], np.arange(columns.start, columns.stop, dtype=float))
