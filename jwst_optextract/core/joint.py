@@ -18,7 +18,7 @@ from .combine import ExposureStack, source_model
 from .profiles import gaussian_profile, moffat_profile, pair_profile
 from .profiles.choice import MOFFAT_MIN_SNR, SHAPES_MIN_SNR, akaike
 from .profiles.moffat import BETA_LIMITS, START_BETA, alpha_for_sigma, sigma_for_alpha
-from .profiles.pair import SEPARATION_MIN, SHARE_LIMITS, pair_starts
+from .profiles.pair import APART_STARTS, SEPARATION_MIN, SHARE_LIMITS, pair_starts
 from .psf_prior import PsfPrior
 
 __all__ = ["JointShape", "joint_shape", "refine_jointly"]
@@ -106,11 +106,8 @@ def joint_shape(work: ExposureStack, centers: np.ndarray, gaussian: JointShape, 
         fits = [moffat] if kinds == ("moffat",) else [*fits, moffat]
     # As optx_psf's auto, the pair from a median S/N of 1 per column: a faint double's Gaussian was 10 % high.
     if "pair" in kinds and cost is not None and (kinds == ("pair",) or column_snr >= MOFFAT_MIN_SNR):
-        pairs = []
-        for separation, sigma in pair_starts(fitted.sigma):
-            start = JointShape("pair", sigma, separation=separation, share=np.full(fitted.width.size, 0.5),
-                               offset=-separation / 2.0)
-            pairs.append(refine_jointly(work, fitted_centers, start, degree, detection_snr))
+        pairs = [refine_jointly(work, fitted_centers, start, degree, detection_snr)
+                 for start in _pair_starts(work, fitted_centers, fitted)]
         pairs = [fit for fit in pairs if fit[2] is not None]
         if pairs:
             pair = min(pairs, key=lambda fit: fit[2])
@@ -126,6 +123,54 @@ def joint_shape(work: ExposureStack, centers: np.ndarray, gaussian: JointShape, 
         log.info("Joint profile of all exposures: %s (chi2 %s)", best.kind,
                  ", ".join(f"{fit[1].kind} {fit[2]:.1f}" for fit in detected))
     return best_centers, best
+
+
+PAIR_STARTS_REFINED = 3
+"""The pair's starts (`_pair_starts`) whose fits are carried through: those whose start fits the exposures best."""
+
+
+def _pair_starts(work: ExposureStack, centers: np.ndarray, gaussian: JointShape) -> list[JointShape]:
+    """The pairs a joint pair fit starts from: the `PAIR_STARTS_REFINED` of them that fit the exposures best.
+
+    As `optx_psf`'s pair: an even pair about the trace at a few separations
+    in units of the Gaussian's width (`pair_starts`), and one source on the
+    trace with the other above or below it (`APART_STARTS`): a Gaussian
+    fitted across two sources 4 px apart takes the brighter one, and no
+    multiple of its width reaches the other (a nod set's pair stalled at
+    1.1 to 2.0 px apart, its spline then -0.8 %, -7.9 sigma). Each start is
+    judged by the chi-square of its profile, the fluxes solved (one
+    evaluation); only the best are fitted.
+    """
+    ny, nx = work.data.shape[1:]
+    even = np.full(nx, 0.5)
+    starts = [JointShape("pair", sigma, separation=separation, share=even, offset=-separation / 2.0)
+              for separation, sigma in pair_starts(gaussian.sigma)]
+    starts += [JointShape("pair", gaussian.sigma, separation=separation, share=even, offset=offset)
+               for separation in APART_STARTS if separation < ny / 2.0 for offset in (0.0, -separation)]
+    if len(starts) <= PAIR_STARTS_REFINED:
+        return starts
+    root_weight, target = _weighted(work)
+    costs = [float(np.sum(_residual(work, start.profile(ny, centers), root_weight, target)[0] ** 2))
+             for start in starts]
+    return [starts[k] for k in np.argsort(costs)[:PAIR_STARTS_REFINED]]
+
+
+def _weighted(work: ExposureStack) -> tuple[np.ndarray, np.ndarray]:
+    """The exposures' square-root weights (zero on bad pixels) and their data times them."""
+    variance = work.total_variance
+    usable = work.good & (variance > 0)
+    root_weight = np.where(usable, 1.0 / np.sqrt(np.where(usable, variance, 1.0)), 0.0)
+    return root_weight, np.where(work.good, work.data, 0.0) * root_weight
+
+
+def _residual(work: ExposureStack, profile: np.ndarray, root_weight: np.ndarray, target: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The weighted residual of the exposures about ``f(x)`` times ``profile`` and its negative images, ``f``
+    solved in every column; and ``f`` and its information."""
+    model = source_model(work, profile) * root_weight
+    information = np.maximum(np.sum(model * model, axis=(0, 1)), 1e-300)
+    flux = np.sum(model * target, axis=(0, 1)) / information
+    return target - flux * model, flux, information
 
 
 def _plausible_width(width: np.ndarray) -> bool:
@@ -153,10 +198,7 @@ def refine_jointly(work: ExposureStack, centers: np.ndarray, shape: JointShape, 
     (without the prior's term) and the median S/N per column of the pooled
     exposures.
     """
-    variance = work.total_variance
-    usable = work.good & (variance > 0)
-    root_weight = np.where(usable, 1.0 / np.sqrt(np.where(usable, variance, 1.0)), 0.0)
-    target = np.where(work.good, work.data, 0.0) * root_weight
+    root_weight, target = _weighted(work)
     ny, nx = work.data.shape[1:]
     along = np.linspace(-1, 1, nx)
     basis = np.polynomial.legendre.legvander(along, degree).T  # (degree + 1, nx)
@@ -178,10 +220,8 @@ def refine_jointly(work: ExposureStack, centers: np.ndarray, shape: JointShape, 
 
     def solve(theta):
         fitted = shaped(theta)
-        model = source_model(work, fitted.profile(ny, centers + theta[0])) * root_weight
-        information = np.maximum(np.sum(model * model, axis=(0, 1)), 1e-300)
-        flux = np.sum(model * target, axis=(0, 1)) / information
-        residual = (target - flux * model).ravel()
+        residual, flux, information = _residual(work, fitted.profile(ny, centers + theta[0]), root_weight, target)
+        residual = residual.ravel()
         if prior is not None:
             residual = np.append(residual, (1.0 / fitted.beta - prior[0]) / prior[1])
         return residual, flux, information

@@ -61,8 +61,8 @@ def pair_profile(ny: int, center: np.ndarray, sigma: np.ndarray, separation: flo
     return normalised((1.0 - share) * first + share * second)
 
 
-_APART = (2.0, 3.0, 4.5, 6.0)
-"""Separations (rows) of a pair's 1-D starts with one source on the trace: where its Gaussian fitted only that one."""
+APART_STARTS = (2.0, 3.0, 4.5, 6.0)
+"""Separations (rows) of a pair's starts with one source on the trace: where its Gaussian fitted only that one."""
 
 
 def pair_starts(sigma: np.ndarray | float) -> list[tuple[float, np.ndarray]]:
@@ -207,7 +207,7 @@ def _start(problem: ProfileProblem) -> tuple[float, float, float, float] | None:
     a pair integrated over a row, plus a quadratic in the offset for what
     that background left (a bowl where the Gaussian misfits), is fitted to it
     from a few separations about the trace (`pair_starts`), and from a few
-    more with one source on the trace (`_APART`).
+    more with one source on the trace (`APART_STARTS`).
     """
     source = less_background(problem, problem.gaussian)
     _, scene = problem.scene(problem.gaussian)
@@ -247,7 +247,7 @@ def _start(problem: ProfileProblem) -> tuple[float, float, float, float] | None:
     starts = [(-separation / 2.0, separation, float(sigma)) for separation, sigma in pair_starts(sigma_g)]
     # The trace's Gaussian may have fitted one of two sources apart (seed 4242017 S063: 4 px apart, the Gaussian's
     # sigma 0.64 px): the other one above or below it, at separations no multiple of that sigma reaches.
-    starts += [(first, separation, sigma_g) for separation in _APART if separation < ny / 2.0
+    starts += [(first, separation, sigma_g) for separation in APART_STARTS if separation < ny / 2.0
                for first in (0.0, -separation)]
     for first, separation, sigma in starts:
         start = [first, separation, 0.5, sigma, 1.0, 0.0, 0.0, 0.0]
