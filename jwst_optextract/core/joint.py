@@ -16,7 +16,7 @@ import numpy as np
 
 from .combine import ExposureStack, source_model
 from .profiles import gaussian_profile, moffat_profile, pair_profile
-from .profiles.choice import MOFFAT_MIN_SNR, SHAPES_MIN_SNR, akaike
+from .profiles.choice import MOFFAT_MIN_SNR, SHAPES_MIN_SNR, akaike, wing_prior_cost
 from .profiles.moffat import BETA_LIMITS, START_BETA, alpha_for_sigma, sigma_for_alpha
 from .profiles.pair import APART_STARTS, SEPARATION_MIN, SHARE_LIMITS, pair_starts
 from .psf_prior import PsfPrior
@@ -118,11 +118,18 @@ def joint_shape(work: ExposureStack, centers: np.ndarray, gaussian: JointShape, 
     detected = [fit for fit in fits if fit[2] is not None]
     if not detected:
         return centers, gaussian
-    best_centers, best, *_ = min(detected, key=lambda fit: akaike(fit[2], fit[1].n_parameters))
+    best_centers, best, *_ = min(detected, key=lambda fit: _criterion(fit[1], fit[2], psf_prior))
     if len(detected) > 1:
         log.info("Joint profile of all exposures: %s (chi2 %s)", best.kind,
                  ", ".join(f"{fit[1].kind} {fit[2]:.1f}" for fit in detected))
     return best_centers, best
+
+
+def _criterion(shape: JointShape, chi2: float, psf_prior: PsfPrior | None) -> float:
+    """Akaike's criterion of a joint shape, with the prior's term for a Moffat whose index it held
+    (`~jwst_optextract.core.profiles.choice.wing_prior_cost`, as `optx_psf` chooses)."""
+    held = shape.kind == "moffat" and shape.inverse_beta_prior is not None
+    return akaike(chi2, shape.n_parameters) + (wing_prior_cost(1.0 / shape.beta, psf_prior, held=True) if held else 0.0)
 
 
 def _pair_starts(work: ExposureStack, centers: np.ndarray, gaussian: JointShape) -> list[JointShape]:

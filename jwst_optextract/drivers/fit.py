@@ -168,7 +168,8 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters,
         return akaike(candidate.chi2_per_pixel * n_pixels, candidate.n_parameters)
 
     def aic(candidate):
-        return data_aic(candidate) + wing_prior_cost(_inverse_beta(candidate), params.psf_prior)
+        return data_aic(candidate) + wing_prior_cost(_inverse_beta(candidate), params.psf_prior,
+                                                     held=_wings_held_by_prior(candidate))
 
     evidence = None
     if params.profile_kind == "auto":
@@ -242,6 +243,11 @@ def _inverse_beta(candidate: ProfileFit) -> float | None:
     if candidate.kind == "spline" and candidate.model.wings is not None:
         return 1.0 / candidate.model.wings.beta
     return None if candidate.kind == "template" else GAUSSIAN_INVERSE_BETA
+
+
+def _wings_held_by_prior(candidate: ProfileFit) -> bool:
+    """Whether a candidate's index was fitted with the PSF prior's term: a Moffat's, and a spline's Moffat wings."""
+    return candidate.kind == "moffat" or (candidate.kind == "spline" and candidate.model.wings is not None)
 
 
 def _supported_shapes(slit: SlitData, gauss_fit: ProfileFit, params: FitParameters,
