@@ -16,7 +16,7 @@ import numpy as np
 
 from .combine import ExposureStack, source_model
 from .profiles import gaussian_profile, moffat_profile, pair_profile
-from .profiles.choice import MOFFAT_MIN_SNR, SHAPES_MIN_SNR, akaike, wing_prior_cost
+from .profiles.choice import MOFFAT_MIN_SNR, SHAPES_MIN_SNR, akaike, parsimonious, wing_prior_cost
 from .profiles.moffat import BETA_LIMITS, START_BETA, alpha_for_sigma, sigma_for_alpha
 from .profiles.pair import APART_STARTS, SEPARATION_MIN, SHARE_LIMITS, pair_starts
 from .psf_prior import PsfPrior
@@ -118,7 +118,8 @@ def joint_shape(work: ExposureStack, centers: np.ndarray, gaussian: JointShape, 
     detected = [fit for fit in fits if fit[2] is not None]
     if not detected:
         return centers, gaussian
-    best_centers, best, *_ = min(detected, key=lambda fit: _criterion(fit[1], fit[2], psf_prior))
+    best_centers, best, *_ = parsimonious(detected, lambda fit: _criterion(fit[1], fit[2], psf_prior),
+                                          lambda fit: fit[1].n_parameters)
     if len(detected) > 1:
         log.info("Joint profile of all exposures: %s (chi2 %s)", best.kind,
                  ", ".join(f"{fit[1].kind} {fit[2]:.1f}" for fit in detected))

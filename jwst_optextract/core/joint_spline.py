@@ -30,7 +30,7 @@ from scipy import ndimage, sparse
 
 from .combine import ExposureStack, negative_images, source_model
 from .joint import JointShape, joint_shape, refine_jointly
-from .profiles.choice import SHAPES_MIN_SNR, akaike, beyond_noise
+from .profiles.choice import SHAPES_MIN_SNR, akaike, beyond_noise, parsimonious
 from .profiles.shape import normalised
 from .psf_prior import PsfPrior
 from .profiles.spline import (
@@ -164,9 +164,11 @@ def joint_profile(work: ExposureStack, centers: np.ndarray, gaussian: JointShape
     iv = signal_independent_weights(work)
     scores = {name: akaike(pooled_cost(work, spline.profile(ny, fitted), iv), spline.n_parameters)
               for name, (fitted, spline) in candidates.items()}
+    sizes = {name: spline.n_parameters for name, (_, spline) in candidates.items()}
     if not alone:
         scores[best.kind] = akaike(pooled_cost(work, best_profile, iv), best.n_parameters)
-    chosen = min(scores, key=scores.get)
+        sizes[best.kind] = best.n_parameters
+    chosen = parsimonious(list(scores), scores.get, sizes.get)
     log.info("Joint profile of all exposures at a median S/N of %.1f per column: Akaike %s", snr,
              ", ".join(f"{kind} {value:.1f}" for kind, value in scores.items()))
     if chosen == best.kind:
@@ -203,7 +205,7 @@ def refit_joint_spline(work: ExposureStack, centers: np.ndarray, spline: JointSp
     iv = signal_independent_weights(work)
     scores = {name: akaike(pooled_cost(work, fitted.profile(ny, traces), iv), fitted.n_parameters)
               for name, (traces, fitted) in fits.items()}
-    chosen = min(scores, key=scores.get)
+    chosen = parsimonious(list(scores), scores.get, lambda name: fits[name][1].n_parameters)
     log.info("Joint profile fitted again without the outliers: Akaike %s; %s kept",
              ", ".join(f"{name} {value:.1f}" for name, value in scores.items()), chosen)
     traces, fitted = fits[chosen]

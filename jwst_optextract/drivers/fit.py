@@ -21,8 +21,8 @@ from ..core.profiles import (
 )
 from ..core.profiles.base import amplitudes
 from ..core.profiles.choice import (
-    EXPOSURE_MIN_SNR, MOFFAT_GATE_SNR, akaike, beyond_noise, chi2_per_pixel, median_column_snr, supported_shapes,
-    wing_prior_cost,
+    EXPOSURE_MIN_SNR, MOFFAT_GATE_SNR, akaike, beyond_noise, chi2_per_pixel, median_column_snr, parsimonious,
+    supported_shapes, wing_prior_cost,
 )
 from ..core.psf_prior import EXPOSURE_MIN_SOURCES, GAUSSIAN_INVERSE_BETA, exposure_prior
 from ..core.profiles.spline import coherent_gain
@@ -202,7 +202,7 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters,
                 for candidate in candidates:
                     if np.isnan(candidate.chi2_per_pixel):
                         candidate.chi2_per_pixel, n_pixels = _chi2(problem, candidate)
-                best = min(candidates, key=aic)
+                best = parsimonious(candidates, aic, lambda candidate: candidate.n_parameters)
                 gain, n_bins = _coherent(problem, best.model, window)
                 if not beyond_noise(gain, n_bins):
                     log.info("Slit %s: the %s profile leaves residuals within the noise (coherent chi2 %.0f in %d "
@@ -223,7 +223,7 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters,
     if params.profile_kind != "auto":
         return candidates[-1]
 
-    chosen = min(candidates, key=aic)
+    chosen = parsimonious(candidates, aic, lambda candidate: candidate.n_parameters)
     log.info("Slit %s: profile chi2/pixel %s (%d pixels): %s chosen", slit.name,
              ", ".join(f"{c.kind} {c.chi2_per_pixel:.3f} (AIC {aic(c):.0f})" for c in candidates), n_pixels,
              chosen.kind)
