@@ -129,8 +129,9 @@ def joint_shape(work: ExposureStack, centers: np.ndarray, gaussian: JointShape, 
 def _criterion(shape: JointShape, chi2: float, psf_prior: PsfPrior | None) -> float:
     """Akaike's criterion of a joint shape, with the prior's term for a Moffat whose index it held
     (`~jwst_optextract.core.profiles.choice.wing_prior_cost`, as `optx_psf` chooses)."""
-    held = shape.kind == "moffat" and shape.inverse_beta_prior is not None
-    return akaike(chi2, shape.n_parameters) + (wing_prior_cost(1.0 / shape.beta, psf_prior, held=True) if held else 0.0)
+    moffat = shape.kind == "moffat"
+    return akaike(chi2, shape.n_parameters) + wing_prior_cost(1.0 / shape.beta if moffat else None, psf_prior,
+                                                              held=moffat)
 
 
 def _pair_starts(work: ExposureStack, centers: np.ndarray, gaussian: JointShape) -> list[JointShape]:

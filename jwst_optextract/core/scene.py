@@ -31,6 +31,7 @@ import functools
 import logging
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numpy.polynomial import legendre
@@ -93,7 +94,7 @@ class SceneBackground:
         L = _legendre_rows(ny, min(self.degree, ny - 2))
         if self.kind == "column":
             return L, sparse.identity(nx, format="csr")
-        return L, _spline_bases(nx, self.knot_spacing)[1]
+        return L, _spline_bases(nx, self.knot_spacing).S
 
     def fit(self, data, profile, var_rnoise, var_poisson=None, var_flat=None, mask=None, **kwargs) -> SceneResult:
         """`fit_scene` with this background."""
@@ -669,19 +670,29 @@ def _legendre_rows(ny: int, degree: int) -> np.ndarray:
     return rows
 
 
-@functools.lru_cache(maxsize=16)
-def _spline_bases(nx: int, knot_spacing: float):
-    """`_SmoothBackground`'s sparse bases of ``nx`` columns, made once for every slit of that length.
+class _SplineBases(NamedTuple):
+    """`_SmoothBackground`'s sparse bases of a slit length: the ``M`` cubic B-splines along the dispersion."""
 
-    Returns ``M`` (the number of splines), ``S`` ``(nx, M)``, ``SS`` ``(nx, M * M)`` (the products
-    ``S_m(x) S_l(x)``), the transposes of both, and that of the squares ``S_m(x)**2``.
-    """
+    M: int
+    S: sparse.csr_array
+    """``(nx, M)``: the splines in every column."""
+    SS: sparse.csr_array
+    """``(nx, M * M)``: the products ``S_m(x) S_l(x)``."""
+    S_T: sparse.csr_array
+    SS_T: sparse.csr_array
+    """The transposes of ``S`` and ``SS``, made once, not at every solve."""
+    S2_T: sparse.csr_array
+    """``(M, nx)``: the squares ``S_m(x)**2``, transposed (the background's own information)."""
+
+
+@functools.lru_cache(maxsize=16)
+def _spline_bases(nx: int, knot_spacing: float) -> _SplineBases:
+    """The smooth background's bases of ``nx`` columns, made once for every slit of that length."""
     dense = _spline_columns(nx, knot_spacing)
     M = dense.shape[1]
     S = sparse.csr_array(dense)
     SS = sparse.csr_array((dense[:, :, None] * dense[:, None, :]).reshape(nx, M * M))
-    # transposed once, not at every solve
-    return M, S, SS, S.T.tocsr(), SS.T.tocsr(), sparse.csr_array(dense**2).T.tocsr()
+    return _SplineBases(M, S, SS, S.T.tocsr(), SS.T.tocsr(), sparse.csr_array(dense**2).T.tocsr())
 
 
 def _spline_columns(nx: int, knot_spacing: float) -> np.ndarray:

@@ -168,8 +168,8 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters,
         return akaike(candidate.chi2_per_pixel * n_pixels, candidate.n_parameters)
 
     def aic(candidate):
-        return data_aic(candidate) + wing_prior_cost(_inverse_beta(candidate), params.psf_prior,
-                                                     held=_wings_held_by_prior(candidate))
+        inverse_beta, held = _wings(candidate)
+        return data_aic(candidate) + wing_prior_cost(inverse_beta, params.psf_prior, held=held)
 
     evidence = None
     if params.profile_kind == "auto":
@@ -202,7 +202,7 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters,
                 for candidate in candidates:
                     if np.isnan(candidate.chi2_per_pixel):
                         candidate.chi2_per_pixel, n_pixels = _chi2(problem, candidate)
-                best = parsimonious(candidates, aic, lambda candidate: candidate.n_parameters)
+                best = parsimonious(candidates, aic)
                 gain, n_bins = _coherent(problem, best.model, window)
                 if not beyond_noise(gain, n_bins):
                     log.info("Slit %s: the %s profile leaves residuals within the noise (coherent chi2 %.0f in %d "
@@ -223,7 +223,7 @@ def fit_profile(slit: SlitData, trace: TraceFit, params: FitParameters,
     if params.profile_kind != "auto":
         return candidates[-1]
 
-    chosen = parsimonious(candidates, aic, lambda candidate: candidate.n_parameters)
+    chosen = parsimonious(candidates, aic)
     log.info("Slit %s: profile chi2/pixel %s (%d pixels): %s chosen", slit.name,
              ", ".join(f"{c.kind} {c.chi2_per_pixel:.3f} (AIC {aic(c):.0f})" for c in candidates), n_pixels,
              chosen.kind)
@@ -236,18 +236,18 @@ def _coherent(problem: ProfileProblem, model, window: float) -> tuple[float, int
     return problem.kept(("coherent", id(model), float(window)), lambda: coherent_gain(problem, model, window))
 
 
-def _inverse_beta(candidate: ProfileFit) -> float | None:
-    """The ``1 / beta`` of a candidate's wings, for `wing_prior_cost`: none for a template, whose wings are given."""
+def _wings(candidate: ProfileFit) -> tuple[float | None, bool]:
+    """The ``1 / beta`` of a candidate's wings and whether the PSF prior held it in the fit, for `wing_prior_cost`.
+
+    A Moffat's index and a spline's Moffat wings were fitted with the prior's
+    term; a Gaussian (or a spline without wings) is at the Gaussian limit; a
+    template has none: its wings are given.
+    """
     if candidate.kind == "moffat":
-        return 1.0 / candidate.model.beta
+        return 1.0 / candidate.model.beta, True
     if candidate.kind == "spline" and candidate.model.wings is not None:
-        return 1.0 / candidate.model.wings.beta
-    return None if candidate.kind == "template" else GAUSSIAN_INVERSE_BETA
-
-
-def _wings_held_by_prior(candidate: ProfileFit) -> bool:
-    """Whether a candidate's index was fitted with the PSF prior's term: a Moffat's, and a spline's Moffat wings."""
-    return candidate.kind == "moffat" or (candidate.kind == "spline" and candidate.model.wings is not None)
+        return 1.0 / candidate.model.wings.beta, True
+    return (None if candidate.kind == "template" else GAUSSIAN_INVERSE_BETA), False
 
 
 def _supported_shapes(slit: SlitData, gauss_fit: ProfileFit, params: FitParameters,

@@ -10,6 +10,8 @@ sources, the choice also weighs it (`wing_prior_cost`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -62,8 +64,11 @@ AKAIKE_MARGIN = 2.0
 """Candidates whose criterion is within this of the lowest are as well supported: the simplest of them is chosen."""
 
 
-def parsimonious(candidates: list, criterion, n_parameters) -> Any:
+def parsimonious(candidates: list, criterion: Callable[[Any], float],
+                 n_parameters: Callable[[Any], float] = attrgetter("n_parameters")) -> Any:
     """The candidate of fewest parameters among those whose ``criterion`` is within `AKAIKE_MARGIN` of the lowest.
+
+    ``n_parameters`` of a candidate is its attribute of that name unless given.
 
     With several alternatives to the Gaussian, one of them beats it by a
     point or two of Akaike's criterion by chance (at a median S/N of 3.5 per
