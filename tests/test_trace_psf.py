@@ -204,3 +204,26 @@ def test_the_coarse_start_of_the_trace_gaussian_reaches_the_same_fit(flux):
     np.testing.assert_allclose(fits[1].center, fits[0].center, atol=0.01)
     assert abs(fits[1].chi2 - fits[0].chi2) < 1.0
     assert np.max(np.abs(fits[1].sigma - truth.width) / truth.width) < (0.02 if flux > 10 else 0.15)
+
+
+def test_a_faint_source_off_its_wcs_position_over_a_gradient_is_found():
+    """The scorecard's slit S011 of seed 2828282: a Moffat source at S/N 1.3 per pixel, 5 rows below its WCS
+    position, over a sky that rises by 70 % across the 32-row slit. The centroids followed the sky to the slit's
+    bright edge (a trace from row 34 to 12), the fit did not find the source, and the flux extracted at the WCS
+    trace was -122 %. Taken over the sky's fit across the slit, the centroids find it."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import scorecard_scenes
+
+    from jwst_optextract.drivers.fit import fit_trace
+
+    rng = np.random.default_rng(np.random.SeedSequence(2828282).spawn(3)[0])  # the scorecard's slit draw
+    scene = [scorecard_scenes.draw_slit(rng, f"S{i + 1:03d}", i + 1, with_wcs=bool(i % 2 == 0)) for i in range(11)][10]
+    assert scene.name == "S011" and scene.wcs_offset == pytest.approx(5.0, abs=0.1)
+    model = scorecard_scenes.slit_models([scene])
+    trace = fit_trace(read_slit(model.slits[0], model, scene.name),
+                      TraceStep(scene_background="smooth").fit_parameters(model))
+    assert trace.detected
+    assert np.max(np.abs(trace.center - scene.trace)) < 1.0

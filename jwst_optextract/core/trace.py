@@ -66,10 +66,22 @@ def source_profile(image: np.ndarray, good: np.ndarray, degree: int = 2,
     slit) filled the fainter half of the rows, and the slit's brightest edge
     was taken for it.
     """
+    collapsed, background = _median_profile_and_background(image, good, degree, widths)
+    return collapsed - background
+
+
+def row_background(image: np.ndarray, good: np.ndarray, degree: int = 2) -> np.ndarray:
+    """The smooth background across the slit ``(ny,)`` that `source_profile` takes from the median column profile
+    (zero where it cannot be fitted)."""
+    return np.nan_to_num(_median_profile_and_background(image, good, degree, _TRIAL_WIDTHS)[1])
+
+
+def _median_profile_and_background(image, good, degree, widths) -> tuple[np.ndarray, np.ndarray]:
+    """The median column profile and its polynomial background fitted with a Gaussian source (`source_profile`)."""
     collapsed = nanmedian(np.where(good, image, np.nan), axis=-1)
     use = np.isfinite(collapsed)
     if use.sum() <= degree + 3:
-        return collapsed
+        return collapsed, np.zeros(collapsed.size)
     rows = np.arange(collapsed.size, dtype=float)
     basis = legendre.legvander(2.0 * rows / max(rows[-1], 1.0) - 1.0, degree)
     orthonormal, _ = np.linalg.qr(basis[use])
@@ -88,7 +100,7 @@ def source_profile(image: np.ndarray, good: np.ndarray, degree: int = 2,
         if gain[k] > best:
             best, amount, source = gain[k], projection[k] / norm[k], shapes[k]
     coeffs, *_ = np.linalg.lstsq(basis[use], collapsed[use] - amount * source[use], rcond=None)
-    return np.where(use, collapsed - basis @ coeffs, np.nan)
+    return collapsed, np.where(use, basis @ coeffs, np.nan)
 
 
 def peak_row(image: np.ndarray, good: np.ndarray) -> float:
@@ -188,6 +200,9 @@ def find_trace(
     binned, binned_var, x_bin = bin_columns(image, good, bin_width, variance)
     if deconvolve_iterations > 0:
         binned = richardson_lucy(binned, _KERNEL_FRACTION * psf_sigma, deconvolve_iterations)
+    # Centroids of the source, not of the sky: a gradient across the slit pulled them to its bright edge (a faint
+    # source 5 rows from its WCS position got a trace from row 34 to 12 of a 32-row slit, and was not detected).
+    binned = binned - row_background(image, good)[:, None]
     rows = np.arange(ny, dtype=float)[:, None]
     centre = np.full(x_bin.size, row0)
     # Two passes: a centroid about the guess, then about the first centroids.
