@@ -292,3 +292,18 @@ def test_shape_bound_of_a_nod_set():
     known = np.sum(1.0 / np.sum([1.0 / scorecard.scene_bounds(e)[2] for e in exposures], axis=0))
     assert known <= both < min(scorecard.shape_bound(e) for e in exposures)
     assert scorecard.shape_bound(exposures[:1]) == pytest.approx(scorecard.shape_bound(exposures[0]), rel=1e-12)
+
+
+def test_reachable_is_the_chance_of_an_estimator_at_the_shape_bound():
+    """``reachable``: the probability that an unbiased estimator with errors of sigma_shape is within tolerance,
+    checked against such an estimator's draws."""
+    truth = np.full(100, 50.0)
+    rng = np.random.default_rng(3)
+    for sigma, sigma_shape in ((1.0, 1.0), (1.0, 2.0), (0.1, 3.0)):  # percent
+        row = {"ok": True, "bias_percent": 0.0, "sigma_percent": sigma}
+        variance = (sigma_shape / 100.0 * truth.sum()) ** 2
+        reachable = scorecard._against_shape_bound(row, truth, variance)["reachable"]
+        draws = np.abs(rng.normal(0.0, sigma_shape, 200_000)) <= max(0.5, 3.0 * sigma)
+        assert reachable == pytest.approx(draws.mean(), abs=3e-3)
+    assert scorecard._against_shape_bound({"ok": True, "bias_percent": 0.0, "sigma_percent": 1.0}, truth,
+                                          (0.01 * truth.sum()) ** 2)["reachable"] == pytest.approx(0.9973, abs=1e-4)
