@@ -124,7 +124,8 @@ from scipy import special
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import scorecard_scenes as scenes
 
-__all__ = ["fisher_bounds", "main", "run_scorecard", "score_columns", "score_nods", "score_tso", "summarise"]
+__all__ = ["drawn_nod_set", "drawn_slit", "fisher_bounds", "main", "run_scorecard", "score_columns", "score_nods",
+           "score_tso", "summarise"]
 
 SLITS_PER_FILE = 20
 BACKGROUND_DEGREE = 2
@@ -543,7 +544,7 @@ def run_scorecard(seed: int | None = None, n_slits: int = 100, n_nods: int = 3, 
         if commit:
             say(f"measuring commit {commit} ({_PACKAGE_PATH[0]})")
         started = time.perf_counter()
-        rng_slits, rng_nods, rng_tso = (np.random.default_rng(s) for s in sequence.spawn(3))
+        rng_slits, rng_nods, rng_tso = _streams(sequence)
         slit_rows = _run_slits(rng_slits, n_slits, work, degree, say) if n_slits else []
         nod_rows = _run_nods(rng_nods, n_nods, work, degree, say) if n_nods else []
         tso_row = _run_tso(rng_tso, work, degree, tso_nints, say) if tso else None
@@ -588,8 +589,35 @@ def _products(outdir: Path, pattern: str) -> dict:
     return spectra
 
 
+def _streams(sequence: np.random.SeedSequence) -> tuple[np.random.Generator, ...]:
+    """The random streams of the single slits, the nod sets and the time series of a draw."""
+    return tuple(np.random.default_rng(s) for s in sequence.spawn(3))
+
+
+def _draw_slits(rng: np.random.Generator, n_slits: int) -> list[scenes.Scene]:
+    """The single slits of a draw, in the order of their names (every other one with a WCS source position)."""
+    return [scenes.draw_slit(rng, f"S{i + 1:03d}", i + 1, with_wcs=bool(i % 2 == 0)) for i in range(n_slits)]
+
+
+def _draw_nod_sets(rng: np.random.Generator, n_sets: int) -> list[list[scenes.Scene]]:
+    """The nod sets of a draw, sources 500, 501, ..."""
+    return [scenes.draw_nod_set(rng, source_id=500 + i) for i in range(n_sets)]
+
+
+def drawn_slit(seed: int, name: str) -> scenes.Scene:
+    """Single slit ``name`` (e.g. ``"S045"``) of the scorecard's draw of ``seed``: to look again at one of its rows."""
+    scene = _draw_slits(_streams(np.random.SeedSequence(seed))[0], int(name.lstrip("S")))[-1]
+    assert scene.name == name, (scene.name, name)
+    return scene
+
+
+def drawn_nod_set(seed: int, source_id: int) -> list[scenes.Scene]:
+    """The exposures of nod set ``source_id`` (500, 501, ...) of the scorecard's draw of ``seed``."""
+    return _draw_nod_sets(_streams(np.random.SeedSequence(seed))[1], source_id - 499)[-1]
+
+
 def _run_slits(rng, n_slits: int, work: Path, degree: int, say) -> list[dict]:
-    drawn = [scenes.draw_slit(rng, f"S{i + 1:03d}", i + 1, with_wcs=bool(i % 2 == 0)) for i in range(n_slits)]
+    drawn = _draw_slits(rng, n_slits)
     order = rng.permutation(n_slits)  # WCS and no-WCS slits mixed in the files
     drawn = [drawn[i] for i in order]
     rows = []
@@ -618,7 +646,7 @@ def _run_slits(rng, n_slits: int, work: Path, degree: int, say) -> list[dict]:
 
 
 def _run_nods(rng, n_sets: int, work: Path, degree: int, say) -> list[dict]:
-    sets = [scenes.draw_nod_set(rng, source_id=500 + i) for i in range(n_sets)]
+    sets = _draw_nod_sets(rng, n_sets)
     paths = [_write(model, work / f"jw09999002001_0310{k + 1}_00001_nrs1_cal.fits")
              for k, model in enumerate(scenes.nod_models(sets))]
     asn = {"asn_type": "spec3", "asn_id": "a3001", "products": [

@@ -183,8 +183,7 @@ def test_a_scorecard_double_meets_the_nod_target():
     import scorecard
     import scorecard_scenes
 
-    rng = np.random.default_rng(np.random.SeedSequence(485933726).spawn(3)[1])  # the scorecard's nod draw
-    exposures = [scorecard_scenes.draw_nod_set(rng, source_id=500 + k) for k in range(2)][1]
+    exposures = scorecard.drawn_nod_set(485933726, 501)
     (group,), _ = group_sources(scorecard_scenes.nod_models([exposures]))
     spectrum = combine_source(group, CombineParameters()).spectrum
     error = np.sqrt(spectrum.var_poisson + spectrum.var_rnoise + spectrum.var_flat)
@@ -203,8 +202,7 @@ def test_a_faint_scorecard_double_is_combined_as_a_pair():
     import scorecard
     import scorecard_scenes
 
-    rng = np.random.default_rng(np.random.SeedSequence(2718281).spawn(3)[1])  # the scorecard's nod draw
-    exposures = scorecard_scenes.draw_nod_set(rng, source_id=500)
+    exposures = scorecard.drawn_nod_set(2718281, 500)
     (group,), _ = group_sources(scorecard_scenes.nod_models([exposures]))
     result = combine_source(group, CombineParameters())
     spectrum = result.spectrum
@@ -225,8 +223,7 @@ def test_a_double_whose_gaussian_took_one_source_is_found_as_a_pair():
     import scorecard
     import scorecard_scenes
 
-    rng = np.random.default_rng(np.random.SeedSequence(8282828).spawn(3)[1])  # the scorecard's nod draw
-    exposures = [scorecard_scenes.draw_nod_set(rng, source_id=500 + k) for k in range(3)][2]
+    exposures = scorecard.drawn_nod_set(8282828, 502)
     (group,), _ = group_sources(scorecard_scenes.nod_models([exposures]))
     result = combine_source(group, CombineParameters())
     spectrum = result.spectrum
@@ -291,8 +288,7 @@ def test_nods_without_a_wcs_trace_are_traced_with_their_background():
     import scorecard
     import scorecard_scenes
 
-    rng = np.random.default_rng(np.random.SeedSequence(485933726).spawn(3)[1])  # the scorecard's nod draw
-    exposures = scorecard_scenes.draw_nod_set(rng, source_id=500)
+    exposures = scorecard.drawn_nod_set(485933726, 500)
     (group,), _ = group_sources(scorecard_scenes.nod_models([exposures]))
     spectrum = combine_source(group, CombineParameters()).spectrum
     error = np.sqrt(spectrum.var_poisson + spectrum.var_rnoise + spectrum.var_flat)
