@@ -706,6 +706,7 @@ def _run_tso(rng, work: Path, degree: int, nints: int, say) -> dict:
     row["oracle_white_over_photon"] = oracle["white_over_photon"]
     row["oracle_bias_percent"] = oracle["bias_percent"]
     row["oracle_var_crb_joint"] = oracle["var_crb_joint"]
+    row["oracle_jitter_correlation"] = oracle["jitter_correlation"]
     say(f"time series {nints}x{scene.ny}x{scene.nx} ({scene.kind}, peak S/N {scene.peak_snr:.0f}): "
         f"bias {row['bias_percent']:.4f} %, white-light scatter {row['white_scatter_ppm']:.0f} ppm = "
         f"{row['white_over_photon']:.2f} x photon ({row['photon_ppm']:.0f} ppm), correlation with jitter "
@@ -849,7 +850,8 @@ def print_summary(s: dict) -> None:
             print(f"       check of the instrument (known-profile estimator): time series bias "
                   f"{s['tso_oracle_bias_percent']:.4f} %, white light / photon "
                   f"{s['tso_oracle_white_over_photon']:.3f}, "
-                  f"var/CRB_joint {s['tso_oracle_var_crb_joint']:.3f}")
+                  f"var/CRB_joint {s['tso_oracle_var_crb_joint']:.3f}, correlation with the jitter "
+                  f"{s['tso_oracle_jitter_correlation']:+.3f}")
 
 
 def main(argv: list[str] | None = None) -> dict:
