@@ -67,3 +67,27 @@ def test_the_ceers_nods_fall_back_to_nod_differences():
     result = combine_source(group, CombineParameters())
     assert result.background == "nod"
     assert result.exposure_flux is not None  # what the choice was made on
+
+
+def test_the_ceers_exposures_backgrounds_differ_where_no_source_is():
+    """What makes the CEERS nods disagree (docs/combine.rst): in the shutters that hold neither exposure's source,
+    exposures 2 and 3 agree in the red, while exposure 1 has more light than exposure 2, by several sigma over
+    4.2-5.0 um and by as much as the galaxy gives in its own shutter there."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from ceers_nod_agreement import off_source_differences
+
+    models = [datamodels.open(str(path)) for path in NODS]
+    *pairs, (_, _, _, source) = off_source_differences(models, 15)
+    shutters = {(a, b): shutter for a, b, shutter, _ in pairs}
+    assert shutters == {(0, 1): 0, (0, 2): 2, (1, 2): 1}  # the sources: exposure 1 middle, 2 top, 3 bottom
+
+    def red(bins):
+        chosen = [(total, sigma) for lo, hi, total, sigma in bins if lo >= 4.2 and hi <= 5.05]
+        return sum(t for t, _ in chosen), np.sqrt(sum(s * s for _, s in chosen))
+
+    red_of = {(a, b): red(bins) for a, b, _, bins in pairs}
+    middle, bottom = red_of[1, 2], red_of[0, 1]
+    assert abs(middle[0]) < 2 * middle[1]
+    assert bottom[0] > 4 * bottom[1] and bottom[0] > red(source)[0]
