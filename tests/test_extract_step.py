@@ -171,6 +171,23 @@ def test_box_fill_flagged_recovers_lost_flux():
     np.testing.assert_allclose(filled["FLUX"][149], plain["FLUX"][149])
 
 
+def test_columns_whose_flux_leans_on_the_profile_model_are_flagged():
+    """FLUX_ESTIMATED marks the columns with a flagged core pixel (their flux is the profile model's there), not
+    those with a flagged far-wing pixel; a box marks them only where it fills flagged pixels from the model."""
+    estimated = datamodels.dqflags.pixel["FLUX_ESTIMATED"]
+    model, truth = simulate.make_slit(nx=300, seed=6, flux=500.0, noise=False)
+    for row, column in ((int(round(truth.trace[150])), 150), (int(round(truth.trace[100])) + 7, 100)):
+        model.data[row, column] = np.nan
+        model.dq[row, column] |= datamodels.dqflags.pixel["DO_NOT_USE"]
+    optimal = _spectrum(OptimalExtractStep.call(model))
+    assert np.flatnonzero(optimal["DQ"] & estimated).tolist() == [150]
+    np.testing.assert_allclose(optimal["FLUX"][150], truth.flux[150], rtol=1e-3)  # the model's, and right
+    plain = _spectrum(OptimalExtractStep.call(model, extraction_type="box", extract_width=10))
+    assert not (plain["DQ"] & estimated).any()
+    filled = _spectrum(OptimalExtractStep.call(model, extraction_type="box", extract_width=10, fill_flagged=True))
+    assert np.flatnonzero(filled["DQ"] & estimated).tolist() == [150]
+
+
 def test_scene_model_and_residual_image_are_saved(tmp_path):
     model, truth = simulate.make_slit(nx=300, flux=100.0, seed=2, noise=False)
     model.meta.filename = "sc_cal.fits"

@@ -32,6 +32,7 @@ except ImportError:  # being written elsewhere; the matrix covers it once it imp
 
 DO_NOT_USE = datamodels.dqflags.pixel["DO_NOT_USE"]
 OUTLIER = datamodels.dqflags.pixel["OUTLIER"]
+FLUX_ESTIMATED = datamodels.dqflags.pixel["FLUX_ESTIMATED"]
 SLIT = "S200A1"
 SMALL = dict(nx=64, ny=14, lines=0, seed=1)
 
@@ -259,7 +260,8 @@ def _check_x1d_table(table):
     flux, dq = np.asarray(table["FLUX"]), np.asarray(table["DQ"])
     assert np.isfinite(flux).any()
     np.testing.assert_array_equal((dq & DO_NOT_USE) > 0, np.isnan(flux))
-    assert not (dq & ~np.uint32(DO_NOT_USE | OUTLIER)).any(), "only DO_NOT_USE and OUTLIER are set"
+    assert not (dq & ~np.uint32(DO_NOT_USE | OUTLIER | FLUX_ESTIMATED)).any(), \
+        "only DO_NOT_USE, OUTLIER and FLUX_ESTIMATED are set"
     good = np.isfinite(flux)
     assert np.all(np.asarray(table["FLUX_ERROR"])[good] >= 0)
     for column in ("FLUX_VAR_POISSON", "FLUX_VAR_RNOISE", "FLUX_VAR_FLAT"):

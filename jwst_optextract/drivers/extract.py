@@ -22,7 +22,7 @@ from ..io.products import profile_from_entry, trace_from_entry
 from .fit import Deferred, bright_first, fit_profile, fit_slit_profile, fit_trace
 from ..io import SlitData, Spectrum, flux_units, make_output_model, to_specmodel
 from ..io.slits import describe_model, integration_groups, scene_models, slit_count
-from ..io.dq import OUTLIER
+from ..io.dq import FLUX_ESTIMATED, OUTLIER
 from ..io.spectra import white_light_curve, white_light_summary
 from .parameters import ExtractionParameters
 from .runner import SlitRun, parallel_map, process_slits
@@ -279,6 +279,16 @@ class _Part(VarianceComponents):
     """Number of integrations (1 for a single frame)."""
     filled: int = 0
     scene: np.ndarray | None = None
+    measured: np.ndarray | None = None
+    """Share of each column's extraction on pixels it used, where the rest is the profile model's (see
+    `MEASURED_AT_LEAST`); None where nothing is the model's (a box that leaves flagged pixels out)."""
+
+
+MEASURED_AT_LEAST = 0.9
+"""A column whose flux comes less than this share from pixels it used (the rest from the profile model, on
+flagged or rejected pixels: the optimal extraction's profile coverage, or the share of the source's light in
+the box on pixels it filled with ``fill_flagged``) gets FLUX_ESTIMATED in the x1d's DQ. One core pixel of a source of sigma 1 px
+holds 24-38 % of its profile, one beyond 2 sigma less than 5 %."""
 
 
 def _constant_background(slit: SlitData, weights: _Weights, params: ExtractionParameters) -> np.ndarray:
@@ -320,7 +330,7 @@ def _extract_optimal(slit: SlitData, P: np.ndarray, _, params: ExtractionParamet
     if params.keep_scene:
         scene = np.nan_to_num(result.flux)[..., None, :] * shape + getattr(result, "background", 0.0)
     return _Part(result.flux, result.var_poisson, result.var_rnoise, result.var_flat, result.npixels,
-                 result.n_rejected, *_weight_sum(P, slit), scene=scene)
+                 result.n_rejected, *_weight_sum(P, slit), scene=scene, measured=result.coverage)
 
 
 def _extract_box(slit: SlitData, P: np.ndarray | None, weights: np.ndarray, params: ExtractionParameters) -> _Part:
@@ -337,9 +347,15 @@ def _extract_box(slit: SlitData, P: np.ndarray | None, weights: np.ndarray, para
         mean_level = np.divide(result.flux, result.npixels, out=np.zeros_like(result.flux),
                                where=result.npixels > 0)
         scene = np.nan_to_num(mean_level)[..., None, :] * weights
+    measured = None
+    if params.fill_flagged:
+        source = weights * P  # the box's share of the source's light, pixel by pixel
+        used = np.where(slit.good, source, 0.0).sum(axis=-2)
+        total = np.broadcast_to(source.sum(axis=-2), used.shape)
+        measured = np.divide(used, total, out=np.ones(used.shape), where=total > 0)
     return _Part(result.flux, result.var_poisson, result.var_rnoise, result.var_flat, result.npixels,
                  np.zeros(result.flux.shape, np.int32), *_weight_sum(weights, slit),
-                 filled=int(result.filled.sum()), scene=scene)
+                 filled=int(result.filled.sum()), scene=scene, measured=measured)
 
 
 def _weight_sum(weights: np.ndarray, slit: SlitData) -> tuple[np.ndarray, int]:
@@ -359,12 +375,16 @@ def _join(parts: list[_Part], extraction_type: str, slit: SlitData) -> tuple[Spe
 
     n_rejected = joined("n_rejected")
     flux = joined("flux")
+    dq = np.where(n_rejected > 0, OUTLIER, 0).astype(np.uint32)
+    if parts[0].measured is not None:
+        dq |= np.where(np.isfinite(flux) & (joined("measured") < MEASURED_AT_LEAST), FLUX_ESTIMATED, 0).astype(
+            np.uint32)
     mean_weights = sum(part.weight_sum for part in parts) / sum(part.count for part in parts)
     spectrum = Spectrum(
         wavelength=_weighted_wavelength(slit.wavelength, mean_weights),
         flux=flux, var_poisson=joined("var_poisson"), var_rnoise=joined("var_rnoise"),
         var_flat=joined("var_flat"), npixels=joined("npixels"),
-        dq=np.where(n_rejected > 0, OUTLIER, 0).astype(np.uint32), extraction_type=extraction_type,
+        dq=dq, extraction_type=extraction_type,
     )
     if parts[0].scene is not None:
         spectrum.scene = joined("scene")

@@ -10,10 +10,11 @@ from stdatamodels.jwst.datamodels import dqflags
 
 from ..exceptions import InputError
 
-__all__ = ["DO_NOT_USE", "MSA_FAILED_OPEN", "OUTLIER", "dq_bits"]
+__all__ = ["DO_NOT_USE", "FLUX_ESTIMATED", "MSA_FAILED_OPEN", "OUTLIER", "dq_bits"]
 
 DO_NOT_USE: int = int(dqflags.pixel["DO_NOT_USE"])
 OUTLIER: int = int(dqflags.pixel["OUTLIER"])
+FLUX_ESTIMATED: int = int(dqflags.pixel["FLUX_ESTIMATED"])
 MSA_FAILED_OPEN: int = int(dqflags.pixel["MSA_FAILED_OPEN"])
 
 
