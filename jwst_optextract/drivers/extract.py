@@ -287,8 +287,8 @@ class _Part(VarianceComponents):
 MEASURED_AT_LEAST = 0.9
 """A column whose flux comes less than this share from pixels it used (the rest from the profile model, on
 flagged or rejected pixels: the optimal extraction's profile coverage, or the share of the source's light in
-the box on pixels it filled with ``fill_flagged``) gets FLUX_ESTIMATED in the x1d's DQ. One core pixel of a source of sigma 1 px
-holds 24-38 % of its profile, one beyond 2 sigma less than 5 %."""
+the box on pixels it filled with ``fill_flagged``) gets FLUX_ESTIMATED in the x1d's DQ. One core pixel of a
+source of sigma 1 px holds 24-38 % of its profile, one beyond 2 sigma less than 5 %."""
 
 
 def _constant_background(slit: SlitData, weights: _Weights, params: ExtractionParameters) -> np.ndarray:
