@@ -1,8 +1,5 @@
 """Moffat, pair and template profiles, deconvolved and spline traces, against known truth."""
 
-import sys
-from pathlib import Path
-
 import asdf
 import numpy as np
 import pytest
@@ -11,7 +8,6 @@ from scipy.special import ndtr
 
 from jwst_optextract import OptimalExtractStep, ProfileModel, PsfFitStep, TraceStep, simulate
 from jwst_optextract.core import optimal_extract
-from jwst_optextract.drivers.fit import fit_slit_profile
 from jwst_optextract.exceptions import SlitError
 from jwst_optextract.io import read_slit
 
@@ -57,20 +53,13 @@ def test_auto_chooses_the_moffat_for_a_moffat_source():
     assert PsfFitStep.call(model).profiles[0].kind == "moffat"
 
 
-def test_the_moffat_finds_its_centre_where_the_slit_cuts_its_wings():
+def test_the_moffat_finds_its_centre_where_the_slit_cuts_its_wings(scorecard_profile):
     """The scorecard's slit S045 of seed 5656565: a bright Moffat (beta 2.1, S/N 66 per column) 6 rows from the
     edge of a 22-row slit. The Gaussian's trace is 0.014 px off the Moffat's centre there; the Moffat held at
     it widened to fit and took 0.3 % too little flux, and a spline that follows its own centre won (+1.5 %).
     The Moffat fits its offset from the trace: it is chosen, at the true centre."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import scorecard
-    import scorecard_scenes
-
-    scene = scorecard.drawn_slit(5656565, "S045")
+    scene, trace, fit = scorecard_profile(5656565, "S045")
     assert scene.kind == "moffat"
-    model = scorecard_scenes.slit_models([scene])
-    params = PsfFitStep(scene_background="smooth").fit_parameters(model)
-    trace, fit = fit_slit_profile(read_slit(model.slits[0], model, scene.name), None, params)
     assert fit.kind == "moffat"
     assert abs(np.mean(trace.center - scene.trace)) > 0.01  # the Gaussian's trace is off
     np.testing.assert_allclose(trace.center + fit.model.offset, scene.trace, atol=0.004)

@@ -344,24 +344,13 @@ def test_only_a_learnt_prior_weighs_in_the_choice_of_profile(packaged):
     assert wing_prior_cost(0.25, instrument) == 0.0
 
 
-def test_a_gaussian_source_is_not_given_the_moffat_the_prior_held():
+def test_a_gaussian_source_is_not_given_the_moffat_the_prior_held(scorecard_profile):
     """The scorecard's slit S009 of seed 9393939: a Gaussian source (FWHM 3.7 to 3.3 px, S/N 4.7, 22 rows). The
     Moffat, its index held toward the PRISM prior's (beta 2.2), ended at beta 7.9 with wings heavier than the
     source's, tied the Gaussian on the data (Akaike 14953 against 14955) and was chosen: +3.3 % (5.3 sigma).
     With the prior's term in its criterion the Gaussian is chosen: +0.09 %."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    import scorecard
-    import scorecard_scenes
-
-    from jwst_optextract.drivers.fit import fit_slit_profile
-    from jwst_optextract.io import read_slit
-    from jwst_optextract.steps import PsfFitStep
-
-    scene = scorecard.drawn_slit(9393939, "S009")
+    scene, _, fit = scorecard_profile(9393939, "S009")
     assert scene.kind == "gaussian"
-    model = scorecard_scenes.slit_models([scene])
-    params = PsfFitStep(scene_background="smooth").fit_parameters(model)
-    _, fit = fit_slit_profile(read_slit(model.slits[0], model, scene.name), None, params)
     assert fit.kind == "gaussian"
 
 
@@ -431,21 +420,10 @@ def test_the_simplest_of_the_candidates_within_the_margin_is_chosen():
     assert parsimonious(list(sizes), criterion.get, sizes.get) == "moffat"
 
 
-def test_a_faint_gaussian_source_is_not_given_a_pair_that_wins_by_a_point():
+def test_a_faint_gaussian_source_is_not_given_a_pair_that_wins_by_a_point(scorecard_profile):
     """The scorecard's slit S055 of seed 4545454 (a Gaussian source, S/N 2.6): a pair with 4 % of the flux 6.6 rows
     from the source beat the Gaussian by one point of Akaike's criterion (26651 against 26652) and took 5.3 %
     too much flux. Within `AKAIKE_MARGIN` the simpler is kept: +0.8 %."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    import scorecard
-    import scorecard_scenes
-
-    from jwst_optextract.drivers.fit import fit_slit_profile
-    from jwst_optextract.io import read_slit
-    from jwst_optextract.steps import PsfFitStep
-
-    scene = scorecard.drawn_slit(4545454, "S055")
+    scene, _, fit = scorecard_profile(4545454, "S055")
     assert scene.kind == "gaussian"
-    model = scorecard_scenes.slit_models([scene])
-    params = PsfFitStep(scene_background="smooth").fit_parameters(model)
-    _, fit = fit_slit_profile(read_slit(model.slits[0], model, scene.name), None, params)
     assert fit.kind == "gaussian"
