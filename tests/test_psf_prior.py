@@ -427,3 +427,20 @@ def test_a_faint_gaussian_source_is_not_given_a_pair_that_wins_by_a_point(scorec
     scene, _, fit = scorecard_profile(4545454, "S055")
     assert scene.kind == "gaussian"
     assert fit.kind == "gaussian"
+
+
+def test_a_companion_the_data_do_not_detect_by_itself_is_no_pair(scorecard_profile):
+    """The scorecard's slit S083 of seed 1711363111 (a Gaussian source, S/N 2.9 per column, 40 rows): a pair
+    whose second source held 92-98 % of the flux and the first the rest, 6 px away, beat the Gaussian by 5.6 in
+    Akaike's criterion and came out 10.2 % high (4.2 sigma_shape). Its fainter source has S/N 3.3 by itself
+    (`companion_snr`), below 5: no pair; the Gaussian, +1.9 %."""
+    from jwst_optextract.core.profiles.choice import companion_snr
+
+    scene, _, fit = scorecard_profile(1711363111, "S083")
+    assert scene.kind == "gaussian"
+    assert fit.kind == "gaussian"
+    # a source of flux 10 per column and variance 4 over 100 columns: S/N 50 in all; a tenth of it, S/N 5
+    flux, variance = np.full(100, 10.0), np.full(100, 4.0)
+    assert companion_snr(flux, variance, np.full(100, 0.9)) == pytest.approx(5.0)
+    assert companion_snr(flux, variance, np.full(100, 0.1)) == pytest.approx(5.0)  # either source the fainter
+    assert companion_snr(flux, variance, np.full(100, 0.5)) == pytest.approx(25.0)

@@ -28,6 +28,7 @@ from scipy.special import erf
 
 from ..trace import _scaled
 from .base import Profile, ProfileProblem, less_background, register
+from .choice import COMPANION_MIN_SNR, companion_snr
 from .gaussian import _gaussian_derivatives, _integrated_gaussian
 from .shape import LegendreCentre, fit_shape, legendre_from_values, normalised
 
@@ -196,6 +197,12 @@ class PairProfile(LegendreCentre, Profile):
         log.info("Slit %s: pair of sources %.2f px apart, sigma %.2f to %.2f px, second source's share %.2f to %.2f",
                  problem.name, pair.separation, pair.sigma.min(), pair.sigma.max(), pair.share.min(),
                  pair.share.max())
+        _, scene = problem.scene(pair)
+        fainter = companion_snr(scene.flux, scene.var_total, pair.share)
+        if fainter < COMPANION_MIN_SNR:
+            log.info("Slit %s: the pair's fainter source has S/N %.1f by itself (below %g): no pair", problem.name,
+                     fainter, COMPANION_MIN_SNR)
+            return None
         return pair
 
 
