@@ -30,3 +30,25 @@ def scorecard_profile():
         return scene, trace, profile
 
     return fit
+
+
+@pytest.fixture
+def scorecard_nods():
+    """``combine(seed, source_id)``: a nod set of the scorecard's draw, combined as ``optx_combine`` combines it
+    (default parameters), and its scorecard row: ``(exposures, row)``."""
+    sys.path.insert(0, str(BENCHMARKS))
+    import numpy as np
+    import scorecard
+    import scorecard_scenes
+
+    from jwst_optextract.drivers.combine import CombineParameters, combine_source
+    from jwst_optextract.io.sources import group_sources
+
+    def combine(seed: int, source_id: int):
+        exposures = scorecard.drawn_nod_set(seed, source_id)
+        (group,), _ = group_sources(scorecard_scenes.nod_models([exposures]))
+        spectrum = combine_source(group, CombineParameters()).spectrum
+        error = np.sqrt(spectrum.var_poisson + spectrum.var_rnoise + spectrum.var_flat)
+        return exposures, scorecard.score_nods(spectrum.flux, error, exposures, scorecard.BACKGROUND_DEGREE)
+
+    return combine

@@ -655,8 +655,10 @@ def _solve_small(normal, rhs, scale=None):
 def _regularised(normal, scale=None):
     """The normal matrices with `_solve_small`'s ridge on the diagonal."""
     diag = np.einsum("...kk->...k", normal)
-    scale = np.maximum(diag.max(axis=-1, keepdims=True), 1e-300 if scale is None else
-                       np.maximum(np.asarray(scale, float), 1e-300).reshape(diag.shape[:-1] + (1,)))
+    largest = diag.max(axis=-1, keepdims=True)
+    if scale is not None:
+        largest = np.maximum(largest, np.reshape(scale, largest.shape))
+    scale = np.maximum(largest, 1e-300)
     ridge = np.where(diag > 1e-12 * scale, 1e-12 * scale, scale)
     return normal + ridge[..., None] * np.eye(normal.shape[-1])
 

@@ -70,12 +70,6 @@ def source_profile(image: np.ndarray, good: np.ndarray, degree: int = 2,
     return collapsed - background
 
 
-def row_background(image: np.ndarray, good: np.ndarray, degree: int = 2) -> np.ndarray:
-    """The smooth background across the slit ``(ny,)`` that `source_profile` takes from the median column profile
-    (zero where it cannot be fitted)."""
-    return np.nan_to_num(_median_profile_and_background(image, good, degree, _TRIAL_WIDTHS)[1])
-
-
 def _median_profile_and_background(image, good, degree, widths) -> tuple[np.ndarray, np.ndarray]:
     """The median column profile and its polynomial background fitted with a Gaussian source (`source_profile`)."""
     collapsed = nanmedian(np.where(good, image, np.nan), axis=-1)
@@ -105,9 +99,13 @@ def _median_profile_and_background(image, good, degree, widths) -> tuple[np.ndar
 
 def peak_row(image: np.ndarray, good: np.ndarray) -> float:
     """Row of the brightest cross-dispersion peak of the median column profile, over its smooth background."""
-    profile = source_profile(image, good)
+    return _peak_of(source_profile(image, good))
+
+
+def _peak_of(profile: np.ndarray) -> float:
+    """`peak_row` of a `source_profile`."""
     if not np.isfinite(profile).any():
-        return (image.shape[-2] - 1) / 2.0
+        return (profile.size - 1) / 2.0
     return float(np.argmax(np.nan_to_num(profile, nan=-np.inf)))
 
 
@@ -120,7 +118,11 @@ def seeded_row(image: np.ndarray, good: np.ndarray, guess: float, radius: float 
     a few rows off (a source off its shutter's centre) would start the
     centroids on the source's flank, or on blank sky.
     """
-    profile = source_profile(image, good)
+    return _seeded(source_profile(image, good), guess, radius)
+
+
+def _seeded(profile: np.ndarray, guess: float, radius: float = 6.0) -> float:
+    """`seeded_row` of a `source_profile`."""
     if not np.isfinite(profile).any():
         return float(guess)
     profile = np.nan_to_num(profile, nan=-np.inf)
@@ -196,13 +198,15 @@ def find_trace(
         Trace centre per column, shape ``(nx,)``, in 0-based row coordinates.
     """
     ny, nx = image.shape
-    row0 = peak_row(image, good) if guess is None else seeded_row(image, good, float(guess))
+    collapsed, background = _median_profile_and_background(image, good, 2, _TRIAL_WIDTHS)
+    profile = collapsed - background  # `source_profile`, made once for the start row and the centroids
+    row0 = _peak_of(profile) if guess is None else _seeded(profile, float(guess))
     binned, binned_var, x_bin = bin_columns(image, good, bin_width, variance)
     if deconvolve_iterations > 0:
         binned = richardson_lucy(binned, _KERNEL_FRACTION * psf_sigma, deconvolve_iterations)
     # Centroids of the source, not of the sky: a gradient across the slit pulled them to its bright edge (a faint
     # source 5 rows from its WCS position got a trace from row 34 to 12 of a 32-row slit, and was not detected).
-    binned = binned - row_background(image, good)[:, None]
+    binned = binned - np.nan_to_num(background)[:, None]
     rows = np.arange(ny, dtype=float)[:, None]
     centre = np.full(x_bin.size, row0)
     # Two passes: a centroid about the guess, then about the first centroids.

@@ -377,8 +377,7 @@ def _join(parts: list[_Part], extraction_type: str, slit: SlitData) -> tuple[Spe
     flux = joined("flux")
     dq = np.where(n_rejected > 0, OUTLIER, 0).astype(np.uint32)
     if parts[0].measured is not None:
-        dq |= np.where(np.isfinite(flux) & (joined("measured") < MEASURED_AT_LEAST), FLUX_ESTIMATED, 0).astype(
-            np.uint32)
+        dq[np.isfinite(flux) & (joined("measured") < MEASURED_AT_LEAST)] |= FLUX_ESTIMATED
     mean_weights = sum(part.weight_sum for part in parts) / sum(part.count for part in parts)
     spectrum = Spectrum(
         wavelength=_weighted_wavelength(slit.wavelength, mean_weights),
